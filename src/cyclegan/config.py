@@ -1,0 +1,307 @@
+"""The typed configuration: the single source of truth for a run.
+
+Every option of `cyclegan train` is a field of one of the frozen dataclass sections below;
+the command line is generated from them (`cyclegan.cli`), the resolved config is written to
+`runs/NAME/config.yaml` and into every checkpoint, and resume/translate read it back. The
+field docstrings are the `--help` texts. Defaults follow the CycleGAN paper (Zhu et al.,
+2017, sec. 4 and appendix 7).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import itertools
+import typing
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+GeneratorName = Literal["resnet_9blocks", "resnet_6blocks", "seed"]
+DiscriminatorName = Literal["patch", "seed"]
+Upsample = Literal["transpose", "resize"]
+GanMode = Literal["lsgan", "vanilla"]
+ResizeMode = Literal["short_side", "square"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class ConfigError(ValueError):
+    """A config value or combination that cannot work; the message speaks to the user."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The four networks."""
+
+    generator: GeneratorName = "resnet_9blocks"
+    """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), seed"""
+    discriminator: DiscriminatorName = "patch"
+    """discriminator: patch (70x70 PatchGAN) or seed (one score per image)"""
+    ngf: int = 64
+    """generator width: channels of its first convolution"""
+    ndf: int = 64
+    """discriminator width: channels of its first convolution"""
+    d_layers: int = 3
+    """stride-2 layers of the PatchGAN (3 gives 70x70 patches)"""
+    dropout: float = 0.0
+    """dropout probability inside the generator's residual blocks"""
+    upsample: Upsample = "transpose"
+    """generator upsampling: transpose (paper) or resize (resize-then-conv, no checkerboard)"""
+    channels_a: int = 3
+    """image channels of domain A (3 for RGB, 1 for grayscale)"""
+    channels_b: int = 3
+    """image channels of domain B (3 for RGB, 1 for grayscale)"""
+    init_std: float = 0.02
+    """standard deviation of the N(0, std) weight initialisation"""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "ngf", "ndf", "d_layers")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        for name in ("channels_a", "channels_b"):
+            if getattr(self, name) not in (1, 3):
+                raise ConfigError(f"--{_flag(name)} must be 1 or 3, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where images come from and how they are prepared."""
+
+    data: str = ""
+    """dataset folder holding trainA, trainB, testA, testB"""
+    load_size: int = 286
+    """images are resized to this size before the random crop"""
+    crop_size: int = 256
+    """training crop size"""
+    resize_mode: ResizeMode = "short_side"
+    """short_side keeps the aspect ratio; square stretches to load_size x load_size"""
+    flip: bool = True
+    """random horizontal flips"""
+    batch_size: int = 1
+    """images per domain in a batch"""
+    workers: int = 4
+    """DataLoader worker processes (0 loads in the training process)"""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "load_size", "crop_size", "batch_size")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The CycleGAN objective (paper eq. 3 plus the identity term of sec. 5.2)."""
+
+    gan_mode: GanMode = "lsgan"
+    """adversarial loss: lsgan (least squares) or vanilla (BCE with logits)"""
+    lambda_cycle: float = 10.0
+    """weight of each cycle-consistency L1 term"""
+    lambda_identity: float = 0.5
+    """identity L1 weight, as a fraction of lambda_cycle (0 disables the identity passes)"""
+
+    def __post_init__(self) -> None:
+        for name in ("lambda_cycle", "lambda_identity"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be 0 or more, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam and the learning-rate schedule."""
+
+    lr: float = 2e-4
+    """initial learning rate of generators and discriminators"""
+    beta1: float = 0.5
+    """Adam beta1"""
+    beta2: float = 0.999
+    """Adam beta2"""
+    epochs: int = 100
+    """epochs at the initial learning rate"""
+    epochs_decay: int = 100
+    """epochs of linear decay to zero after that"""
+    pool_size: int = 50
+    """generated images kept per domain for discriminator updates (0 turns the pool off)"""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay == 0:
+            raise ConfigError("--epochs and --epochs-decay must be >= 0 and not both 0")
+        if self.pool_size < 0:
+            raise ConfigError(f"--pool-size must be 0 or more, got {self.pool_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where the run is written and how it is driven."""
+
+    name: str = ""
+    """run name: the run folder is RUNS_DIR/NAME (default: the dataset folder's name)"""
+    runs_dir: str = "runs"
+    """folder holding the run folders"""
+    device: DeviceName = "auto"
+    """auto picks cuda, then mps, then cpu"""
+    seed: int = 0
+    """random seed (a CPU run with the same seed is reproducible)"""
+    save_every: int = 5
+    """keep a numbered checkpoint every this many epochs (latest is kept every epoch)"""
+    log_every: int = 50
+    """steps averaged into each row of losses.csv"""
+    num_samples: int = 4
+    """test images per domain in the sample grids"""
+    max_steps_per_epoch: int = 0
+    """cap the steps of an epoch (0: the whole dataset); for quick runs"""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "save_every", "log_every")
+        if self.num_samples < 0 or self.max_steps_per_epoch < 0:
+            raise ConfigError("--num-samples and --max-steps-per-epoch must be 0 or more")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole training run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.optim.epochs + self.optim.epochs_decay
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Build from a nested dict; unknown sections or keys are an error, missing ones default."""
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ConfigError(
+                f"unknown config section(s) {sorted(unknown)}; expected {sorted(sections)}"
+            )
+        built = {}
+        for section_field in fields(cls):
+            section_cls = _section_classes()[section_field.name]
+            values = dict(data.get(section_field.name) or {})
+            known = {f.name for f in fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise ConfigError(
+                    f"unknown option(s) {sorted(bad)} in config section {section_field.name!r}"
+                )
+            built[section_field.name] = section_cls(**values)
+        return cls(**built)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """A copy with flat option values (`{"lr": 1e-4}`) put into their sections."""
+        by_section: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            by_section.setdefault(section_of(key), {})[key] = value
+        return replace(
+            self,
+            **{name: replace(getattr(self, name), **vals) for name, vals in by_section.items()},
+        )
+
+    def flat(self) -> dict[str, Any]:
+        """Every option by its flat name, e.g. {"lr": 0.0002, "ngf": 64, ...}."""
+        return {k: v for section in self.to_dict().values() for k, v in section.items()}
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read config {path}: {error}") from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a config mapping")
+    return Config.from_dict(data)
+
+
+# ---- option metadata, used to generate the command line ------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config field as the command line sees it."""
+
+    section: str
+    name: str
+    type: Any
+    default: Any
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + _flag(self.name)
+
+    @property
+    def choices(self) -> tuple[Any, ...] | None:
+        return typing.get_args(self.type) if typing.get_origin(self.type) is Literal else None
+
+
+@cache
+def _section_classes() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config)}
+
+
+@cache
+def options() -> tuple[Option, ...]:
+    """All options of all sections, in declaration order."""
+    result = []
+    for section, cls in _section_classes().items():
+        hints = typing.get_type_hints(cls)
+        docs = _field_docstrings(cls)
+        for f in fields(cls):
+            result.append(Option(section, f.name, hints[f.name], f.default, docs.get(f.name, "")))
+    names = [o.name for o in result]
+    assert len(names) == len(set(names)), "option names must be unique across sections"
+    return tuple(result)
+
+
+def section_of(name: str) -> str:
+    for option in options():
+        if option.name == name:
+            return option.section
+    raise ConfigError(f"unknown option {name!r}")
+
+
+def _field_docstrings(cls: type) -> dict[str, str]:
+    """The string literal written under each field (the convention used above)."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = following.value.value.strip()
+    return docs
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _check_positive(section: object, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ConfigError(f"--{_flag(name)} must be positive, got {value}")

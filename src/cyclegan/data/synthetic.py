@@ -1,0 +1,163 @@
+"""A small built-in dataset that needs no download and has a known answer. Domain A holds bright,
+warm, procedurally drawn scenes (a sky-like vertical gradient with a few red-dominant shapes);
+domain B is A passed through a fixed, exactly invertible colour map: rotate the channels
+(R, G, B) -> (B, R, G) and invert every value. A and B therefore have clearly different colour
+distributions, while testA_truth holds the true B image of every testA file so a trained A->B
+generator can be scored exactly. The train folders come from independent draws, so they hold no
+pairs. Images are PNG (lossless) and fully determined by the seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+from .images import list_images
+
+__all__ = ["TRUTH_DIR", "from_domain_b", "make_synthetic_dataset", "to_domain_b"]
+
+TRUTH_DIR = "testA_truth"
+
+# Each split draws its scenes from its own seed stream, so e.g. changing `train` leaves the
+# test images unchanged and no two folders share a scene.
+_STREAM_TRAIN_A, _STREAM_TRAIN_B, _STREAM_TEST_A, _STREAM_TEST_B = range(4)
+
+
+def to_domain_b(image: Image.Image) -> Image.Image:
+    """The A -> B map: channels (R, G, B) -> (B, R, G), then every value v -> 255 - v."""
+    red, green, blue = _rgb_bands(image)
+    return ImageOps.invert(Image.merge("RGB", (blue, red, green)))
+
+
+def from_domain_b(image: Image.Image) -> Image.Image:
+    """The exact inverse of `to_domain_b`."""
+    # Inversion commutes with permuting channels, so undoing both is a permutation and an invert.
+    rotated_red, rotated_green, rotated_blue = _rgb_bands(image)
+    return ImageOps.invert(Image.merge("RGB", (rotated_green, rotated_blue, rotated_red)))
+
+
+def make_synthetic_dataset(
+    root: Path | str, *, size: int = 64, train: int = 200, test: int = 20, seed: int = 0
+) -> Path:
+    """Write trainA, trainB, testA, testB and testA_truth under `root` and return `root`.
+
+    An existing complete dataset (all five folders with the expected image counts) is returned
+    untouched and an empty folder is filled; any other existing `root` raises FileExistsError.
+    The folders are built in a temporary sibling and renamed into place, so an interrupted run
+    never leaves a partial dataset at `root`.
+    """
+    if size < 16:
+        raise ValueError(f"size must be at least 16 pixels, got {size}")
+    if train < 1 or test < 1:
+        raise ValueError(f"train and test must be at least 1, got {train} and {test}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    root = Path(root)
+    counts = {"trainA": train, "trainB": train, "testA": test, "testB": test, TRUTH_DIR: test}
+    if root.exists():
+        if _is_complete(root, counts):
+            return root
+        if not (root.is_dir() and not any(root.iterdir())):
+            expected = ", ".join(f"{name} ({n} images)" for name, n in counts.items())
+            raise FileExistsError(
+                f"{root} already exists but is not a complete synthetic dataset (expected "
+                f"folders {expected}); remove it or choose another folder"
+            )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    try:
+        _write_dataset(staging, size=size, train=train, test=test, seed=seed)
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        staging.rename(root)
+    except OSError:
+        # Another process may have finished the same dataset first; theirs is as good as ours.
+        shutil.rmtree(staging, ignore_errors=True)
+        if _is_complete(root, counts):
+            return root
+        raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return root
+
+
+def _write_dataset(folder: Path, *, size: int, train: int, test: int, seed: int) -> None:
+    splits = (
+        ("trainA", train, _STREAM_TRAIN_A, False),
+        ("trainB", train, _STREAM_TRAIN_B, True),
+        ("testA", test, _STREAM_TEST_A, False),
+        ("testB", test, _STREAM_TEST_B, True),
+    )
+    for name, count, stream, as_b in splits:
+        (folder / name).mkdir()
+        if name == "testA":
+            (folder / TRUTH_DIR).mkdir()
+        for index in range(count):
+            scene = _draw_scene(np.random.default_rng([seed, stream, index]), size)
+            file_name = f"{index:0{max(3, len(str(count - 1)))}d}.png"
+            (to_domain_b(scene) if as_b else scene).save(folder / name / file_name)
+            if name == "testA":
+                to_domain_b(scene).save(folder / TRUTH_DIR / file_name)
+
+
+def _draw_scene(rng: np.random.Generator, size: int) -> Image.Image:
+    """A bright vertical gradient with 2-5 warm (red-dominant) filled shapes on top."""
+    top = rng.integers(150, 256, 3)
+    bottom = rng.integers(150, 256, 3)
+    ramp = np.linspace(0.0, 1.0, size)[:, None, None]
+    rows = np.rint(top * (1.0 - ramp) + bottom * ramp).astype(np.uint8)
+    image = Image.fromarray(np.ascontiguousarray(np.broadcast_to(rows, (size, size, 3))))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(2, 6))):
+        red = int(rng.integers(170, 256))
+        green = int(rng.integers(20, red - 40))
+        blue = int(rng.integers(0, min(green, 100) + 1))
+        colour = (red, green, blue)
+        kind = int(rng.integers(0, 4))
+        if kind == 3:
+            points = [tuple(int(v) for v in rng.integers(0, size, 2)) for _ in range(2)]
+            draw.line(points, fill=colour, width=max(2, size // 12))
+        elif kind == 2:
+            centre = rng.integers(size // 8, size - size // 8, 2)
+            radius = int(rng.integers(size // 8, size // 3))
+            corners = int(rng.integers(3, 7))
+            angles = np.sort(rng.uniform(0.0, 2.0 * np.pi, corners))
+            draw.polygon(
+                [
+                    (int(centre[0] + radius * np.cos(a)), int(centre[1] + radius * np.sin(a)))
+                    for a in angles
+                ],
+                fill=colour,
+            )
+        else:
+            x0, y0 = (int(v) for v in rng.integers(0, size - size // 6, 2))
+            x1 = int(rng.integers(x0 + size // 8, size + 1))
+            y1 = int(rng.integers(y0 + size // 8, size + 1))
+            (draw.ellipse if kind == 0 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+    return image
+
+
+def _is_complete(root: Path, counts: dict[str, int]) -> bool:
+    if not root.is_dir():
+        return False
+    for name, expected in counts.items():
+        folder = root / name
+        if not folder.is_dir():
+            return False
+        with contextlib.suppress(OSError):
+            if len(list_images(folder)) == expected:
+                continue
+        return False
+    return True
+
+
+def _rgb_bands(image: Image.Image) -> tuple[Image.Image, ...]:
+    if image.mode != "RGB":
+        raise ValueError(f"the domain map is defined on RGB images, got mode {image.mode!r}")
+    return image.split()

@@ -1,0 +1,5 @@
+"""Quality measures of translations."""
+
+from cyclegan.evaluation.metrics import psnr
+
+__all__ = ["psnr"]

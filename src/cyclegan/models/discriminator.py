@@ -1,0 +1,77 @@
+"""Discriminators: the 70x70 PatchGAN of pix2pix/CycleGAN, and the seed's global variant.
+
+PatchGAN (Isola et al., 2017; CycleGAN appendix 7.2): C64-C128-C256-C512 with 4x4 kernels,
+no norm on the first layer, LeakyReLU 0.2, then a 1-channel convolution; each output value
+judges one overlapping 70x70 patch (with 3 layers). The seed discriminator normalises every
+block, downsamples four times and averages the map to one score per image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int, norm: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=stride, padding=1)
+    ]
+    if norm:
+        layers.append(nn.InstanceNorm2d(out_channels))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+
+
+class PatchDiscriminator(nn.Module):
+    """(N, C, H, W) -> (N, 1, h, w) real/fake logits, one per receptive-field patch."""
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3) -> None:
+        super().__init__()
+        layers = conv_block(in_channels, base_channels, stride=2, norm=False)
+        channels = base_channels
+        for n in range(1, num_layers + 1):
+            out = base_channels * min(2**n, 8)
+            # the last block keeps the resolution (stride 1), as in pix2pix
+            layers += conv_block(channels, out, stride=2 if n < num_layers else 1, norm=True)
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, kernel_size=4, stride=1, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class SeedDiscriminator(nn.Module):
+    """(N, C, H, W) -> (N, 1): four normalised stride-2 blocks, a 4x4 conv, global average."""
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, num_layers: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for n in range(num_layers):
+            out = base_channels * min(2**n, 8)
+            layers += conv_block(channels, out, stride=2, norm=True)
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, kernel_size=4, stride=1, padding=1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.body(x)  # (N, 1, h, w)
+        return F.adaptive_avg_pool2d(scores, 1).flatten(1)
+
+
+DISCRIMINATORS: dict[str, type[nn.Module]] = {
+    "patch": PatchDiscriminator,
+    "seed": SeedDiscriminator,
+}
+
+
+def build_discriminator(
+    name: str, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3
+) -> nn.Module:
+    if name not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator {name!r}; choose one of {sorted(DISCRIMINATORS)}")
+    if name == "seed":
+        return SeedDiscriminator(in_channels, base_channels)  # fixed depth, as in the seed
+    return PatchDiscriminator(in_channels, base_channels, num_layers)

@@ -1,0 +1,133 @@
+"""ResNet generators (Johnson et al., 2016), as used by CycleGAN (paper appendix 7.2).
+
+c7s1-ngf, stride-2 downsamplings (doubling the channels each time), residual blocks at the
+lowest resolution, as many upsamplings back, c7s1-C and tanh. Reflection padding avoids
+border artefacts; instance norm has no affine parameters, so the convolutions carry biases.
+The seed preset downsamples three times (to 8*ngf channels) with 3 residual blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Upsample = Literal["transpose", "resize"]
+
+
+def conv_norm_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1),
+        nn.InstanceNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
+
+
+def upsample_norm_relu(in_channels: int, out_channels: int, mode: Upsample) -> list[nn.Module]:
+    if mode == "transpose":
+        up: list[nn.Module] = [
+            nn.ConvTranspose2d(
+                in_channels, out_channels, 3, stride=2, padding=1, output_padding=1
+            )
+        ]
+    else:  # resize then convolve: no uneven kernel overlap, hence no checkerboard (Odena 2016)
+        up = [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(in_channels, out_channels, kernel_size=3),
+        ]
+    return [*up, nn.InstanceNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+class ResidualBlock(nn.Module):
+    """x + conv-norm-relu-conv-norm(x), with reflection padding; keeps shape (N, C, H, W)."""
+
+    def __init__(self, channels: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, kernel_size=3),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, kernel_size=3),
+            nn.InstanceNorm2d(channels),
+        ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Image-to-image generator: (N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W).
+
+    H and W must be multiples of `stride` (2 ** num_downsamplings); translation pads to it.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        num_blocks: int = 9,
+        num_downsamplings: int = 2,
+        dropout: float = 0.0,
+        upsample: Upsample = "transpose",
+    ) -> None:
+        super().__init__()
+        self.stride = 2**num_downsamplings
+        encoder: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, base_channels, kernel_size=7),
+            nn.InstanceNorm2d(base_channels),
+            nn.ReLU(inplace=True),
+        ]
+        channels = base_channels
+        for _ in range(num_downsamplings):
+            encoder += conv_norm_relu(channels, channels * 2, stride=2)
+            channels *= 2
+        self.encoder = nn.Sequential(*encoder)  # (N, C*2^d, H/2^d, W/2^d)
+        self.blocks = nn.Sequential(*(ResidualBlock(channels, dropout) for _ in range(num_blocks)))
+        decoder: list[nn.Module] = []
+        for _ in range(num_downsamplings):
+            decoder += upsample_norm_relu(channels, channels // 2, upsample)
+            channels //= 2
+        decoder += [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(channels, out_channels, kernel_size=7),
+            nn.Tanh(),
+        ]
+        self.decoder = nn.Sequential(*decoder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.blocks(self.encoder(x)))
+
+
+# name -> (residual blocks, stride-2 downsamplings)
+GENERATORS: dict[str, tuple[int, int]] = {
+    "resnet_9blocks": (9, 2),
+    "resnet_6blocks": (6, 2),
+    "seed": (3, 3),
+}
+
+
+def build_generator(
+    name: str,
+    in_channels: int = 3,
+    out_channels: int = 3,
+    base_channels: int = 64,
+    dropout: float = 0.0,
+    upsample: Upsample = "transpose",
+) -> ResnetGenerator:
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
+    num_blocks, num_downsamplings = GENERATORS[name]
+    return ResnetGenerator(
+        in_channels, out_channels, base_channels, num_blocks, num_downsamplings, dropout, upsample
+    )

@@ -1,0 +1,130 @@
+"""Checkpoints: everything needed to resume exactly, written so that no crash can lose one.
+
+A checkpoint holds tensors and primitives only (the config as a dict), so it loads with
+`torch.load(weights_only=True)`: opening a stranger's file runs no code. It is written to a
+temporary file in the same folder, flushed and fsynced, then renamed over the old one, so a
+crash, Ctrl-C or kill -9 at any moment leaves either the old or the new checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cyclegan.config import Config, ConfigError
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = (
+    "format_version",
+    "config",
+    "epoch",
+    "step",
+    "models",
+    "optimizers",
+    "schedulers",
+    "image_pools",
+    "rng",
+)
+MODEL_KEYS = ("gen_ab", "gen_ba", "disc_a", "disc_b")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message says what is wrong."""
+
+
+def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
+    """Atomically replace `path` with `checkpoint`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint; raises CheckpointError naming what is wrong."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise CheckpointError(
+            f"{path} is not a cyclegan checkpoint (torch.load failed: {first_line})"
+        ) from error
+    if not isinstance(checkpoint, dict):
+        kind = type(checkpoint).__name__
+        raise CheckpointError(f"{path} is not a cyclegan checkpoint (it holds a {kind})")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} is not a cyclegan checkpoint (missing {missing})")
+    if checkpoint["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {checkpoint['format_version']}; this cyclegan reads "
+            f"up to {FORMAT_VERSION}: upgrade cyclegan"
+        )
+    try:
+        checkpoint["config"] = Config.from_dict(checkpoint["config"])
+    except (ConfigError, TypeError) as error:
+        raise CheckpointError(f"{path} holds an invalid config: {error}") from error
+    return checkpoint
+
+
+def load_model_states(model: torch.nn.Module, states: dict[str, Any], source: Path) -> None:
+    """Load the four networks, explaining an architecture mismatch instead of dumping keys."""
+    for name in MODEL_KEYS:
+        network = getattr(model, name)
+        if name not in states:
+            raise CheckpointError(f"{source} has no weights for {name}")
+        expected = network.state_dict()
+        given = states[name]
+        missing = sorted(set(expected) - set(given))
+        unexpected = sorted(set(given) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{source}: {name} has another architecture: "
+                f"missing keys {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                f"unexpected keys {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
+            )
+        for key, tensor in given.items():
+            if tensor.shape != expected[key].shape:
+                raise CheckpointError(
+                    f"{source}: {name}.{key} has shape {tuple(tensor.shape)}, "
+                    f"the configured network expects {tuple(expected[key].shape)}"
+                )
+        network.load_state_dict(given)
+
+
+def find_checkpoint(path: Path) -> Path:
+    """A run folder means its latest checkpoint; a file is taken as it is."""
+    if path.is_dir():
+        latest = path / "checkpoints" / "latest.pt"
+        if not latest.is_file():
+            raise CheckpointError(f"{path} has no checkpoint ({latest} is missing)")
+        return latest
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist: give a run folder or a checkpoint file")
+    return path
+
+
+def _fsync_directory(folder: Path) -> None:
+    # makes the rename itself durable; not possible on every platform (Windows)
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
