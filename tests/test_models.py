@@ -88,9 +88,9 @@ def test_unknown_names_list_the_choices() -> None:
 def test_init_is_normal_002_with_zero_bias() -> None:
     torch.manual_seed(0)
     model = CycleGAN(ModelConfig(ngf=32, ndf=32, generator="resnet_6blocks"))
-    weights = torch.cat([
-        m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Conv2d)
-    ])
+    weights = torch.cat(
+        [m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    )
     assert abs(weights.std().item() - 0.02) < 0.001
     assert abs(weights.mean().item()) < 0.001
     assert all(m.bias.abs().sum() == 0 for m in model.modules() if isinstance(m, torch.nn.Conv2d))

@@ -37,8 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (UserError, ConfigError, CheckpointError, DatasetLayoutError, UnreadableImageError,
-            FileExistsError) as error:
+    except (
+        UserError,
+        ConfigError,
+        CheckpointError,
+        DatasetLayoutError,
+        UnreadableImageError,
+        FileExistsError,
+    ) as error:
         print(f"cyclegan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as error:
@@ -78,7 +84,9 @@ def add_train_command(commands: Any) -> None:
         argument_default=argparse.SUPPRESS,
     )
     train.add_argument(
-        "--resume", type=Path, metavar="RUN_OR_CHECKPOINT",
+        "--resume",
+        type=Path,
+        metavar="RUN_OR_CHECKPOINT",
         help="continue a run: its folder (runs/NAME) or a checkpoint file",
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -93,15 +101,25 @@ def add_option(group: argparse._ArgumentGroup, option: Option) -> None:
     """One config field as a flag; the default shown is the config's, nothing is pre-filled."""
     help_text = f"{option.help} (default: {option.default!r})"
     if option.type is bool:
-        group.add_argument(option.flag, action=argparse.BooleanOptionalAction,
-                           default=argparse.SUPPRESS, help=help_text)
+        group.add_argument(
+            option.flag,
+            action=argparse.BooleanOptionalAction,
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
     elif option.choices is not None:
-        group.add_argument(option.flag, choices=option.choices, default=argparse.SUPPRESS,
-                           help=help_text)
+        group.add_argument(
+            option.flag, choices=option.choices, default=argparse.SUPPRESS, help=help_text
+        )
     else:
         kind = option.type if option.type in (int, float, str) else _scalar(option.type)
-        group.add_argument(option.flag, type=kind, default=argparse.SUPPRESS,
-                           metavar=option.name.upper(), help=help_text)
+        group.add_argument(
+            option.flag,
+            type=kind,
+            default=argparse.SUPPRESS,
+            metavar=option.name.upper(),
+            help=help_text,
+        )
 
 
 def _scalar(annotation: Any) -> type:
@@ -123,6 +141,12 @@ def run_train(args: argparse.Namespace) -> int:
     if resume is not None:
         checkpoint_path = find_checkpoint(resume)
         saved: Config = load_checkpoint(checkpoint_path)["config"]
+        run_folder = checkpoint_path.parent.parent
+        if checkpoint_path.parent.name == "checkpoints" and not {"name", "runs_dir"} & set(given):
+            # continue in the folder the checkpoint lives in, even if the run was moved
+            saved = saved.with_overrides(
+                {"runs_dir": str(run_folder.parent), "name": run_folder.name}
+            )
         config = saved.with_overrides(given)
         previous = saved.flat()
         for name, value in given.items():
@@ -131,8 +155,10 @@ def run_train(args: argparse.Namespace) -> int:
         train(config, resume=checkpoint_path, overridden=tuple(given))
         return 0
     if not given.get("data"):
-        raise UserError("give the dataset folder with --data ROOT (holding trainA and trainB), "
-                        "or continue a run with --resume runs/NAME")
+        raise UserError(
+            "give the dataset folder with --data ROOT (holding trainA and trainB), "
+            "or continue a run with --resume runs/NAME"
+        )
     config = Config().with_overrides(given)
     train(config)
     return 0
@@ -152,20 +178,32 @@ def add_translate_command(commands: Any) -> None:
     translate.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     source = translate.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="run folder (runs/NAME)")
-    source.add_argument("--weights", type=Path,
-                        help="a checkpoint (.pt) or exported generator (.safetensors)")
-    translate.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
-                           help="translation direction (default: AtoB)")
+    source.add_argument(
+        "--weights", type=Path, help="a checkpoint (.pt) or exported generator (.safetensors)"
+    )
+    translate.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default="AtoB",
+        help="translation direction (default: AtoB)",
+    )
     translate.add_argument("--epoch", type=int, help="use the run's checkpoint of this epoch")
     translate.add_argument("--out", type=Path, required=True, help="output folder")
-    translate.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
-                           help="device (default: auto)")
+    translate.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="device (default: auto)",
+    )
     translate.set_defaults(handler=run_translate)
 
 
 def run_translate(args: argparse.Namespace) -> int:
     from cyclegan.inference.translator import Translator, plan_inputs, translate_files
 
+    model_source = args.run if args.run is not None else args.weights
+    if not model_source.exists():
+        raise UserError(f"{model_source} does not exist: give a run folder or a weights file")
     for item in args.inputs:
         if item.is_dir() and item.resolve() == args.out.resolve():
             raise UserError(f"--out {args.out} is an input folder; pick another output folder")
@@ -186,8 +224,10 @@ def run_translate(args: argparse.Namespace) -> int:
     for _path, reason in report.failed:
         print(f"skipped {reason}", file=sys.stderr)
     rate = len(report.translated) / max(seconds, 1e-9)
-    print(f"translated {len(report.translated)} image(s) into {args.out} in {seconds:.1f}s "
-          f"({rate:.2f} images/s); {len(report.failed)} failed")
+    print(
+        f"translated {len(report.translated)} image(s) into {args.out} in {seconds:.1f}s "
+        f"({rate:.2f} images/s); {len(report.failed)} failed"
+    )
     return 1 if report.failed else 0
 
 
@@ -206,8 +246,9 @@ def add_data_command(commands: Any) -> None:
     )
     synth.add_argument("root", type=Path, help="folder to create (e.g. datasets/synth)")
     synth.add_argument("--size", type=int, default=64, help="image side in pixels (default: 64)")
-    synth.add_argument("--train", type=int, default=200, help="train images per domain "
-                       "(default: 200)")
+    synth.add_argument(
+        "--train", type=int, default=200, help="train images per domain (default: 200)"
+    )
     synth.add_argument("--test", type=int, default=20, help="test images per domain (default: 20)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     synth.set_defaults(handler=run_synth)
@@ -219,8 +260,9 @@ def run_synth(args: argparse.Namespace) -> int:
     for name in ("size", "train", "test"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name} must be positive")
-    root = make_synthetic_dataset(args.root, size=args.size, train=args.train, test=args.test,
-                                  seed=args.seed)
+    root = make_synthetic_dataset(
+        args.root, size=args.size, train=args.train, test=args.test, seed=args.seed
+    )
     print(f"synthetic dataset ready in {root}")
     return 0
 
@@ -235,12 +277,18 @@ def add_demo_command(commands: Any) -> None:
         description="A few minutes on a CPU: synthetic data -> training -> translation of the "
         "test images -> PSNR against the ground truth.",
     )
-    demo.add_argument("--root", type=Path, default=Path("datasets/synth"),
-                      help="dataset folder (default: datasets/synth)")
-    demo.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                      help="folder for the run (default: runs)")
-    demo.add_argument("--minutes", type=float, default=4.0,
-                      help="training time budget (default: 4)")
+    demo.add_argument(
+        "--root",
+        type=Path,
+        default=Path("datasets/synth"),
+        help="dataset folder (default: datasets/synth)",
+    )
+    demo.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="folder for the run (default: runs)"
+    )
+    demo.add_argument(
+        "--minutes", type=float, default=4.0, help="training time budget (default: 4)"
+    )
     demo.set_defaults(handler=run_demo_command)
 
 

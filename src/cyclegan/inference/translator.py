@@ -38,8 +38,13 @@ SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
 class Translator:
     """A generator ready for inference: PIL in, PIL out, same size."""
 
-    def __init__(self, generator: ResnetGenerator, model: ModelConfig, direction: str,
-                 device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        generator: ResnetGenerator,
+        model: ModelConfig,
+        direction: str,
+        device: str | torch.device = "auto",
+    ) -> None:
         self.device = pick_device(device) if isinstance(device, str) else device
         self.generator = generator.to(self.device).eval()
         self.direction = direction
@@ -49,8 +54,13 @@ class Translator:
         )
 
     @classmethod
-    def from_run(cls, run_dir: Path | str, direction: str = "AtoB",
-                 device: str = "auto", epoch: int | None = None) -> Translator:
+    def from_run(
+        cls,
+        run_dir: Path | str,
+        direction: str = "AtoB",
+        device: str = "auto",
+        epoch: int | None = None,
+    ) -> Translator:
         """The run's generator: latest, or the numbered checkpoint of `epoch`."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -67,8 +77,9 @@ class Translator:
         return cls.from_file(find_checkpoint(run_dir), direction, device)
 
     @classmethod
-    def from_file(cls, path: Path | str, direction: str = "AtoB",
-                  device: str = "auto") -> Translator:
+    def from_file(
+        cls, path: Path | str, direction: str = "AtoB", device: str = "auto"
+    ) -> Translator:
         """A training checkpoint (.pt) or an exported generator (.safetensors)."""
         path = Path(path)
         _check_direction(direction)

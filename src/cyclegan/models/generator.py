@@ -27,9 +27,7 @@ def conv_norm_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.
 def upsample_norm_relu(in_channels: int, out_channels: int, mode: Upsample) -> list[nn.Module]:
     if mode == "transpose":
         up: list[nn.Module] = [
-            nn.ConvTranspose2d(
-                in_channels, out_channels, 3, stride=2, padding=1, output_padding=1
-            )
+            nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
         ]
     else:  # resize then convolve: no uneven kernel overlap, hence no checkerboard (Odena 2016)
         up = [

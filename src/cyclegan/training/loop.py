@@ -50,6 +50,7 @@ ARCHITECTURE_OPTIONS = (
     "channels_b",
 )
 SCHEDULE_OPTIONS = ("lr", "epochs", "epochs_decay")
+SHOWN_LOSSES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B")
 
 
 class TrainingDiverged(RuntimeError):
@@ -117,47 +118,74 @@ def train(
         resize_mode=config.data.resize_mode,
     )
     if dataset.ignored:
-        log(f"ignoring {len(dataset.ignored)} file(s) without an image extension, e.g. "
-            f"{dataset.ignored[0]}")
+        log(
+            f"ignoring {len(dataset.ignored)} file(s) without an image extension, e.g. "
+            f"{dataset.ignored[0]}"
+        )
     samples = fixed_samples(config, dataset)
     run_log = RunLog(run_dir, resume_step=progress.step)
     end_epoch = progress.schedule_start + config.total_epochs
     if progress.epoch >= end_epoch:
-        log(f"{run_dir} has already trained all {end_epoch} epochs; "
-            "give --epochs N to train N more")
+        log(
+            f"{run_dir} has already trained all {end_epoch} epochs; give --epochs N to train N more"
+        )
         return run_dir
-    log(f"training {run_dir} on {device}: {len(dataset.paths_a)} A and "
-        f"{len(dataset.paths_b)} B images, epochs {progress.epoch + 1}..{end_epoch}")
+    log(
+        f"training {run_dir} on {device}: {len(dataset.paths_a)} A and "
+        f"{len(dataset.paths_b)} B images, epochs {progress.epoch + 1}..{end_epoch}"
+    )
 
     # ---- loop
     with stop_on_interrupt() as interrupted:
         while progress.epoch < end_epoch:
             lr = config.optim.lr * lr_factor(
-                progress.epoch, config.optim.epochs, config.optim.epochs_decay,
+                progress.epoch,
+                config.optim.epochs,
+                config.optim.epochs_decay,
                 progress.schedule_start,
             )
             optimizers.set_lr(lr)
             stopped = run_epoch(
-                model, optimizers, (pool_a, pool_b), dataset, config, progress, lr, run_log,
-                end_epoch, lambda: interrupted() or (should_stop is not None and
-                                                     should_stop(progress.step)),
-                log, run_dir, device,
+                model,
+                optimizers,
+                (pool_a, pool_b),
+                dataset,
+                config,
+                progress,
+                lr,
+                run_log,
+                end_epoch,
+                lambda: interrupted() or (should_stop is not None and should_stop(progress.step)),
+                log,
+                run_dir,
+                device,
             )
             if stopped:
                 save_all(run_dir, config, model, optimizers, (pool_a, pool_b), progress)
-                log(f"stopped at epoch {progress.epoch + 1}, step {progress.step}; checkpoint "
-                    f"saved. Continue with: cyclegan train --resume {run_dir}")
+                log(
+                    f"stopped at epoch {progress.epoch + 1}, step {progress.step}; checkpoint "
+                    f"saved. Continue with: cyclegan train --resume {run_dir}"
+                )
                 run_log.close()
                 return run_dir
             progress.epoch += 1
             progress.batch = 0
             save_all(run_dir, config, model, optimizers, (pool_a, pool_b), progress)
             if progress.epoch % config.run.save_every == 0 or progress.epoch == end_epoch:
-                save_all(run_dir, config, model, optimizers, (pool_a, pool_b), progress,
-                         name=f"epoch_{progress.epoch:03d}.pt", export=False)
+                save_all(
+                    run_dir,
+                    config,
+                    model,
+                    optimizers,
+                    (pool_a, pool_b),
+                    progress,
+                    name=f"epoch_{progress.epoch:03d}.pt",
+                    export=False,
+                )
             if samples is not None:
-                save_sample_grid(model, *samples, run_dir / "samples" /
-                                 f"epoch_{progress.epoch:03d}.png")
+                save_sample_grid(
+                    model, *samples, run_dir / "samples" / f"epoch_{progress.epoch:03d}.png"
+                )
             run_log.plot()
 
     run_log.close()
@@ -195,47 +223,57 @@ def run_epoch(
         steps = min(steps, config.run.max_steps_per_epoch)
     window: dict[str, list[float]] = {name: [] for name in LOSS_NAMES}
     epoch_sums = dict.fromkeys(LOSS_NAMES, 0.0)
-    epoch_steps, skipped = 0, set()
+    epoch_steps, skipped = 0, set[str]()
     started = time.perf_counter()
-    bar = tqdm(
-        total=steps, initial=progress.batch, desc=f"epoch {progress.epoch + 1}/{end_epoch}",
-        unit="it", dynamic_ncols=True, leave=False, file=sys.stderr,
-    )
-    batches: Iterator[dict[str, Any]] = iter(loader)
-    while progress.batch < steps:
-        batch = next(batches)
-        for paths in batch["skipped"]:
-            for path in filter(None, paths.split("\n")):
-                if path not in skipped:
-                    log(f"warning: skipped unreadable image {path}")
-                skipped.add(path)
-        real_a = batch["a"].to(device, non_blocking=True)
-        real_b = batch["b"].to(device, non_blocking=True)
-        losses = train_step(model, optimizers, pools, real_a, real_b, config.loss)
-        check_finite(losses, progress, run_dir)
-        progress.batch += 1
-        progress.step += 1
-        epoch_steps += 1
-        for name, value in losses.items():
-            window[name].append(value)
-            epoch_sums[name] += value
-        if len(window["D_A"]) == config.run.log_every or progress.batch == steps:
-            run_log.append(progress.epoch + 1, progress.step, lr, _means(window))
-            window = {name: [] for name in LOSS_NAMES}
-        bar.update(1)
-        bar.set_postfix_str(" ".join(f"{k} {losses[k]:.3f}" for k in ("D_A", "D_B", "G_A",
-                                                                     "G_B", "cycle_A")))
-        if stop_requested():
-            bar.close()
-            return True
-    bar.close()
+    with tqdm(
+        total=steps,
+        initial=progress.batch,
+        desc=f"epoch {progress.epoch + 1}/{end_epoch}",
+        unit="it",
+        dynamic_ncols=True,
+        leave=False,
+        file=sys.stderr,
+    ) as bar:
+        batches: Iterator[dict[str, Any]] = iter(loader)
+        while progress.batch < steps:
+            batch = next(batches)
+            skipped |= report_skipped(batch["skipped"], skipped, log)
+            real_a = batch["a"].to(device, non_blocking=True)
+            real_b = batch["b"].to(device, non_blocking=True)
+            losses = train_step(model, optimizers, pools, real_a, real_b, config.loss)
+            check_finite(losses, progress, run_dir)
+            progress.batch += 1
+            progress.step += 1
+            epoch_steps += 1
+            for name, value in losses.items():
+                window[name].append(value)
+                epoch_sums[name] += value
+            if len(window["D_A"]) == config.run.log_every or progress.batch == steps:
+                run_log.append(progress.epoch + 1, progress.step, lr, _means(window))
+                window = {name: [] for name in LOSS_NAMES}
+            bar.update(1)
+            bar.set_postfix_str(" ".join(f"{k} {losses[k]:.3f}" for k in SHOWN_LOSSES))
+            if stop_requested():
+                return True
     seconds = time.perf_counter() - started
     means = {name: total / max(epoch_steps, 1) for name, total in epoch_sums.items()}
     summary = " ".join(f"{name} {value:.3f}" for name, value in means.items())
     note = f", skipped {len(skipped)} unreadable file(s)" if skipped else ""
-    log(f"epoch {progress.epoch + 1}/{end_epoch} lr {lr:.2e} {summary} "
-        f"({seconds:.1f}s, {epoch_steps / max(seconds, 1e-9):.2f} it/s{note})")
+    log(
+        f"epoch {progress.epoch + 1}/{end_epoch} lr {lr:.2e} {summary} "
+        f"({seconds:.1f}s, {epoch_steps / max(seconds, 1e-9):.2f} it/s{note})"
+    )
     return False
+
+
+def report_skipped(
+    batch_skipped: list[str], known: set[str], log: Callable[[str], None]
+) -> set[str]:
+    """Warn once per unreadable file the dataset skipped; returns the files named in the batch."""
+    paths = {path for joined in batch_skipped for path in joined.split("\n") if path}
+    for path in sorted(paths - known):
+        log(f"warning: skipped unreadable image {path}")
+    return paths
 
 
 def train_step(
@@ -285,10 +323,23 @@ def train_step(
     (loss_disc_a + loss_disc_b).backward()
     optimizers.disc.step()
 
-    terms = torch.stack([
-        loss_disc_a, loss_disc_b, loss_gen_a, loss_gen_b,
-        loss_cycle_a, loss_cycle_b, loss_idt_a, loss_idt_b,
-    ]).detach().cpu().tolist()  # one device sync per step
+    terms = (
+        torch.stack(
+            [
+                loss_disc_a,
+                loss_disc_b,
+                loss_gen_a,
+                loss_gen_b,
+                loss_cycle_a,
+                loss_cycle_b,
+                loss_idt_a,
+                loss_idt_b,
+            ]
+        )
+        .detach()
+        .cpu()
+        .tolist()
+    )  # one device sync per step
     return dict(zip(LOSS_NAMES, terms))
 
 
@@ -301,8 +352,10 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ConfigError(f"--device {name}: no {name.upper()} device is available here; "
-                          "use --device cpu or --device auto")
+        raise ConfigError(
+            f"--device {name}: no {name.upper()} device is available here; "
+            "use --device cpu or --device auto"
+        )
     return torch.device(name)
 
 
@@ -362,7 +415,8 @@ def restore(
     checkpoint = load_checkpoint(path, map_location=device)
     saved: Config = checkpoint["config"]
     changed = [
-        name for name in ARCHITECTURE_OPTIONS
+        name
+        for name in ARCHITECTURE_OPTIONS
         if getattr(saved.model, name) != getattr(config.model, name)
     ]
     if changed:
@@ -408,8 +462,10 @@ def save_all(
         "epoch": progress.epoch,
         "batch": progress.batch,
         "step": progress.step,
-        "models": {name: getattr(model, name).state_dict() for name in
-                   ("gen_ab", "gen_ba", "disc_a", "disc_b")},
+        "models": {
+            name: getattr(model, name).state_dict()
+            for name in ("gen_ab", "gen_ba", "disc_a", "disc_b")
+        },
         "optimizers": {"gen": optimizers.gen.state_dict(), "disc": optimizers.disc.state_dict()},
         "schedulers": {"schedule_start": progress.schedule_start},
         "image_pools": {"a": pools[0].state_dict(), "b": pools[1].state_dict()},
@@ -422,8 +478,12 @@ def save_all(
     if export:
         for direction, generator in (("AtoB", model.gen_ab), ("BtoA", model.gen_ba)):
             save_generator(
-                run_dir / "generators" / f"{direction}.safetensors", generator, config.model,
-                direction, epoch=progress.epoch, step=progress.step,
+                run_dir / "generators" / f"{direction}.safetensors",
+                generator,
+                config.model,
+                direction,
+                epoch=progress.epoch,
+                step=progress.step,
             )
 
 
@@ -431,8 +491,11 @@ def check_finite(losses: dict[str, float], progress: Progress, run_dir: Path) ->
     bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
     if bad:
         latest = run_dir / "checkpoints" / "latest.pt"
-        kept = f"the last good checkpoint is kept: {latest}" if latest.exists() else (
-            "no checkpoint had been written yet")
+        kept = (
+            f"the last good checkpoint is kept: {latest}"
+            if latest.exists()
+            else ("no checkpoint had been written yet")
+        )
         names = ", ".join(f"{name}={value}" for name, value in bad.items())
         raise TrainingDiverged(
             f"loss became non-finite ({names}) at epoch {progress.epoch + 1}, step "

@@ -1,0 +1,122 @@
+"""Real processes killed for real: kill -9 and Ctrl-C never cost the last checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from cyclegan.training.checkpoint import load_checkpoint
+from tests.test_cli import tiny_flags
+
+pytestmark = pytest.mark.slow
+
+
+def start_training(data: Path, runs: Path, *extra: str) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "cyclegan", "train", *tiny_flags(data, runs), *extra]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_checkpoint(path: Path, process: subprocess.Popen[str], min_epoch: int = 1) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"training ended early: {process.stdout.read()}"
+        if path.exists():
+            try:
+                epoch = load_checkpoint(path)["epoch"]
+            except Exception:  # being replaced right now; a moment later it is whole again
+                epoch = -1
+            if epoch >= min_epoch:
+                return epoch
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear in time")
+
+
+def test_kill_9_then_resume_continues_from_the_last_checkpoint(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    latest = runs / "tiny" / "checkpoints" / "latest.pt"
+    process = start_training(synth_root, runs, "--epochs", "40", "--epochs-decay", "0")
+    wait_for_checkpoint(latest, process, min_epoch=2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+    survived = load_checkpoint(latest)  # whole, whatever moment the kill hit
+    assert survived["epoch"] >= 2
+    leftovers = [p.name for p in latest.parent.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) <= 1  # at most the one write the kill interrupted
+
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cyclegan",
+            "train",
+            "--resume",
+            str(runs / "tiny"),
+            "--epochs",
+            "1",
+            "--epochs-decay",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"at epoch {survived['epoch']}, step {survived['step']}" in resumed.stdout
+    final = load_checkpoint(latest)
+    assert final["epoch"] == survived["epoch"] + 1
+    assert final["step"] == survived["step"] + 6
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(synth_root: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    latest = runs / "tiny" / "checkpoints" / "latest.pt"
+    process = start_training(synth_root, runs, "--epochs", "40", "--epochs-decay", "0")
+    wait_for_checkpoint(latest, process, min_epoch=1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert f"cyclegan train --resume {runs / 'tiny'}" in output
+    assert "Traceback" not in output
+    stopped = load_checkpoint(latest)
+    assert stopped["step"] == stopped["epoch"] * 6 + stopped["batch"]
+    assert 1 <= stopped["epoch"] < 40
+
+
+def test_checkpoint_writes_survive_kill_9_at_any_moment(tmp_path: Path) -> None:
+    """A writer replacing the same checkpoint in a loop, killed at several moments."""
+    writer = tmp_path / "writer.py"
+    writer.write_text(
+        textwrap.dedent("""
+        import sys, torch
+        from pathlib import Path
+        from cyclegan.training.checkpoint import save_checkpoint
+        path = Path(sys.argv[1])
+        for i in range(10_000):
+            save_checkpoint(path, {"i": i, "data": torch.full((2_000_000,), float(i))})
+            print(i, flush=True)
+    """)
+    )
+    path = tmp_path / "latest.pt"
+    for delay in (0.0, 0.13, 0.37):
+        process = subprocess.Popen(
+            [sys.executable, str(writer), str(path)], stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout is not None
+        process.stdout.readline()  # at least one checkpoint is complete
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        import torch
+
+        checkpoint = torch.load(path, weights_only=True)
+        assert checkpoint["data"].eq(float(checkpoint["i"])).all()

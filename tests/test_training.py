@@ -1,0 +1,178 @@
+"""Training end to end on tiny synthetic data: run folder contents, exact resume, bad states."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan.config import ConfigError
+from cyclegan.models.artifact import load_generator
+from cyclegan.training.checkpoint import CheckpointError, load_checkpoint
+from cyclegan.training.loop import TrainingDiverged, train
+from cyclegan.training.run_log import COLUMNS
+from tests.conftest import tiny_config
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    models = load_checkpoint(run_dir / "checkpoints" / "latest.pt")["models"]
+    return {f"{net}.{key}": value for net, state in models.items() for key, value in state.items()}
+
+
+def assert_same_weights(left: Path, right: Path) -> None:
+    a, b = weights(left), weights(right)
+    assert a.keys() == b.keys()
+    different = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not different, f"weights differ in {different[:5]}"
+
+
+def test_short_training_writes_the_run_folder(synth_root: Path, tmp_path: Path) -> None:
+    config = tiny_config(synth_root, tmp_path / "runs", save_every=1)
+    run_dir = train(config)
+
+    assert run_dir == tmp_path / "runs" / "tiny"
+    assert (run_dir / "config.yaml").is_file()
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert checkpoints == ["epoch_001.pt", "epoch_002.pt", "latest.pt"]
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert checkpoint["epoch"] == 2 and checkpoint["step"] == 12
+    assert checkpoint["config"] == config
+
+    grid = Image.open(run_dir / "samples" / "epoch_002.png")
+    # 2 sample columns of 32px and 6 rows, with 2px padding
+    assert grid.size == (2 + 2 * 34, 2 + 6 * 34)
+
+    with open(run_dir / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == COLUMNS
+    assert [int(row["step"]) for row in rows] == [2, 4, 6, 8, 10, 12]  # log_every=2
+    assert float(rows[0]["lr"]) == pytest.approx(2e-4)
+    assert float(rows[-1]["lr"]) == pytest.approx(1e-4)  # 1 constant + 1 decay epoch
+    assert all(float(row["cycle_A"]) > 0 for row in rows)
+    assert (run_dir / "losses.png").stat().st_size > 1000
+
+    generator, metadata = load_generator(run_dir / "generators" / "AtoB.safetensors")
+    assert metadata["direction"] == "AtoB" and metadata["epoch"] == 2
+    state = checkpoint["models"]["gen_ab"]
+    assert all(torch.equal(state[k], v) for k, v in generator.state_dict().items())
+
+
+def test_identity_off_logs_zero_identity_terms(synth_root: Path, tmp_path: Path) -> None:
+    run_dir = train(tiny_config(synth_root, tmp_path, lambda_identity=0.0, epochs_decay=0))
+    with open(run_dir / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(row["idt_A"]) == 0 and float(row["idt_B"]) == 0 for row in rows)
+
+
+@pytest.mark.parametrize("stop_at", [3, 6])  # mid-epoch, and right at an epoch boundary
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
+    synth_root: Path, tmp_path: Path, stop_at: int
+) -> None:
+    straight = train(tiny_config(synth_root, tmp_path / "straight", seed=7, dropout=0.2))
+
+    config = tiny_config(synth_root, tmp_path / "resumed", seed=7, dropout=0.2)
+    run_dir = train(config, should_stop=lambda step: step == stop_at)
+    stopped = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert stopped["step"] == stop_at
+    train(config, resume=run_dir / "checkpoints" / "latest.pt")
+
+    assert_same_weights(straight, run_dir)
+    with open(run_dir / "losses.csv", newline="") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == sorted(set(steps))  # no row logged twice
+
+
+def test_different_seeds_give_different_weights(synth_root: Path, tmp_path: Path) -> None:
+    one = train(tiny_config(synth_root, tmp_path / "a", seed=1, epochs_decay=0))
+    two = train(tiny_config(synth_root, tmp_path / "b", seed=2, epochs_decay=0))
+    with pytest.raises(AssertionError):
+        assert_same_weights(one, two)
+
+
+def test_resume_with_new_lr_starts_a_new_schedule_segment(synth_root: Path, tmp_path: Path) -> None:
+    config = tiny_config(synth_root, tmp_path)
+    run_dir = train(config)  # 2 epochs: done
+    more = config.with_overrides({"lr": 1e-4, "epochs": 1, "epochs_decay": 0})
+    train(more, resume=run_dir / "checkpoints" / "latest.pt", overridden=("lr", "epochs"))
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert checkpoint["epoch"] == 3
+    assert checkpoint["schedulers"]["schedule_start"] == 2
+    with open(run_dir / "losses.csv", newline="") as handle:
+        last = list(csv.DictReader(handle))[-1]
+    assert int(last["epoch"]) == 3 and float(last["lr"]) == pytest.approx(1e-4)
+
+
+def test_finished_run_resumed_without_changes_does_nothing(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(synth_root, tmp_path, epochs_decay=0)
+    run_dir = train(config)
+    before = (run_dir / "checkpoints" / "latest.pt").stat().st_mtime_ns
+    messages: list[str] = []
+    train(config, resume=run_dir / "checkpoints" / "latest.pt", log=messages.append)
+    assert (run_dir / "checkpoints" / "latest.pt").stat().st_mtime_ns == before
+    assert any("already trained all 1 epochs" in m for m in messages)
+
+
+def test_resume_refuses_another_architecture(synth_root: Path, tmp_path: Path) -> None:
+    config = tiny_config(synth_root, tmp_path, epochs_decay=0)
+    run_dir = train(config)
+    wider = config.with_overrides({"ngf": 16})
+    with pytest.raises(ConfigError, match="ngf: 8 -> 16"):
+        train(wider, resume=run_dir / "checkpoints" / "latest.pt")
+
+
+def test_new_run_refuses_to_overwrite_an_existing_one(synth_root: Path, tmp_path: Path) -> None:
+    config = tiny_config(synth_root, tmp_path, epochs_decay=0)
+    train(config)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(synth_root, tmp_path, epochs_decay=0)
+    run_dir = train(config)
+    good = weights(run_dir)
+    exploding = config.with_overrides({"lr": 1e30, "epochs": 3})
+    with pytest.raises(TrainingDiverged, match=r"non-finite .* at epoch 2, step \d+") as error:
+        train(exploding, resume=run_dir / "checkpoints" / "latest.pt", overridden=("lr",))
+    assert "last good checkpoint is kept" in str(error.value)
+    assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["epoch"] == 1
+    after = weights(run_dir)
+    assert all(torch.equal(good[key], after[key]) for key in good)
+
+
+def test_corrupt_images_are_skipped_and_counted(synth_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    (data / "trainA" / "zero.png").write_bytes(b"")
+    (data / "trainA" / "text.jpg").write_text("not an image")
+    truncated = (data / "trainA" / "000.png").read_bytes()
+    (data / "trainA" / "cut.png").write_bytes(truncated[: len(truncated) // 2])
+    (data / "trainA" / "notes.txt").write_text("ignored: not an image extension")
+    messages: list[str] = []
+    # every A image is visited once per epoch, so each bad file is met and reported
+    train(tiny_config(data, tmp_path / "runs", epochs_decay=0), log=messages.append)
+    text = "\n".join(messages)
+    for name in ("zero.png", "text.jpg", "cut.png"):
+        assert f"skipped unreadable image {data}" in text and name in text
+    summary = next(m for m in messages if m.startswith("epoch 1/1"))
+    assert "skipped 3 unreadable file(s)" in summary
+    assert "ignoring 1 file(s) without an image extension" in text
+
+
+def test_file_that_is_no_checkpoint(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"definitely not a checkpoint")
+    with pytest.raises(CheckpointError, match="is not a cyclegan checkpoint"):
+        load_checkpoint(bogus)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(other)
