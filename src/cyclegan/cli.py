@@ -19,6 +19,7 @@ from cyclegan import __version__
 from cyclegan.config import Config, ConfigError, Option, options
 
 EXIT_USAGE = 2
+METAVARS = {"data": "ROOT", "runs_dir": "DIR"}
 
 
 class UserError(Exception):
@@ -99,7 +100,8 @@ def add_train_command(commands: Any) -> None:
 
 def add_option(group: argparse._ArgumentGroup, option: Option) -> None:
     """One config field as a flag; the default shown is the config's, nothing is pre-filled."""
-    help_text = f"{option.help} (default: {option.default!r})"
+    shown = "" if option.default == "" else f" (default: {option.default})"
+    help_text = option.help + shown
     if option.type is bool:
         group.add_argument(
             option.flag,
@@ -117,7 +119,7 @@ def add_option(group: argparse._ArgumentGroup, option: Option) -> None:
             option.flag,
             type=kind,
             default=argparse.SUPPRESS,
-            metavar=option.name.upper(),
+            metavar=METAVARS.get(option.name, option.name.upper()),
             help=help_text,
         )
 
