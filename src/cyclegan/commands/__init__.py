@@ -1,0 +1,1 @@
+"""The subcommands of `cyclegan`, one module each: `add_*_command(subparsers)` plus its handler."""

@@ -1,0 +1,107 @@
+"""`cyclegan train`: options generated from the config dataclasses, resume with overrides."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from cyclegan.commands.common import UserError
+from cyclegan.config import Config, Option, options
+
+METAVARS = {"data": "ROOT", "runs_dir": "DIR"}
+
+
+def add_train_command(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a CycleGAN (or resume one)",
+        description="Train a CycleGAN on ROOT/trainA and ROOT/trainB. With --resume, continue a "
+        "run from its checkpoint; options given with --resume override the saved ones (giving "
+        "--lr, --epochs or --epochs-decay starts a new schedule there: --epochs more epochs at "
+        "--lr, then --epochs-decay decaying to 0).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_OR_CHECKPOINT",
+        help="continue a run: its folder (runs/NAME) or a checkpoint file",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for option in options():
+        if option.section not in groups:
+            groups[option.section] = train.add_argument_group(f"{option.section} options")
+        add_option(groups[option.section], option)
+    train.set_defaults(handler=run_train)
+
+
+def add_option(group: argparse._ArgumentGroup, option: Option) -> None:
+    """One config field as a flag; the default shown is the config's, nothing is pre-filled."""
+    shown = "" if option.default == "" else f" (default: {option.default})"
+    help_text = option.help + shown
+    if option.type is bool:
+        group.add_argument(
+            option.flag,
+            action=argparse.BooleanOptionalAction,
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
+    elif option.choices is not None:
+        group.add_argument(
+            option.flag, choices=option.choices, default=argparse.SUPPRESS, help=help_text
+        )
+    else:
+        kind = option.type if option.type in (int, float, str) else _scalar(option.type)
+        group.add_argument(
+            option.flag,
+            type=kind,
+            default=argparse.SUPPRESS,
+            metavar=METAVARS.get(option.name, option.name.upper()),
+            help=help_text,
+        )
+
+
+def _scalar(annotation: Any) -> type:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if args else str
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = {option.name for option in options()}
+    return {key: value for key, value in vars(args).items() if key in names}
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from cyclegan.training.checkpoint import find_checkpoint, load_checkpoint
+    from cyclegan.training.loop import train
+
+    given = given_options(args)
+    resume = getattr(args, "resume", None)
+    if resume is not None:
+        checkpoint_path = find_checkpoint(resume)
+        saved: Config = load_checkpoint(checkpoint_path)["config"]
+        run_folder = checkpoint_path.parent.parent
+        if checkpoint_path.parent.name == "checkpoints" and not {"name", "runs_dir"} & set(given):
+            # continue in the folder the checkpoint lives in, even if the run was moved
+            saved = saved.with_overrides(
+                {"runs_dir": str(run_folder.parent), "name": run_folder.name}
+            )
+        config = saved.with_overrides(given)
+        previous = saved.flat()
+        for name, value in given.items():
+            if previous[name] != value:
+                print(f"overriding {name}: {previous[name]!r} -> {value!r}", file=sys.stderr)
+        train(config, resume=checkpoint_path, overridden=tuple(given))
+        return 0
+    if not given.get("data"):
+        raise UserError(
+            "give the dataset folder with --data ROOT (holding trainA and trainB), "
+            "or continue a run with --resume runs/NAME"
+        )
+    config = Config().with_overrides(given)
+    train(config)
+    return 0
