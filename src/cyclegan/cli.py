@@ -15,6 +15,7 @@ from cyclegan import __version__
 from cyclegan.commands.common import UserError
 from cyclegan.commands.data import add_data_command
 from cyclegan.commands.demo import add_demo_command
+from cyclegan.commands.evaluate import add_evaluate_command
 from cyclegan.commands.train import add_train_command
 from cyclegan.commands.translate import add_translate_command
 from cyclegan.config import ConfigError
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(commands)
     add_translate_command(commands)
     add_data_command(commands)
+    add_evaluate_command(commands)
     add_demo_command(commands)
     return parser
 

@@ -163,6 +163,36 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Metrics measured on test images during training."""
+
+    eval_every: int = 0
+    """measure the metrics on test images every N epochs (0: never)"""
+    eval_images: int = 50
+    """test images per domain for those metrics (0: all)"""
+    best_metric: str = "auto"
+    """metric that picks checkpoints/best.pt: auto (kid, else truth_psnr, else cycle_l1), or a
+    name such as kid, fid, truth_psnr, cycle_l1 (mean of both directions) or kid_AtoB"""
+    fid: bool = True
+    """include FID and KID when the Inception weights can be had"""
+    inception_weights: str = ""
+    """FID Inception weights file (default: downloaded once into the cache)"""
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 0 or self.eval_images < 0:
+            raise ConfigError("--eval-every and --eval-images must be 0 or more")
+        base = self.best_metric.removesuffix("_AtoB").removesuffix("_BtoA")
+        if self.best_metric != "auto" and base not in BEST_METRICS:
+            raise ConfigError(
+                f"--best-metric {self.best_metric!r} is unknown; choose auto or one of "
+                f"{sorted(BEST_METRICS)}, optionally with _AtoB or _BtoA"
+            )
+
+
+BEST_METRICS = ("fid", "kid", "cycle_l1", "cycle_psnr", "identity_l1", "truth_psnr", "truth_ssim")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole training run."""
 
@@ -171,6 +201,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     @property
     def total_epochs(self) -> int:
@@ -292,7 +323,7 @@ def _field_docstrings(cls: type) -> dict[str, str]:
             and isinstance(following.value, ast.Constant)
             and isinstance(following.value.value, str)
         ):
-            docs[node.target.id] = following.value.value.strip()
+            docs[node.target.id] = " ".join(following.value.value.split())
     return docs
 
 

@@ -2,9 +2,10 @@
 warm, procedurally drawn scenes (a sky-like vertical gradient with a few red-dominant shapes);
 domain B is A passed through a fixed, exactly invertible colour map: rotate the channels
 (R, G, B) -> (B, R, G) and invert every value. A and B therefore have clearly different colour
-distributions, while testA_truth holds the true B image of every testA file so a trained A->B
-generator can be scored exactly. The train folders come from independent draws, so they hold no
-pairs. Images are PNG (lossless) and fully determined by the seed.
+distributions, while testA_truth holds the true B image of every testA file (and testB_truth the
+true A image of every testB file) so trained generators can be scored exactly. The train folders
+come from independent draws, so they hold no pairs. Images are PNG (lossless) and fully
+determined by the seed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from PIL import Image, ImageDraw, ImageOps
 
 from .images import list_images
 
-__all__ = ["TRUTH_DIR", "from_domain_b", "make_synthetic_dataset", "to_domain_b"]
+__all__ = ["TRUTH_DIR", "TRUTH_DIR_B", "from_domain_b", "make_synthetic_dataset", "to_domain_b"]
 
-TRUTH_DIR = "testA_truth"
+TRUTH_DIR = "testA_truth"  # the true B image of every testA image
+TRUTH_DIR_B = "testB_truth"  # the true A image of every testB image
 
 # Each split draws its scenes from its own seed stream, so e.g. changing `train` leaves the
 # test images unchanged and no two folders share a scene.
@@ -44,9 +46,9 @@ def from_domain_b(image: Image.Image) -> Image.Image:
 def make_synthetic_dataset(
     root: Path | str, *, size: int = 64, train: int = 200, test: int = 20, seed: int = 0
 ) -> Path:
-    """Write trainA, trainB, testA, testB and testA_truth under `root` and return `root`.
+    """Write trainA, trainB, testA, testB, testA_truth and testB_truth under `root`; return it.
 
-    An existing complete dataset (all five folders with the expected image counts) is returned
+    An existing complete dataset (all six folders with the expected image counts) is returned
     untouched and an empty folder is filled; any other existing `root` raises FileExistsError.
     The folders are built in a temporary sibling and renamed into place, so an interrupted run
     never leaves a partial dataset at `root`.
@@ -58,7 +60,14 @@ def make_synthetic_dataset(
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     root = Path(root)
-    counts = {"trainA": train, "trainB": train, "testA": test, "testB": test, TRUTH_DIR: test}
+    counts = {
+        "trainA": train,
+        "trainB": train,
+        "testA": test,
+        "testB": test,
+        TRUTH_DIR: test,
+        TRUTH_DIR_B: test,
+    }
     if root.exists():
         if _is_complete(root, counts):
             return root
@@ -96,14 +105,15 @@ def _write_dataset(folder: Path, *, size: int, train: int, test: int, seed: int)
     )
     for name, count, stream, as_b in splits:
         (folder / name).mkdir()
-        if name == "testA":
-            (folder / TRUTH_DIR).mkdir()
+        truth = {"testA": TRUTH_DIR, "testB": TRUTH_DIR_B}.get(name)
+        if truth:
+            (folder / truth).mkdir()
         for index in range(count):
             scene = _draw_scene(np.random.default_rng([seed, stream, index]), size)
             file_name = f"{index:0{max(3, len(str(count - 1)))}d}.png"
             (to_domain_b(scene) if as_b else scene).save(folder / name / file_name)
-            if name == "testA":
-                to_domain_b(scene).save(folder / TRUTH_DIR / file_name)
+            if truth:  # the image from the other domain that this one truly corresponds to
+                (scene if as_b else to_domain_b(scene)).save(folder / truth / file_name)
 
 
 def _draw_scene(rng: np.random.Generator, size: int) -> Image.Image:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Upsample = Literal["transpose", "resize"]
@@ -105,6 +106,21 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.blocks(self.encoder(x)))
+
+
+def translate_any_size(generator: ResnetGenerator, images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) of any H and W -> (N, C', H, W): pad to the stride, run, crop back.
+
+    Reflection padding continues the image naturally; sides too small to reflect
+    (padding >= side) are replicated instead.
+    """
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % generator.stride, -width % generator.stride
+    if pad_h == 0 and pad_w == 0:
+        return generator(images)
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    padded = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+    return generator(padded)[..., :height, :width]
 
 
 # name -> (residual blocks, stride-2 downsamplings)

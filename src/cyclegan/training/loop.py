@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,20 @@ from tqdm import tqdm
 
 from cyclegan.config import Config, ConfigError, LossConfig, save_config
 from cyclegan.data import UnpairedDataset, make_loader
+from cyclegan.data.check import check_training_images
+from cyclegan.evaluation.inception import FeatureExtractor
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
 from cyclegan.models.artifact import save_generator
 from cyclegan.training.checkpoint import (
     FORMAT_VERSION,
+    MODEL_KEYS,
     load_checkpoint,
     load_model_states,
     save_checkpoint,
 )
 from cyclegan.training.image_pool import ImagePool
+from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_log import LOSS_NAMES, RunLog
 from cyclegan.training.samples import load_sample_images, save_sample_grid
 from cyclegan.training.schedule import lr_factor
@@ -78,6 +82,17 @@ class Optimizers:
                 group["lr"] = lr
 
 
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds besides the config."""
+
+    model: CycleGAN
+    optimizers: Optimizers
+    pools: tuple[ImagePool, ImagePool]
+    progress: Progress = field(default_factory=Progress)
+    best: dict[str, Any] = field(default_factory=dict)  # metric, value, epoch of best.pt
+
+
 def train(
     config: Config,
     *,
@@ -85,25 +100,33 @@ def train(
     overridden: tuple[str, ...] = (),
     should_stop: Callable[[int], bool] | None = None,
     log: Callable[[str], None] = tqdm.write,
+    feature_extractor: FeatureExtractor | None = None,
 ) -> Path:
     """Train a CycleGAN and return its run folder.
 
     resume: a checkpoint to continue from; `config` is then the checkpoint's config with the
     `overridden` options replaced. should_stop(step) is asked after every step; True stops
-    like Ctrl-C does (checkpoint, then return).
+    like Ctrl-C does (checkpoint, then return). feature_extractor: features for FID/KID in
+    `--eval-every` evaluations instead of the Inception network.
     """
     # ---- setup
     device = pick_device(config.run.device)
     torch.manual_seed(config.run.seed)
     model = CycleGAN(config.model).to(device)
-    optimizers = make_optimizers(model, config)
-    pool_a = ImagePool(config.optim.pool_size, seed=config.run.seed)
-    pool_b = ImagePool(config.optim.pool_size, seed=config.run.seed + 1)
-    progress = Progress()
+    state = TrainingState(
+        model,
+        make_optimizers(model, config),
+        (
+            ImagePool(config.optim.pool_size, seed=config.run.seed),
+            ImagePool(config.optim.pool_size, seed=config.run.seed + 1),
+        ),
+    )
+    progress = state.progress
 
     # ---- resume or start
     if resume is not None:
-        progress = restore(resume, config, overridden, model, optimizers, (pool_a, pool_b), device)
+        restore(resume, config, overridden, state, device)
+        progress = state.progress
         log(f"resumed from {resume} at epoch {progress.epoch}, step {progress.step}")
     run_dir = prepare_run_dir(config, resuming=resume is not None)
     save_config(config, run_dir / "config.yaml")
@@ -122,8 +145,10 @@ def train(
             f"ignoring {len(dataset.ignored)} file(s) without an image extension, e.g. "
             f"{dataset.ignored[0]}"
         )
+    check_training_images(dataset, log)  # no usable image in a domain: refuse to start
     samples = fixed_samples(config, dataset)
     run_log = RunLog(run_dir, resume_step=progress.step)
+    evaluation = PeriodicEvaluation(config, run_dir, log, state.best, feature_extractor)
     end_epoch = progress.schedule_start + config.total_epochs
     if progress.epoch >= end_epoch:
         log(
@@ -144,14 +169,11 @@ def train(
                 config.optim.epochs_decay,
                 progress.schedule_start,
             )
-            optimizers.set_lr(lr)
+            state.optimizers.set_lr(lr)
             stopped = run_epoch(
-                model,
-                optimizers,
-                (pool_a, pool_b),
+                state,
                 dataset,
                 config,
-                progress,
                 lr,
                 run_log,
                 end_epoch,
@@ -161,7 +183,7 @@ def train(
                 device,
             )
             if stopped:
-                save_all(run_dir, config, model, optimizers, (pool_a, pool_b), progress)
+                save_all(run_dir, config, state)
                 log(
                     f"stopped at epoch {progress.epoch + 1}, step {progress.step}; checkpoint "
                     f"saved. Continue with: cyclegan train --resume {run_dir}"
@@ -170,18 +192,16 @@ def train(
                 return run_dir
             progress.epoch += 1
             progress.batch = 0
-            save_all(run_dir, config, model, optimizers, (pool_a, pool_b), progress)
+            new_best = evaluation.due(progress.epoch) and evaluation.run(
+                model, progress.epoch, progress.step, run_log.writer
+            )
+            state.best = evaluation.best
+            save_all(run_dir, config, state)
+            if new_best:
+                save_all(run_dir, config, state, name="best.pt", export=False)
             if progress.epoch % config.run.save_every == 0 or progress.epoch == end_epoch:
-                save_all(
-                    run_dir,
-                    config,
-                    model,
-                    optimizers,
-                    (pool_a, pool_b),
-                    progress,
-                    name=f"epoch_{progress.epoch:03d}.pt",
-                    export=False,
-                )
+                numbered = f"epoch_{progress.epoch:03d}.pt"
+                save_all(run_dir, config, state, name=numbered, export=False)
             if samples is not None:
                 save_sample_grid(
                     model, *samples, run_dir / "samples" / f"epoch_{progress.epoch:03d}.png"
@@ -194,12 +214,9 @@ def train(
 
 
 def run_epoch(
-    model: CycleGAN,
-    optimizers: Optimizers,
-    pools: tuple[ImagePool, ImagePool],
+    state: TrainingState,
     dataset: UnpairedDataset,
     config: Config,
-    progress: Progress,
     lr: float,
     run_log: RunLog,
     end_epoch: int,
@@ -209,6 +226,7 @@ def run_epoch(
     device: torch.device,
 ) -> bool:
     """One epoch (or its remainder after a resume). Returns True if asked to stop."""
+    progress = state.progress
     loader = make_loader(
         dataset,
         batch_size=config.data.batch_size,
@@ -240,7 +258,9 @@ def run_epoch(
             skipped |= report_skipped(batch["skipped"], skipped, log)
             real_a = batch["a"].to(device, non_blocking=True)
             real_b = batch["b"].to(device, non_blocking=True)
-            losses = train_step(model, optimizers, pools, real_a, real_b, config.loss)
+            losses = train_step(
+                state.model, state.optimizers, state.pools, real_a, real_b, config.loss
+            )
             check_finite(losses, progress, run_dir)
             progress.batch += 1
             progress.step += 1
@@ -406,12 +426,10 @@ def restore(
     path: Path,
     config: Config,
     overridden: tuple[str, ...],
-    model: CycleGAN,
-    optimizers: Optimizers,
-    pools: tuple[ImagePool, ImagePool],
+    state: TrainingState,
     device: torch.device,
-) -> Progress:
-    """Load a checkpoint into the fresh networks, optimizers and pools."""
+) -> None:
+    """Load a checkpoint into the fresh networks, optimizers, pools and progress."""
     checkpoint = load_checkpoint(path, map_location=device)
     saved: Config = checkpoint["config"]
     changed = [
@@ -425,12 +443,12 @@ def restore(
             for name in changed
         )
         raise ConfigError(f"cannot resume {path} with another architecture ({details})")
-    load_model_states(model, checkpoint["models"], path)
-    optimizers.gen.load_state_dict(checkpoint["optimizers"]["gen"])
-    optimizers.disc.load_state_dict(checkpoint["optimizers"]["disc"])
-    for pool, key in zip(pools, ("a", "b")):
+    load_model_states(state.model, checkpoint["models"], path)
+    state.optimizers.gen.load_state_dict(checkpoint["optimizers"]["gen"])
+    state.optimizers.disc.load_state_dict(checkpoint["optimizers"]["disc"])
+    for pool, key in zip(state.pools, ("a", "b")):
         pool.load_state_dict(checkpoint["image_pools"][key], device)
-    progress = Progress(
+    state.progress = Progress(
         epoch=int(checkpoint["epoch"]),
         batch=int(checkpoint["batch"]),
         step=int(checkpoint["step"]),
@@ -438,37 +456,33 @@ def restore(
     )
     if any(name in overridden for name in SCHEDULE_OPTIONS):
         # new schedule settings start a new segment here, as a user lowering the lr expects
-        progress.schedule_start = progress.epoch
+        state.progress.schedule_start = state.progress.epoch
+    state.best = dict(checkpoint.get("best") or {})
     torch.set_rng_state(checkpoint["rng"]["torch"])
     if device.type == "cuda" and checkpoint["rng"].get("cuda"):
         torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-    return progress
 
 
 def save_all(
     run_dir: Path,
     config: Config,
-    model: CycleGAN,
-    optimizers: Optimizers,
-    pools: tuple[ImagePool, ImagePool],
-    progress: Progress,
+    state: TrainingState,
     name: str = "latest.pt",
     export: bool = True,
 ) -> None:
     """Write a checkpoint (and, with `export`, the generators as safetensors)."""
+    model, optimizers, progress = state.model, state.optimizers, state.progress
     checkpoint = {
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
         "epoch": progress.epoch,
         "batch": progress.batch,
         "step": progress.step,
-        "models": {
-            name: getattr(model, name).state_dict()
-            for name in ("gen_ab", "gen_ba", "disc_a", "disc_b")
-        },
+        "models": {key: getattr(model, key).state_dict() for key in MODEL_KEYS},
         "optimizers": {"gen": optimizers.gen.state_dict(), "disc": optimizers.disc.state_dict()},
         "schedulers": {"schedule_start": progress.schedule_start},
-        "image_pools": {"a": pools[0].state_dict(), "b": pools[1].state_dict()},
+        "image_pools": {"a": state.pools[0].state_dict(), "b": state.pools[1].state_dict()},
+        "best": state.best,
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

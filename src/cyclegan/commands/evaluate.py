@@ -1,0 +1,151 @@
+"""`cyclegan evaluate`: how good a run is, per direction and per epoch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from cyclegan.commands.common import UserError
+
+SMALL_FOR_FID = 2000  # below this, FID is noticeably biased upwards
+
+
+def add_evaluate_command(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a run: FID, KID, cycle and identity errors, PSNR/SSIM against truth",
+        description="Translate the test images both ways and measure, per direction: FID and "
+        "KID against the real test images of the target domain, the cycle-reconstruction "
+        "error (L1, PSNR), the identity error (L1) and, for datasets with ground truth "
+        "(testA_truth/, testB_truth/: the built-in dataset), PSNR and SSIM against it. "
+        "Writes RUN/metrics.json (and with --all-epochs a CSV and a plot over epochs).",
+    )
+    evaluate.add_argument("--run", type=Path, required=True, help="run folder (runs/NAME)")
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument("--epoch", type=int, help="evaluate the numbered checkpoint of this epoch")
+    which.add_argument(
+        "--all-epochs", action="store_true", help="evaluate every numbered checkpoint"
+    )
+    evaluate.add_argument(
+        "--data", type=Path, help="dataset folder (default: the one the run trained on)"
+    )
+    evaluate.add_argument(
+        "--max-images", type=int, default=0, help="test images per domain (default: 0, all)"
+    )
+    evaluate.add_argument("--size", type=int, help="image size (default: the run's crop size)")
+    evaluate.add_argument(
+        "--fid",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compute FID and KID (default: on; needs the Inception weights)",
+    )
+    evaluate.add_argument(
+        "--inception-weights",
+        type=Path,
+        help="FID Inception weights file (default: downloaded once into the cache)",
+    )
+    evaluate.add_argument(
+        "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="(default: auto)"
+    )
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception
+    from cyclegan.evaluation.report import append_metrics_row, format_table, plot_metrics
+    from cyclegan.evaluation.suite import evaluate_generators, load_test_set
+    from cyclegan.models import make_generator
+    from cyclegan.training.checkpoint import load_checkpoint
+    from cyclegan.training.loop import pick_device
+
+    checkpoints = checkpoints_to_evaluate(args.run, args.epoch, args.all_epochs)
+    first = load_checkpoint(checkpoints[0])
+    config = first["config"]
+    root = args.data or Path(config.data.data)
+    for folder in ("testA", "testB"):
+        if not (root / folder).is_dir():
+            raise UserError(
+                f"{root / folder} does not exist: evaluation needs ROOT/testA and ROOT/testB "
+                "(give the dataset with --data ROOT)"
+            )
+    size = args.size or config.data.crop_size
+    test_set = load_test_set(
+        root, size, config.model.channels_a, config.model.channels_b, args.max_images
+    )
+    if len(test_set.a) == 0 or len(test_set.b) == 0:
+        raise UserError(f"{root}/testA and testB must each hold at least one readable image")
+    device = pick_device(args.device)
+
+    extractor, inception_note = None, "not requested (--no-fid)"
+    if args.fid:
+        try:
+            extractor = load_fid_inception(args.inception_weights, device=device)
+            inception_note = "FID Inception (pt_inception-2015-12-05)"
+        except InceptionUnavailable as reason:
+            inception_note = f"unavailable: {reason}"
+            print(f"FID/KID unavailable: {reason}; the other metrics still run")
+
+    evaluations = []
+    csv_path = args.run / "metrics_epochs.csv"
+    if args.all_epochs:
+        csv_path.unlink(missing_ok=True)
+    for path in checkpoints:
+        checkpoint = first if path == checkpoints[0] else load_checkpoint(path)
+        gens = []
+        for direction, key in (("AtoB", "gen_ab"), ("BtoA", "gen_ba")):
+            generator = make_generator(checkpoint["config"].model, direction)
+            generator.load_state_dict(checkpoint["models"][key])
+            gens.append(generator.to(device).eval())
+        with torch.no_grad():
+            results = evaluate_generators(*gens, test_set, extractor)
+        epoch = int(checkpoint["epoch"])
+        evaluations.append({"epoch": epoch, "checkpoint": str(path), "metrics": results})
+        print(f"\n{path} (epoch {epoch})")
+        print(format_table(results))
+        if args.all_epochs:
+            append_metrics_row(csv_path, epoch, int(checkpoint["step"]), results)
+    if extractor is not None and min(len(test_set.a), len(test_set.b)) < SMALL_FOR_FID:
+        print(
+            f"\nnote: FID on {len(test_set.a)} / {len(test_set.b)} images is biased upwards "
+            f"(below ~{SMALL_FOR_FID} images); compare KID, which is unbiased, for small sets"
+        )
+    report = {
+        "run": str(args.run),
+        "data": str(root),
+        "image_size": size,
+        "inception": inception_note,
+        "evaluations": evaluations,
+    }
+    if len(evaluations) == 1:
+        report["metrics"] = evaluations[0]["metrics"]
+    (args.run / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.run / 'metrics.json'}")
+    if args.all_epochs:
+        plot_metrics(csv_path, args.run / "metrics_epochs.png")
+        print(f"wrote {csv_path} and {args.run / 'metrics_epochs.png'}")
+    return 0
+
+
+def checkpoints_to_evaluate(run: Path, epoch: int | None, all_epochs: bool) -> list[Path]:
+    folder = run / "checkpoints"
+    if not folder.is_dir():
+        raise UserError(f"{run} is not a run folder ({folder} is missing)")
+    numbered = sorted(folder.glob("epoch_*.pt"))
+    if epoch is not None:
+        path = folder / f"epoch_{epoch:03d}.pt"
+        if not path.is_file():
+            kept = [p.name for p in numbered]
+            raise UserError(f"{path} does not exist; this run kept {kept or 'none'}")
+        return [path]
+    if all_epochs:
+        if not numbered:
+            raise UserError(f"{folder} holds no numbered checkpoints (epoch_NNN.pt)")
+        return numbered
+    latest = folder / "latest.pt"
+    if not latest.is_file():
+        raise UserError(f"{latest} is missing")
+    return [latest]

@@ -1,0 +1,155 @@
+"""The evaluation suite, `cyclegan evaluate`, and metrics tracked during training."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cyclegan.cli import main
+from cyclegan.evaluation.inception import FidInceptionFeatures
+from cyclegan.evaluation.suite import evaluate_generators, load_test_set
+from cyclegan.training.checkpoint import load_checkpoint
+from cyclegan.training.loop import train
+from tests.conftest import tiny_config
+
+
+class ColourMap(nn.Module):
+    """The synthetic dataset's exact A->B map on [-1, 1] tensors: rotate channels, invert."""
+
+    stride = 1
+
+    def __init__(self, inverse: bool = False) -> None:
+        super().__init__()
+        self.order = [1, 2, 0] if inverse else [2, 0, 1]
+        self.anchor = nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -x[:, self.order]
+
+
+class TinyFeatures(nn.Module):
+    """A small fixed feature extractor standing in for Inception in tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 16, 5, stride=2)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(images)).mean(dim=(2, 3))
+
+
+def test_perfect_generators_score_perfectly(synth_root: Path) -> None:
+    test_set = load_test_set(synth_root, size=32)
+    results = evaluate_generators(
+        ColourMap(), ColourMap(inverse=True), test_set, TinyFeatures(), kid_subsets=10
+    )
+    for direction in ("AtoB", "BtoA"):
+        assert results[f"truth_psnr_{direction}"] > 100  # exact up to float rounding
+        assert results[f"truth_ssim_{direction}"] == pytest.approx(1.0)
+        assert results[f"cycle_l1_{direction}"] == pytest.approx(0.0, abs=1e-6)
+        assert results[f"fid_{direction}"] >= 0 and f"kid_{direction}" in results
+    # identity: the colour map changes every image, so |B - G_AB(B)| is large
+    assert results["identity_l1_AtoB"] > 0.3
+    assert results["images_A"] == 3 and results["images_B"] == 3
+
+
+def test_identity_generators_score_as_the_baseline(synth_root: Path) -> None:
+    identity = ColourMap()
+    identity.forward = lambda x: x  # type: ignore[method-assign]
+    test_set = load_test_set(synth_root, size=32)
+    results = evaluate_generators(identity, identity, test_set, None)
+    assert results["identity_l1_AtoB"] == 0.0 and results["cycle_l1_BtoA"] == 0.0
+    assert results["truth_psnr_AtoB"] < 12  # untranslated images are far from the truth
+    assert "fid_AtoB" not in results  # no extractor: no FID
+
+
+@pytest.fixture(scope="module")
+def evaluated_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = tiny_config(
+        synth_root, tmp_path_factory.mktemp("runs"), save_every=1, eval_every=1, epochs_decay=1
+    )
+    return train(config, feature_extractor=TinyFeatures())
+
+
+def test_training_tracks_metrics_and_keeps_the_best(evaluated_run: Path) -> None:
+    with open(evaluated_run / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    assert all(row["kid_AtoB"] and row["truth_psnr_AtoB"] for row in rows)
+    assert (evaluated_run / "metrics.png").stat().st_size > 1000
+    latest = load_checkpoint(evaluated_run / "checkpoints" / "latest.pt")
+    best = load_checkpoint(evaluated_run / "checkpoints" / "best.pt")
+    assert latest["best"]["metric"] == "kid"  # auto: KID when features are available
+    assert best["epoch"] == latest["best"]["epoch"]
+    kid_by_epoch = {
+        int(row["epoch"]): (float(row["kid_AtoB"]) + float(row["kid_BtoA"])) / 2 for row in rows
+    }
+    assert latest["best"]["value"] == pytest.approx(min(kid_by_epoch.values()), rel=1e-4)
+
+
+def test_evaluate_command_writes_metrics_json(
+    evaluated_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", "--run", str(evaluated_run), "--no-fid"]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR vs truth (dB)" in out and "cycle L1" in out
+    report = json.loads((evaluated_run / "metrics.json").read_text())
+    assert report["metrics"]["images_A"] == 3
+    assert report["evaluations"][0]["epoch"] == 2
+    assert "truth_ssim_BtoA" in report["metrics"]
+
+
+def test_evaluate_all_epochs_writes_csv_and_plot(
+    evaluated_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", "--run", str(evaluated_run), "--all-epochs", "--no-fid"]) == 0
+    with open(evaluated_run / "metrics_epochs.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2"]
+    assert (evaluated_run / "metrics_epochs.png").is_file()
+    report = json.loads((evaluated_run / "metrics.json").read_text())
+    assert len(report["evaluations"]) == 2
+
+
+def test_evaluate_without_inception_weights_still_runs_the_rest(
+    evaluated_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "inception.pth"
+    code = main(["evaluate", "--run", str(evaluated_run), "--inception-weights", str(missing)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"FID/KID unavailable: --inception-weights {missing} does not exist" in out
+    report = json.loads((evaluated_run / "metrics.json").read_text())
+    assert "unavailable" in report["inception"]
+    assert "cycle_l1_AtoB" in report["metrics"] and "fid_AtoB" not in report["metrics"]
+
+
+def test_evaluate_with_an_inception_weights_file(
+    evaluated_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the real network and loading path, with random weights: no download in tests
+    weights = tmp_path / "inception.pth"
+    torch.save(FidInceptionFeatures().net.state_dict(), weights)
+    argv = ["evaluate", "--run", str(evaluated_run), "--inception-weights", str(weights)]
+    assert main([*argv, "--max-images", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "FID" in out and "KID" in out and "biased upwards" in out
+    metrics = json.loads((evaluated_run / "metrics.json").read_text())["metrics"]
+    assert metrics["fid_AtoB"] >= 0 and metrics["images_A"] == 2
+
+
+def test_evaluate_bad_inputs(
+    evaluated_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", "--run", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(evaluated_run), "--epoch", "9", "--no-fid"]) == 2
+    assert "epoch_009.pt does not exist" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(evaluated_run), "--data", str(tmp_path)]) == 2
+    assert "testA does not exist" in capsys.readouterr().err
