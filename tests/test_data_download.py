@@ -1,0 +1,357 @@
+"""`cyclegan data list/download`, `download_file` and `extract_zip`, against a real HTTP server on
+127.0.0.1 that the tests start: it serves zips the tests build, honours Range requests, and can
+drop the connection half way or announce more bytes than it sends."""
+
+from __future__ import annotations
+
+import io
+import stat
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cyclegan.cli import main
+from cyclegan.data.download import (
+    ArchiveError,
+    DownloadError,
+    UnsafeArchiveError,
+    download_dataset,
+    download_file,
+    extract_zip,
+)
+
+FOLDERS = ("trainA", "trainB", "testA", "testB")
+
+
+@dataclass
+class Site:
+    """What the server serves and how it misbehaves; `requests` records (path, Range header)."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    drop_first: bool = False  # the first response stops half way
+    short: bool = False  # every response announces the full size but sends half
+    ignore_range: bool = False  # answer Range requests with the whole file (200)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    url: str = ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    site: Site
+
+    def do_GET(self) -> None:
+        site = self.site
+        site.requests.append((self.path, self.headers.get("Range")))
+        body = site.files.get(self.path.lstrip("/"))
+        if body is None:
+            self.send_error(404)
+            return
+        start, status = 0, 200
+        wanted = self.headers.get("Range")
+        if wanted and not site.ignore_range:
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body) - start))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        self.end_headers()
+        payload = body[start:]
+        if site.short or (site.drop_first and len(site.requests) == 1):
+            payload = payload[: len(payload) // 2]
+            self.close_connection = True
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    state = Site()
+    handler = type("Handler", (_Handler,), {"site": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def png_bytes(seed: int, size: int = 24) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (seed * 40 % 256, 90, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def dataset_zip(name: str = "horse2zebra", extra: dict[str, bytes] | None = None) -> bytes:
+    """A small dataset zip laid out like the published ones: NAME/{trainA,...}/*.png."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for index, folder in enumerate(FOLDERS):
+            for number in range(2):
+                bundle.writestr(f"{name}/{folder}/{number}.png", png_bytes(index * 2 + number))
+        for member, data in (extra or {}).items():
+            bundle.writestr(member, data)
+    return buffer.getvalue()
+
+
+def tree(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*")}
+
+
+# ---------------------------------------------------------------------------------- download
+
+
+def test_download_extracts_a_complete_dataset(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.files["horse2zebra.zip"] = dataset_zip(extra={"horse2zebra/val/x.png": png_bytes(9)})
+    root = tmp_path / "datasets"
+    argv = ["data", "download", "horse2zebra", "--root", str(root), "--base-url", site.url]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"{site.url}/horse2zebra.zip" in captured.out
+    assert "trainA 2, trainB 2, testA 2, testB 2" in captured.out
+    assert "B/s" in captured.err  # the progress bar shows the speed
+    target = root / "horse2zebra"
+    for folder in FOLDERS:
+        assert sorted(path.name for path in (target / folder).iterdir()) == ["0.png", "1.png"]
+    assert (target / "val" / "x.png").is_file()  # other folders in the zip are kept
+    assert (target / "trainB" / "1.png").read_bytes() == png_bytes(3)
+    assert [path.name for path in root.iterdir()] == ["horse2zebra"]  # no zip, no temp folder
+
+    # A second run finds the dataset complete and does not touch the network.
+    site.requests.clear()
+    assert main(argv) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert site.requests == []
+
+
+def test_base_url_from_the_environment(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.files["facades.zip"] = dataset_zip("facades")
+    monkeypatch.setenv("CYCLEGAN_DATASETS_URL", site.url + "/")
+    assert main(["data", "download", "facades", "--root", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "facades" / "testB" / "1.png").is_file()
+    assert site.requests == [("/facades.zip", None)]
+
+
+def test_dropped_connection_is_resumed_with_a_range_request(site: Site, tmp_path: Path) -> None:
+    body = dataset_zip()
+    site.files["horse2zebra.zip"] = body
+    site.drop_first = True
+    destination = tmp_path / "horse2zebra.zip"
+    with pytest.raises(DownloadError, match="run the command again to resume") as caught:
+        download_file(f"{site.url}/horse2zebra.zip", destination, retries=0, progress=False)
+    partial = tmp_path / "horse2zebra.zip.part"
+    assert str(partial) in str(caught.value)
+    half = len(body) // 2
+    assert partial.stat().st_size == half and not destination.exists()
+
+    assert download_file(f"{site.url}/horse2zebra.zip", destination, progress=False) == destination
+    assert destination.read_bytes() == body
+    assert not partial.exists()
+    assert site.requests[1] == ("/horse2zebra.zip", f"bytes={half}-")
+
+
+def test_dropped_connection_is_retried_within_one_download(site: Site, tmp_path: Path) -> None:
+    site.files["horse2zebra.zip"] = dataset_zip()
+    site.drop_first = True
+    argv = ["data", "download", "horse2zebra", "--root", str(tmp_path), "--base-url", site.url]
+    assert main(argv) == 0
+    assert (tmp_path / "horse2zebra" / "testA" / "0.png").is_file()
+    assert [header is not None for _, header in site.requests] == [False, True]
+
+
+def test_server_ignoring_range_restarts_the_file(site: Site, tmp_path: Path) -> None:
+    body = dataset_zip()
+    site.files["horse2zebra.zip"] = body
+    site.ignore_range = True
+    (tmp_path / "f.zip.part").write_bytes(b"stale bytes that must not stay in front")
+    download_file(f"{site.url}/horse2zebra.zip", tmp_path / "f.zip", progress=False)
+    assert (tmp_path / "f.zip").read_bytes() == body
+
+
+def test_complete_part_file_is_finished_without_a_transfer(site: Site, tmp_path: Path) -> None:
+    body = dataset_zip()
+    site.files["horse2zebra.zip"] = body
+    (tmp_path / "f.zip.part").write_bytes(body)  # e.g. killed after the last byte, before rename
+    download_file(f"{site.url}/horse2zebra.zip", tmp_path / "f.zip", progress=False)
+    assert (tmp_path / "f.zip").read_bytes() == body
+    assert site.requests == [("/horse2zebra.zip", f"bytes={len(body)}-")]
+
+
+def test_server_sending_less_than_announced_keeps_the_part_for_later(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = dataset_zip()
+    site.files["horse2zebra.zip"] = body
+    site.short = True
+    argv = ["data", "download", "horse2zebra", "--root", str(tmp_path), "--base-url", site.url]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cyclegan: error: download of") and "Traceback" not in err
+    assert "run the command again to resume" in err
+    assert len(site.requests) == 4  # the first try and 3 resumes, each making progress
+    assert not (tmp_path / "horse2zebra").exists()
+    assert 0 < (tmp_path / "horse2zebra.zip.part").stat().st_size < len(body)
+
+    site.short = False  # the server recovers: the next run finishes the file
+    assert main([*argv, "--no-progress"]) == 0
+    assert (tmp_path / "horse2zebra" / "trainA" / "0.png").is_file()
+    assert [path.name for path in tmp_path.iterdir()] == ["horse2zebra"]
+
+
+def test_wrong_size_is_removed(site: Site, tmp_path: Path) -> None:
+    site.files["w.pth"] = b"x" * 1000
+    with pytest.raises(DownloadError, match="1,000 bytes on the server, expected 999"):
+        download_file(f"{site.url}/w.pth", tmp_path / "w.pth", expected_size=999, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    path = download_file(
+        f"{site.url}/w.pth", tmp_path / "w.pth", expected_size=1000, progress=False
+    )
+    assert path.stat().st_size == 1000
+
+
+def test_truncated_zip_is_removed_with_a_message(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = dataset_zip()
+    site.files["horse2zebra.zip"] = body[: len(body) * 2 // 3]  # the server's copy is cut short
+    argv = ["data", "download", "horse2zebra", "--root", str(tmp_path), "--base-url", site.url]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "not a complete, readable zip file" in err and "run the command again" in err
+    assert list(tmp_path.iterdir()) == []  # no zip, no dataset, no temporary folder
+
+
+def test_zip_escaping_its_folder_is_refused(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "deep" / "datasets"
+    site.files["horse2zebra.zip"] = dataset_zip(extra={"../../evil.txt": b"owned"})
+    argv = ["data", "download", "horse2zebra", "--root", str(root), "--base-url", site.url]
+    assert main([*argv, "--no-progress"]) == 1
+    assert "outside its folder" in capsys.readouterr().err
+    assert tree(tmp_path) == {"deep", "deep/datasets"}  # nothing extracted, nothing escaped
+
+
+def test_missing_file_unknown_name_and_bad_url(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["data", "download", "horse2zebra", "--root", str(tmp_path), "--base-url", site.url]
+    assert main(argv) == 1
+    assert "HTTP error 404" in capsys.readouterr().err
+    assert main(["data", "download", "horse3zebra", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'horse3zebra'; choose one of ae_photos" in capsys.readouterr().err
+    assert main([*argv[:-1], "ftp://mirror"]) == 2
+    assert "--base-url must start with http" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_incomplete_folder_is_not_mixed_with_a_download(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "horse2zebra" / "trainA").mkdir(parents=True)
+    argv = ["data", "download", "horse2zebra", "--root", str(tmp_path), "--base-url", site.url]
+    assert main(argv) == 2
+    assert "exists but is not a complete dataset" in capsys.readouterr().err
+    assert site.requests == []
+
+
+def test_list_and_bare_data_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "maps").mkdir()
+    assert main(["data", "list", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("horse2zebra", "monet2photo", "iphone2dslr_flower", "ae_photos", "maps"):
+        assert name in out
+    assert "approx" in out and "MB" in out
+    assert main(["data"]) == 2
+    err = capsys.readouterr().err
+    assert "download" in err and "prepare" in err and "check" in err
+
+
+# ----------------------------------------------------------------------------------- extract
+
+
+def make_zip(path: Path, members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for member, data in members:
+            bundle.writestr(member, data)
+    return path
+
+
+def symlink_member(name: str, target: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        ("../evil.txt", "outside its folder"),
+        ("a/../../evil.txt", "outside its folder"),
+        ("..\\evil.txt", "outside its folder"),
+        ("/tmp/evil.txt", "absolute path"),
+        ("C:/evil.txt", "absolute path"),
+        (symlink_member("a/link", "/etc/passwd"), "symbolic link"),
+    ],
+)
+def test_unsafe_members_are_refused_before_writing(
+    tmp_path: Path, member: zipfile.ZipInfo | str, message: str
+) -> None:
+    archive = make_zip(tmp_path / "bad.zip", [("ok/first.txt", b"1"), (member, b"/etc/passwd")])
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match=message):
+        extract_zip(archive, out)
+    assert tree(tmp_path) == {"bad.zip", "out"}
+
+
+def test_zip_bombs_are_refused(tmp_path: Path) -> None:
+    bomb = make_zip(tmp_path / "bomb.zip", [("zeros.bin", bytes(50_000_000))])
+    with pytest.raises(UnsafeArchiveError, match="more than 100:1"):
+        extract_zip(bomb, tmp_path / "out")
+    big = make_zip(tmp_path / "big.zip", [("a.bin", bytes(600)), ("b.bin", bytes(600))])
+    with pytest.raises(UnsafeArchiveError, match=r"unpacks to 1\.2 KB, over the limit of 1\.0 KB"):
+        extract_zip(big, tmp_path / "out", max_total_bytes=1000)
+    assert list((tmp_path / "out").iterdir()) == []
+    assert extract_zip(big, tmp_path / "out2", max_total_bytes=1200) == 2
+
+
+def test_archive_errors(tmp_path: Path) -> None:
+    not_zip = tmp_path / "x.zip"
+    not_zip.write_bytes(b"PK\x03\x04 but nothing else")
+    with pytest.raises(ArchiveError, match="not a complete, readable zip"):
+        extract_zip(not_zip, tmp_path / "out")
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        twice = make_zip(tmp_path / "twice.zip", [("a.txt", b"1"), ("a.txt", b"2")])
+    with pytest.raises(UnsafeArchiveError, match="twice"):
+        extract_zip(twice, tmp_path / "out2")
+
+
+def test_download_dataset_library_call(site: Site, tmp_path: Path) -> None:
+    site.files["apple2orange.zip"] = dataset_zip("apple2orange")
+    messages: list[str] = []
+    target = download_dataset(
+        "apple2orange", tmp_path, base_url=site.url, progress=False, log=messages.append
+    )
+    assert target == tmp_path / "apple2orange"
+    assert messages[-1].startswith("apple2orange ready in")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        download_dataset("nope", tmp_path)
