@@ -114,6 +114,7 @@ def test_bad_dataset_layouts(
     }[problem]
     assert str(expected_path) in error
     assert "trainA, trainB, testA, testB" in error
+    assert not (tmp_path / "runs").exists()  # a refused start leaves nothing behind
 
 
 def test_resume_overrides_are_logged(

@@ -109,8 +109,24 @@ def train(
     like Ctrl-C does (checkpoint, then return). feature_extractor: features for FID/KID in
     `--eval-every` evaluations instead of the Inception network.
     """
-    # ---- setup
+    # ---- setup: data first, so a bad dataset fails before anything is built or written
     device = pick_device(config.run.device)
+    dataset = UnpairedDataset(
+        config.data.data,
+        "train",
+        channels_a=config.model.channels_a,
+        channels_b=config.model.channels_b,
+        load_size=config.data.load_size,
+        crop_size=config.data.crop_size,
+        flip=config.data.flip,
+        resize_mode=config.data.resize_mode,
+    )
+    if dataset.ignored:
+        log(
+            f"ignoring {len(dataset.ignored)} file(s) without an image extension, e.g. "
+            f"{dataset.ignored[0]}"
+        )
+    check_training_images(dataset, log)  # no usable image in a domain: refuse to start
     torch.manual_seed(config.run.seed)
     model = CycleGAN(config.model).to(device)
     state = TrainingState(
@@ -130,22 +146,6 @@ def train(
         log(f"resumed from {resume} at epoch {progress.epoch}, step {progress.step}")
     run_dir = prepare_run_dir(config, resuming=resume is not None)
     save_config(config, run_dir / "config.yaml")
-    dataset = UnpairedDataset(
-        config.data.data,
-        "train",
-        channels_a=config.model.channels_a,
-        channels_b=config.model.channels_b,
-        load_size=config.data.load_size,
-        crop_size=config.data.crop_size,
-        flip=config.data.flip,
-        resize_mode=config.data.resize_mode,
-    )
-    if dataset.ignored:
-        log(
-            f"ignoring {len(dataset.ignored)} file(s) without an image extension, e.g. "
-            f"{dataset.ignored[0]}"
-        )
-    check_training_images(dataset, log)  # no usable image in a domain: refuse to start
     samples = fixed_samples(config, dataset)
     run_log = RunLog(run_dir, resume_step=progress.step)
     evaluation = PeriodicEvaluation(config, run_dir, log, state.best, feature_extractor)
