@@ -24,7 +24,8 @@ def run_dir(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pil_in_pil_out_same_size(run_dir: Path, mode: str) -> None:
     translator = Translator.from_run(run_dir, "AtoB", device="cpu")
     result = translator(Image.new(mode, (123, 45)))
-    assert result.size == (123, 45) and result.mode == "RGB"
+    # an input's alpha channel is put back on its translation
+    assert result.size == (123, 45) and result.mode == ("RGBA" if mode == "RGBA" else "RGB")
 
 
 def test_translate_tensor_pads_and_crops_back(run_dir: Path) -> None:

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 
 from cyclegan import __version__
 from cyclegan.commands.common import UserError
+from cyclegan.commands.convert import add_convert_command
 from cyclegan.commands.data import add_data_command
 from cyclegan.commands.demo import add_demo_command
 from cyclegan.commands.evaluate import add_evaluate_command
+from cyclegan.commands.export import add_export_command
+from cyclegan.commands.pretrained import add_pretrained_command
 from cyclegan.commands.train import add_train_command
 from cyclegan.commands.translate import add_translate_command
 from cyclegan.config import ConfigError
@@ -62,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_train_command(commands)
     add_translate_command(commands)
+    add_export_command(commands)
+    add_convert_command(commands)
+    add_pretrained_command(commands)
     add_data_command(commands)
     add_evaluate_command(commands)
     add_demo_command(commands)

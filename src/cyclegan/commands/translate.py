@@ -1,75 +1,181 @@
-"""`cyclegan translate`: image files and folders through a trained generator."""
+"""`cyclegan translate`: image files, folders and patterns through a generator."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from cyclegan.commands.common import UserError
 
+DEFAULT_MAX_PIXELS = 200_000_000
+
 
 def add_translate_command(commands: Any) -> None:
     translate = commands.add_parser(
         "translate",
-        help="translate images with a trained generator",
-        description="Translate image files and folders at their own size. A folder holding "
-        "A_type/ and B_type/ (the seed's layout) is translated A->B and B->A into OUT/A_type "
-        "and OUT/B_type.",
-    )
-    translate.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
-    source = translate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", type=Path, help="run folder (runs/NAME)")
-    source.add_argument(
-        "--weights", type=Path, help="a checkpoint (.pt) or exported generator (.safetensors)"
+        help="translate images with a trained or pretrained generator",
+        description="Translate image files, folders and glob patterns at their own size; "
+        "results keep their names, formats and folder structure below --out. A folder "
+        "holding A_type/ and B_type/ (the seed's layout) is translated A->B and B->A into "
+        "OUT/A_type and OUT/B_type.",
     )
     translate.add_argument(
-        "--direction",
-        choices=("AtoB", "BtoA"),
-        default="AtoB",
-        help="translation direction (default: AtoB)",
+        "inputs", nargs="+", type=Path, help="image files, folders or glob patterns ('a/*.jpg')"
     )
-    translate.add_argument("--epoch", type=int, help="use the run's checkpoint of this epoch")
+    add_generator_arguments(translate)
     translate.add_argument("--out", type=Path, required=True, help="output folder")
     translate.add_argument(
+        "--recursive", action="store_true", help="include images in sub-folders of folders"
+    )
+    sizing = translate.add_mutually_exclusive_group()
+    sizing.add_argument(
+        "--size", type=int, help="resize the short side to this first (the output keeps it)"
+    )
+    sizing.add_argument(
+        "--scale",
+        choices=("native", "train"),
+        default="native",
+        help="train: translate at the short side the model was trained at (its load size), "
+        "then resize back to the input's size (default: native)",
+    )
+    translate.add_argument(
+        "--tile",
+        type=int,
+        help="translate in tiles of this size (a multiple of 4; e.g. 512): any image size "
+        "fits in bounded memory",
+    )
+    translate.add_argument(
+        "--overlap", type=int, help="tile overlap in pixels (default: min(64, tile / 4))"
+    )
+    translate.add_argument(
+        "--batch-size", type=int, default=4, help="images of one size per batch (default: 4)"
+    )
+    translate.add_argument(
+        "--format",
+        choices=("png", "jpg", "webp"),
+        help="output format (default: each input's own)",
+    )
+    translate.add_argument(
+        "--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)"
+    )
+    translate.add_argument("--side-by-side", action="store_true", help="write input | output pairs")
+    translate.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="refuse images with more pixels, a decompression-bomb guard; 0: no limit "
+        f"(default: {DEFAULT_MAX_PIXELS:_})",
+    )
+    translate.set_defaults(handler=run_translate)
+
+
+def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = True) -> None:
+    """Where the generator comes from (and how it runs); shared with `cyclegan export`."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="run folder (runs/NAME)")
+    source.add_argument(
+        "--weights",
+        type=Path,
+        help="a checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt) or a "
+        "reference-implementation generator (.pth)",
+    )
+    source.add_argument(
+        "--pretrained", metavar="NAME", help="a published generator (cyclegan pretrained list)"
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        help="translation direction (default: AtoB for runs, a file's own otherwise)",
+    )
+    parser.add_argument("--epoch", type=int, help="use the run's checkpoint of this epoch")
+    if backend:
+        parser.add_argument(
+            "--backend",
+            choices=("torch", "onnxruntime"),
+            help="run with PyTorch or ONNX Runtime (needs cyclegan[onnx]); default: "
+            "onnxruntime for .onnx files, torch otherwise",
+        )
+    parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda", "mps"),
         default="auto",
         help="device (default: auto)",
     )
-    translate.set_defaults(handler=run_translate)
+    parser.add_argument("--cache-dir", type=Path, help="pretrained cache (default: user cache)")
+    parser.add_argument("--base-url", help="pretrained download address (a mirror)")
+
+
+def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
+    """The Translator the generator arguments name, for `direction` (None: its own)."""
+    from cyclegan.inference.translator import Translator
+
+    if args.epoch is not None and args.run is None:
+        raise UserError("--epoch picks a checkpoint of a run: give it with --run")
+    if args.pretrained is not None:
+        if direction == "BtoA":
+            raise UserError(
+                f"--pretrained {args.pretrained} translates one way only; for the other way "
+                "pick the opposite name (cyclegan pretrained list)"
+            )
+        return Translator.from_pretrained(
+            args.pretrained, args.device, args.backend, args.cache_dir, args.base_url
+        )
+    if args.run is not None:
+        if not args.run.exists():
+            raise UserError(f"{args.run} does not exist: give a run folder (runs/NAME)")
+        return Translator.from_run(
+            args.run, direction or "AtoB", args.device, args.epoch, args.backend
+        )
+    if not args.weights.exists():
+        raise UserError(f"{args.weights} does not exist: give a checkpoint or generator file")
+    return Translator.from_file(args.weights, direction, args.device, args.backend)
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from cyclegan.inference.translator import Translator, plan_inputs, translate_files
+    from cyclegan.inference.files import OutputOptions, plan_inputs, translate_files
+    from cyclegan.inference.translator import check_tiling, default_overlap
 
-    model_source = args.run if args.run is not None else args.weights
-    if not model_source.exists():
-        raise UserError(f"{model_source} does not exist: give a run folder or a weights file")
-    for item in args.inputs:
-        if item.is_dir() and item.resolve() == args.out.resolve():
-            raise UserError(f"--out {args.out} is an input folder; pick another output folder")
-    plan = plan_inputs(args.inputs, args.direction, args.out)
+    options = OutputOptions(
+        size=args.size,
+        scale=args.scale,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        quality=args.quality,
+        side_by_side=args.side_by_side,
+        max_pixels=args.max_pixels,
+    )
+    first = load_translator(args, args.direction)
+    plan = plan_inputs(args.inputs, first.direction, args.out, args.recursive, args.format)
     if not plan:
         raise UserError(f"no images found in {', '.join(map(str, args.inputs))}")
-    directions = sorted({direction for _, _, direction in plan})
+    translators = {first.direction: first}
+    for direction in sorted({job.direction for job in plan} - set(translators)):
+        if args.run is None and not _holds_both(args):
+            raise UserError(
+                f"{args.weights or args.pretrained} holds one generator ({first.direction}); "
+                f"the A_type/B_type layout also needs {direction}: give the run with --run"
+            )
+        translators[direction] = load_translator(args, direction)
+    if options.tile is not None:
+        overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
+        for translator in translators.values():
+            check_tiling(options.tile, overlap, translator.stride)
 
-    def load(direction: str) -> Translator:
-        if args.run is not None:
-            return Translator.from_run(args.run, direction, args.device, args.epoch)
-        return Translator.from_file(args.weights, direction, args.device)
-
-    translators = {direction: load(direction) for direction in directions}
-    started = time.perf_counter()
-    report = translate_files(plan, translators)
-    seconds = time.perf_counter() - started
-    for _path, reason in report.failed:
-        print(f"skipped {reason}", file=sys.stderr)
-    rate = len(report.translated) / max(seconds, 1e-9)
+    report = translate_files(plan, translators, options)
+    for path, reason in report.failed:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
     print(
-        f"translated {len(report.translated)} image(s) into {args.out} in {seconds:.1f}s "
-        f"({rate:.2f} images/s); {len(report.failed)} failed"
+        f"translated {len(report.translated)} image(s) into {args.out} in "
+        f"{report.seconds:.1f}s ({report.rate:.2f} images/s); {len(report.failed)} failed"
     )
     return 1 if report.failed else 0
+
+
+def _holds_both(args: argparse.Namespace) -> bool:
+    # a training checkpoint holds both generators; exports and reference files hold one
+    from cyclegan.inference.translator import holds_both_directions
+
+    return args.weights is not None and holds_both_directions(args.weights)

@@ -1,4 +1,4 @@
-"""Inference: translating images with trained generators."""
+"""Inference: translating images with trained, exported or pretrained generators."""
 
 from cyclegan.inference.translator import Translator
 

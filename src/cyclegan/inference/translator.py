@@ -1,57 +1,112 @@
 """Translate images with a trained generator, at each image's own size.
 
+A `Translator` wraps one generator (one direction) from any source: a run folder, a training
+checkpoint, an exported safetensors / ONNX / TorchScript file, a generator of the reference
+implementation, or a published pretrained name. It runs on PyTorch or ONNX Runtime.
+
 Generators need sides that are multiples of their stride (4 for the ResNet presets, 8 for
 the seed's); images are padded by reflection up to the next multiple and cropped back, so a
-317x211 photo comes back 317x211 (the seed's evaluate drifted to multiples of 8).
+317x211 photo comes back 317x211 (the seed's evaluate drifted to multiples of 8). Optional
+steps around that: resize the short side first (`size`), translate at the scale the model
+was trained at and resize back (`scale="train"`), and translate in tiles (`tile`) so that
+memory stays bounded for images of any size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
-from cyclegan.config import ConfigError, ModelConfig
-from cyclegan.data import (
-    UnreadableImageError,
-    convert_mode,
-    image_to_tensor,
-    is_image_file,
-    list_images,
-    load_image,
-    tensor_to_image,
+from cyclegan.config import ConfigError, ModelConfig, load_config
+from cyclegan.data import convert_mode, image_to_tensor, tensor_to_image
+from cyclegan.inference.export import (
+    OnnxGenerator,
+    describe,
+    is_torchscript,
+    load_onnx,
+    load_torchscript,
+    model_stride,
+    onnx_model,
+    onnx_session,
 )
-from cyclegan.models import ResnetGenerator, make_generator
+from cyclegan.inference.files import (  # the file pipeline, once here: kept importable
+    TranslationReport,
+    alpha_channel,
+    plan_inputs,
+    translate_files,
+)
+from cyclegan.inference.reference import (
+    REFERENCE_LOAD_SIZE,
+    ReferenceFormatError,
+    is_reference_state,
+    reference_generator,
+)
+from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
+from cyclegan.models import make_generator
 from cyclegan.models.artifact import load_generator
 from cyclegan.training.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
 from cyclegan.training.loop import pick_device
 
 DIRECTIONS = ("AtoB", "BtoA")
-# the seed's evaluate layout: a folder with A_type/ (translated A->B) and B_type/ (B->A)
-SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
+BACKENDS = ("torch", "onnxruntime")
+Scale = Literal["native", "train"]
+Backend = Literal["torch", "onnxruntime"]
+DEFAULT_OVERLAP = 64
+TILES_PER_BATCH = 4
 
 
 class Translator:
-    """A generator ready for inference: PIL in, PIL out, same size."""
+    """A generator ready for inference: PIL in, PIL out, same size; or tensors in [-1, 1]."""
 
     def __init__(
         self,
-        generator: ResnetGenerator,
+        generator: nn.Module | OnnxGenerator,
         model: ModelConfig,
         direction: str,
         device: str | torch.device = "auto",
+        *,
+        load_size: int | None = None,
+        source: str = "",
     ) -> None:
-        self.device = pick_device(device) if isinstance(device, str) else device
-        self.generator = generator.to(self.device).eval()
+        """`generator` maps (N, C, H, W) in [-1, 1], sides multiples of the stride, to
+        (N, C', H, W); `load_size` is the short side the training images had (for
+        scale="train"), None when unknown."""
+        _check_direction(direction)
+        self.model = model
         self.direction = direction
-        source, target = (model.channels_a, model.channels_b)
+        self.load_size = load_size
+        self.source = source
+        self.stride = model_stride(model)
+        source_channels, target_channels = model.channels_a, model.channels_b
         self.in_channels, self.out_channels = (
-            (source, target) if direction == "AtoB" else (target, source)
+            (source_channels, target_channels)
+            if direction == "AtoB"
+            else (target_channels, source_channels)
         )
+        if isinstance(generator, OnnxGenerator):
+            self.backend: Backend = "onnxruntime"
+            self.device = torch.device("cpu")  # tensors go to the session through numpy
+            self.generator: nn.Module | OnnxGenerator = generator
+        else:
+            self.backend = "torch"
+            self.device = pick_device(device) if isinstance(device, str) else device
+            self.generator = generator.to(self.device).eval()
+
+    def __repr__(self) -> str:
+        return (
+            f"Translator({self.direction}, {self.model.generator} ngf={self.model.ngf}, "
+            f"{self.backend} on {self.device}, from {self.source or 'memory'})"
+        )
+
+    # ---- where generators come from ----------------------------------------------------------
 
     @classmethod
     def from_run(
@@ -60,9 +115,12 @@ class Translator:
         direction: str = "AtoB",
         device: str = "auto",
         epoch: int | None = None,
+        backend: Backend | None = None,
     ) -> Translator:
-        """The run's generator: latest, or the numbered checkpoint of `epoch`."""
+        """The run's generator: its exported one (generators/DIRECTION.safetensors), else the
+        latest checkpoint, or the numbered checkpoint of `epoch`."""
         run_dir = Path(run_dir)
+        _check_direction(direction)
         if not run_dir.is_dir():
             raise ConfigError(f"run folder {run_dir} does not exist")
         if epoch is not None:
@@ -70,103 +128,330 @@ class Translator:
             if not path.is_file():
                 kept = sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*.pt"))
                 raise ConfigError(f"{path} does not exist; this run kept {kept or 'none'}")
-            return cls.from_file(path, direction, device)
-        exported = run_dir / "generators" / f"{_check_direction(direction)}.safetensors"
+            return cls.from_file(path, direction, device, backend)
+        exported = run_dir / "generators" / f"{direction}.safetensors"
         if exported.is_file():
-            return cls.from_file(exported, direction, device)
-        return cls.from_file(find_checkpoint(run_dir), direction, device)
+            return cls.from_file(exported, direction, device, backend)
+        return cls.from_file(find_checkpoint(run_dir), direction, device, backend)
 
     @classmethod
     def from_file(
-        cls, path: Path | str, direction: str = "AtoB", device: str = "auto"
+        cls,
+        path: Path | str,
+        direction: str | None = None,
+        device: str = "auto",
+        backend: Backend | None = None,
     ) -> Translator:
-        """A training checkpoint (.pt) or an exported generator (.safetensors)."""
+        """A training checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt)
+        or a reference-implementation state dict (.pth), told apart by their content.
+
+        `direction` defaults to the file's own (AtoB for checkpoints and reference files);
+        `backend` defaults to onnxruntime for .onnx files and torch otherwise.
+        """
         path = Path(path)
-        _check_direction(direction)
-        if path.suffix == ".safetensors":
-            generator, metadata = load_generator(path)
-            if metadata["direction"] != direction:
+        if direction is not None:
+            _check_direction(direction)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give a run folder with --run, or a file")
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist")
+        if backend is not None and backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+        loaded = _load_any(path, direction, device)
+        if direction is not None and loaded.direction != direction:
+            raise ConfigError(f"{path} holds the {loaded.direction} generator, not {direction}")
+        generator = loaded.generator
+        if backend == "torch" and isinstance(generator, OnnxGenerator):
+            raise ConfigError(f"{path} is an ONNX file: it runs with --backend onnxruntime")
+        if backend == "onnxruntime" and not isinstance(generator, OnnxGenerator):
+            if isinstance(generator, torch.jit.ScriptModule):
                 raise ConfigError(
-                    f"{path} holds the {metadata['direction']} generator, not {direction}"
+                    f"{path} is TorchScript; for onnxruntime export the run or weights "
+                    "with `cyclegan export --format onnx`"
                 )
-            return cls(generator, metadata["model"], direction, device)
-        checkpoint = load_checkpoint(path)
-        model = checkpoint["config"].model
+            metadata = describe(loaded.model, loaded.direction, loaded.load_size, str(path))
+            proto = onnx_model(generator, loaded.model, metadata)
+            generator = OnnxGenerator(
+                onnx_session(proto.SerializeToString(), device),
+                loaded.model.channels_a if loaded.direction == "AtoB" else loaded.model.channels_b,
+            )
+        return cls(
+            generator,
+            loaded.model,
+            loaded.direction,
+            device,
+            load_size=loaded.load_size,
+            source=str(path),
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str,
+        device: str = "auto",
+        backend: Backend | None = None,
+        cache_dir: Path | str | None = None,
+        base_url: str | None = None,
+        progress: bool = True,
+    ) -> Translator:
+        """A published generator of the reference implementation (`cyclegan pretrained list`),
+        downloaded into the cache on first use. Its direction is its name's (horse2zebra:
+        horse -> zebra), called AtoB."""
+        from cyclegan.inference.pretrained import PretrainedError, fetch_pretrained
+
+        path = fetch_pretrained(name, cache_dir, base_url, progress=progress)
+        try:
+            return cls.from_file(path, "AtoB", device, backend)
+        except (ReferenceFormatError, CheckpointError) as error:
+            path.unlink(missing_ok=True)
+            raise PretrainedError(
+                f"the cached {name} generator was damaged and is removed ({error}); "
+                "run the command again to download it anew"
+            ) from error
+
+    # ---- tensors -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def translate_tensor(
+        self, images: torch.Tensor, tile: int | None = None, overlap: int | None = None
+    ) -> torch.Tensor:
+        """(N, C, H, W) in [-1, 1], any H and W -> (N, C', H, W) in [-1, 1], on the CPU.
+
+        With `tile`, images larger than tile x tile go through in overlapping tiles (a multiple
+        of the stride) blended over `overlap` pixels (default: min(64, tile / 4)); see
+        `cyclegan.inference.tiling`.
+        """
+        if images.ndim != 4 or images.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected (N, {self.in_channels}, H, W) images, got {tuple(images.shape)}"
+            )
+        images = images.float()
+        height, width = images.shape[-2:]
+        if tile is None or (height <= tile and width <= tile):
+            return self._forward(images).cpu()
+        overlap = default_overlap(tile) if overlap is None else overlap
+        check_tiling(tile, overlap, self.stride)
+
+        def record() -> object:
+            # the statistics pass costs the memory of one batch of tiles
+            return self._forward(downscale_to(images, TILES_PER_BATCH * tile * tile))
+
+        generator = self.generator if isinstance(self.generator, nn.Module) else nn.Identity()
+        with shared_norm_statistics(generator, record):
+            return translate_tiled(
+                self._forward, images, tile, overlap, self.out_channels, TILES_PER_BATCH
+            )
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Pad (N, C, H, W) to multiples of the stride, run the generator, crop back."""
+        height, width = images.shape[-2:]
+        pad_h, pad_w = -height % self.stride, -width % self.stride
+        # reflection needs the pad to be smaller than the side; tiny images replicate instead
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        padded = F.pad(images.to(self.device), (0, pad_w, 0, pad_h), mode=mode)
+        return self.generator(padded)[..., :height, :width]
+
+    # ---- PIL images --------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        image: Image.Image,
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> Image.Image:
+        """Translate one PIL image of any mode; see `translate_images` for the options."""
+        return self.translate_images([image], size=size, scale=scale, tile=tile, overlap=overlap)[0]
+
+    def translate_images(
+        self,
+        images: Sequence[Image.Image],
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> list[Image.Image]:
+        """Translate PIL images; those of one size go through the generator as one batch.
+
+        Any mode is accepted (gray, palette, RGBA, CMYK, 16-bit): it is converted to the
+        generator's channels with alpha composited over white, and an input's alpha channel is
+        put back on its output (RGBA / LA). The output has the input's size, unless `size`
+        resizes the short side to `size` first (the output keeps that size). scale="train"
+        translates at the short side the model was trained at (its load size), so objects
+        appear at the scale it knows, and resizes the result back to the input's size.
+        """
+        if size is not None and scale != "native":
+            raise ConfigError("give either a size or scale='train', not both")
+        if scale not in ("native", "train"):
+            raise ConfigError(f"unknown scale {scale!r}; choose native or train")
+        if scale == "train" and self.load_size is None:
+            raise ConfigError(
+                f"the training scale of {self.source or 'this generator'} is unknown (it "
+                "records no load size); give --size N instead"
+            )
+        prepared = [self._prepare(image, size, scale) for image in images]
+        results: list[Image.Image | None] = [None] * len(prepared)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, item in enumerate(prepared):
+            by_shape.setdefault(tuple(item.tensor.shape), []).append(index)
+        for indices in by_shape.values():
+            batch = torch.stack([prepared[index].tensor for index in indices])
+            translated = self.translate_tensor(batch, tile=tile, overlap=overlap)
+            for index, tensor in zip(indices, translated):
+                results[index] = _finish(tensor, prepared[index])
+        return [result for result in results if result is not None]
+
+    def _prepare(self, image: Image.Image, size: int | None, scale: Scale) -> _Prepared:
+        alpha = alpha_channel(image)
+        image = convert_mode(image, self.in_channels)
+        final = image.size
+        if size is not None:
+            final = short_side_to(image.size, size)
+            image = image.resize(final, Image.Resampling.BICUBIC)
+        elif scale == "train" and self.load_size is not None:
+            working = short_side_to(image.size, self.load_size)
+            image = image.resize(working, Image.Resampling.BICUBIC)
+        return _Prepared(image_to_tensor(image), alpha, final)
+
+
+@dataclass
+class _Prepared:
+    tensor: torch.Tensor  # (C, h, w) in [-1, 1], at the size it is translated at
+    alpha: Image.Image | None  # the input's alpha channel ("L"), at the input's size
+    size: tuple[int, int]  # (width, height) of the output
+
+
+def _finish(tensor: torch.Tensor, prepared: _Prepared) -> Image.Image:
+    image = tensor_to_image(tensor)
+    if image.size != prepared.size:
+        image = image.resize(prepared.size, Image.Resampling.BICUBIC)
+    if prepared.alpha is not None:
+        alpha = prepared.alpha
+        if alpha.size != prepared.size:
+            alpha = alpha.resize(prepared.size, Image.Resampling.BICUBIC)
+        image.putalpha(alpha)  # RGB -> RGBA, L -> LA
+    return image
+
+
+def short_side_to(size: tuple[int, int], short: int) -> tuple[int, int]:
+    """(width, height) scaled so that the shorter side is `short`."""
+    width, height = size
+    factor = short / min(width, height)
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def default_overlap(tile: int) -> int:
+    return min(DEFAULT_OVERLAP, tile // 4)
+
+
+def check_tiling(tile: int, overlap: int, stride: int) -> None:
+    if tile <= 0 or tile % stride:
+        raise ConfigError(
+            f"--tile {tile}: the tile size must be a positive multiple of the generator's "
+            f"stride {stride} (e.g. {max(stride, tile - tile % stride)})"
+        )
+    if not 0 <= overlap < tile:
+        raise ConfigError(f"--overlap {overlap} must be at least 0 and less than --tile {tile}")
+
+
+# ---- loading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    generator: nn.Module | OnnxGenerator
+    model: ModelConfig
+    direction: str
+    load_size: int | None
+
+
+def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
+    """Read `path` by what it holds (the suffix only tells .onnx and .safetensors apart)."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        session, metadata = load_onnx(path, device)
+        return _Loaded(session, metadata["model"], metadata["direction"], metadata["load_size"])
+    if suffix == ".safetensors":
+        generator, metadata = load_generator(path)
+        load_size = metadata.get("load_size") or _run_load_size(path.parent.parent)
+        return _Loaded(generator, metadata["model"], metadata["direction"], load_size)
+    if is_torchscript(path):
+        module, metadata = load_torchscript(path)
+        return _Loaded(module, metadata["model"], metadata["direction"], metadata["load_size"])
+    content = _read_torch_file(path)
+    if _is_checkpoint(content):
+        checkpoint = load_checkpoint(path)  # validates it and parses its config
+        config = checkpoint["config"]
+        direction = direction or "AtoB"
         name = "gen_ab" if direction == "AtoB" else "gen_ba"
-        generator = make_generator(model, direction)
+        generator = make_generator(config.model, direction)
         try:
             generator.load_state_dict(checkpoint["models"][name])
         except (KeyError, RuntimeError) as error:
             raise CheckpointError(f"{path}: cannot load {name}: {error}") from error
-        return cls(generator, model, direction, device)
-
-    @torch.no_grad()
-    def translate_tensor(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1], any H and W -> (N, C', H, W) in [-1, 1]."""
-        height, width = images.shape[-2:]
-        stride = self.generator.stride
-        pad_h, pad_w = -height % stride, -width % stride
-        # reflection needs the pad to be smaller than the side; tiny images replicate instead
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        padded = F.pad(images.to(self.device), (0, pad_w, 0, pad_h), mode=mode)
-        return self.generator(padded)[..., :height, :width].cpu()
-
-    def __call__(self, image: Image.Image) -> Image.Image:
-        """Translate one PIL image (any mode) to one of the same size."""
-        tensor = image_to_tensor(convert_mode(image, self.in_channels))
-        return tensor_to_image(self.translate_tensor(tensor[None])[0])
+        return _Loaded(generator, config.model, direction, config.data.load_size)
+    if isinstance(content, dict) and is_reference_state(content):
+        direction = direction or "AtoB"
+        generator, model = reference_generator(content, path, direction)
+        return _Loaded(generator, model, direction, REFERENCE_LOAD_SIZE)
+    first = list(content)[:3] if isinstance(content, dict) else type(content).__name__
+    raise CheckpointError(
+        f"{path} is no generator cyclegan can read: not a cyclegan checkpoint, an export "
+        f"(.safetensors, .onnx, TorchScript) or a reference generator (keys 'model.N...'); "
+        f"it holds {first}"
+    )
 
 
-@dataclass
-class TranslationReport:
-    translated: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+def holds_both_directions(path: Path) -> bool:
+    """Whether `path` is a training checkpoint (both generators); exports and reference
+    files hold one."""
+    if path.suffix.lower() in (".onnx", ".safetensors") or is_torchscript(path):
+        return False
+    return _is_checkpoint(_read_torch_file(path))
 
 
-def plan_inputs(inputs: Iterable[Path], direction: str, out: Path) -> list[tuple[Path, Path, str]]:
-    """(source, destination, direction) for every image; folders keep their structure and a
-    folder in the seed's A_type/B_type layout is translated both ways."""
-    plan = []
-    for item in inputs:
-        if item.is_dir():
-            subfolders = [item / name for name in SEED_LAYOUT if (item / name).is_dir()]
-            if subfolders:
-                for folder in subfolders:
-                    for path in list_images(folder):
-                        plan.append((path, out / folder.name / path.name, SEED_LAYOUT[folder.name]))
-            else:
-                for path in list_images(item):
-                    plan.append((path, out / path.name, direction))
-        elif item.is_file():
-            if not is_image_file(item):
-                raise ConfigError(f"{item} is not an image file (by its extension)")
-            plan.append((item, out / item.name, direction))
-        else:
-            raise ConfigError(f"input {item} does not exist")
-    return plan
+def _is_checkpoint(content: Any) -> bool:
+    return isinstance(content, dict) and "format_version" in content and "models" in content
 
 
-def translate_files(
-    plan: list[tuple[Path, Path, str]], translators: dict[str, Translator]
-) -> TranslationReport:
-    """Translate every planned image; unreadable ones are recorded, not fatal."""
-    from tqdm import tqdm
+def _read_torch_file(path: Path) -> Any:
+    # memory-mapped where the format allows, so sniffing a large checkpoint costs little
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
+    except Exception as error:  # arbitrary bytes make the unpickler fail in arbitrary ways
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        raise CheckpointError(
+            f"{path} is not a cyclegan checkpoint or generator (torch.load failed: {first_line})"
+        ) from error
 
-    report = TranslationReport()
-    for source, destination, direction in tqdm(plan, desc="translating", unit="img"):
-        translator = translators[direction]
-        try:
-            image = load_image(source, translator.in_channels)
-        except UnreadableImageError as error:
-            report.failed.append((source, str(error)))
-            continue
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        translator(image).save(destination)
-        report.translated.append(destination)
-    return report
+
+def _run_load_size(run_dir: Path) -> int | None:
+    """The load size in a run folder's config.yaml, for generators exported by training."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        return None
+    try:
+        return load_config(config_path).data.load_size
+    except ConfigError:
+        return None
 
 
 def _check_direction(direction: str) -> str:
     if direction not in DIRECTIONS:
         raise ConfigError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
     return direction
+
+
+__all__ = [
+    "DIRECTIONS",
+    "TranslationReport",
+    "Translator",
+    "plan_inputs",
+    "translate_files",
+]

@@ -1,0 +1,278 @@
+"""Generators as deployable files: ONNX, TorchScript and safetensors, and reading them back.
+
+Every exported file carries what translation needs besides the weights (the model config,
+the direction, the training load size) as metadata: ONNX `metadata_props`, a TorchScript
+extra file `cyclegan.json`, safetensors metadata. The padding to the generator's stride stays
+outside the graph, in the Translator, so one exported graph serves every image size.
+
+ONNX is exported with the `torch.export`-based exporter (`dynamo=True`, PyTorch's maintained
+path; the TorchScript-based one is deprecated) with dynamic batch, height and width. Its graph
+is the network's own ops (Conv, InstanceNormalization, Pad, ConvTranspose, ...), which
+ONNX Runtime runs with its fused CPU kernels. It needs the `onnx` extra
+(`pip install 'cyclegan[onnx]'`: onnx, onnxscript, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from cyclegan.config import ConfigError, ModelConfig
+from cyclegan.models.artifact import save_generator
+
+ExportFormat = Literal["onnx", "torchscript", "safetensors"]
+SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
+METADATA_FORMAT = "cyclegan-generator/1"
+TORCHSCRIPT_EXTRA = "cyclegan.json"
+INPUT_NAME, OUTPUT_NAME = "images", "translated"
+ONNX_TOLERANCE = 1e-3  # max |onnxruntime - torch| accepted when an export is checked
+
+
+class OnnxUnavailable(ConfigError):
+    """The optional ONNX packages are missing; the message says how to install them."""
+
+
+def describe(
+    model: ModelConfig, direction: str, load_size: int | None, source: str
+) -> dict[str, str]:
+    """The metadata every exported file carries, as strings (what all three formats store)."""
+    return {
+        "format": METADATA_FORMAT,
+        "direction": direction,
+        "model": json.dumps(vars(model)),
+        "load_size": json.dumps(load_size),
+        "source": json.dumps(source),
+    }
+
+
+def parse_metadata(raw: dict[str, str], path: Path) -> dict[str, Any]:
+    """{"model": ModelConfig, "direction", "load_size", "source"} from `describe`'s strings."""
+    if raw.get("format") != METADATA_FORMAT:
+        raise ConfigError(
+            f"{path} is not a cyclegan generator export (metadata format {raw.get('format')!r}, "
+            f"expected {METADATA_FORMAT!r}); export it with `cyclegan export`"
+        )
+    try:
+        return {
+            "model": ModelConfig(**json.loads(raw["model"])),
+            "direction": raw["direction"],
+            "load_size": json.loads(raw.get("load_size", "null")),
+            "source": json.loads(raw.get("source", '""')),
+        }
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path} has damaged cyclegan metadata: {error}") from error
+
+
+def export_generator(
+    generator: nn.Module,
+    model: ModelConfig,
+    direction: str,
+    path: Path,
+    export_format: ExportFormat,
+    load_size: int | None = None,
+    source: str = "",
+) -> float | None:
+    """Write `generator` to `path` in `export_format`, atomically. For ONNX, returns the max
+    difference between ONNX Runtime and PyTorch on an odd-sized test image."""
+    generator = generator.cpu().eval()
+    metadata = describe(model, direction, load_size, source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    difference = None
+    try:
+        if export_format == "onnx":
+            proto = onnx_model(generator, model, metadata)
+            temporary.write_bytes(proto.SerializeToString())
+            difference = check_onnx(temporary, generator, model)
+        elif export_format == "torchscript":
+            example = torch.zeros(1, _in_channels(model, direction), 64, 64)
+            with warnings.catch_warnings():
+                # the tracer warns about instance norm's shape checks, which hold for any size
+                warnings.simplefilter("ignore")
+                # no data-dependent control flow to check for; the check would rerun it twice
+                traced = torch.jit.trace(generator, example, check_trace=False)
+                torch.jit.save(
+                    traced, str(temporary), _extra_files={TORCHSCRIPT_EXTRA: json.dumps(metadata)}
+                )
+        elif export_format == "safetensors":
+            extra = {key: json.loads(metadata[key]) for key in ("load_size", "source")}
+            save_generator(path, generator, model, direction, **extra)  # atomic itself
+            return None
+        else:
+            raise ConfigError(f"unknown export format {export_format!r}; choose one of {SUFFIXES}")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return difference
+
+
+# ---- ONNX --------------------------------------------------------------------------------------
+
+
+def onnx_model(generator: nn.Module, model: ModelConfig, metadata: dict[str, str]) -> Any:
+    """The generator as an onnx.ModelProto with dynamic (batch, height, width), checked by
+    onnx.checker and carrying `metadata` in its metadata_props."""
+    onnx = import_onnx()
+    try:
+        import onnxscript  # noqa: F401  (what torch.onnx's exporter writes the graph with)
+    except ImportError as error:
+        raise OnnxUnavailable(
+            "exporting to ONNX needs the optional packages: pip install 'cyclegan[onnx]'"
+        ) from error
+    stride = model_stride(model)
+    example = torch.zeros(1, _in_channels(model, metadata["direction"]), 4 * stride, 4 * stride)
+    dynamic = torch.export.Dim.DYNAMIC
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            generator,
+            (example,),
+            dynamo=True,
+            verbose=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": {0: dynamic, 2: dynamic, 3: dynamic}},
+        )
+    proto = program.model_proto
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def check_onnx(path: Path, generator: nn.Module, model: ModelConfig) -> float:
+    """Max |onnxruntime - torch| on a batch of 2 at an odd multiple of the stride; raises if
+    it exceeds ONNX_TOLERANCE (an exporter bug must not ship silently)."""
+    session_generator, _ = load_onnx(path)
+    stride = model_stride(model)
+    images = torch.rand(2, session_generator.in_channels, 5 * stride, 3 * stride) * 2 - 1
+    with torch.no_grad():
+        expected = generator(images)
+    difference = float((session_generator(images) - expected).abs().max())
+    if not difference <= ONNX_TOLERANCE:
+        raise RuntimeError(
+            f"{path}: ONNX Runtime differs from PyTorch by {difference:.2e} "
+            f"(> {ONNX_TOLERANCE}); please report this with your torch and onnx versions"
+        )
+    return difference
+
+
+class OnnxGenerator:
+    """An ONNX Runtime session that behaves like the generator module: tensor in, tensor out."""
+
+    def __init__(self, session: Any, in_channels: int) -> None:
+        self.session = session
+        self.in_channels = in_channels
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        # (N, C, H, W) float32 in [-1, 1], H and W multiples of the stride
+        array = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        (result,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
+        return torch.from_numpy(result)
+
+
+def onnx_session(source: Path | bytes, device: str = "auto", threads: int = 0) -> Any:
+    """An onnxruntime InferenceSession on CUDA when asked (or auto and available), else CPU."""
+    ort = import_onnxruntime()
+    available = ort.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" not in available:
+        raise ConfigError(
+            "--device cuda: this onnxruntime has no CUDA provider "
+            "(install onnxruntime-gpu) ; use --device cpu"
+        )
+    if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.log_severity_level = 3  # errors only: its warnings are about CUDA provider setup
+    model = str(source) if isinstance(source, Path) else source
+    return ort.InferenceSession(model, options, providers=providers)
+
+
+def load_onnx(path: Path, device: str = "auto") -> tuple[OnnxGenerator, dict[str, Any]]:
+    """An exported ONNX generator and its metadata."""
+    onnx = import_onnx()
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf decode errors have no common base class
+        raise ConfigError(f"{path} is not a readable ONNX file: {error}") from error
+    metadata = parse_metadata({p.key: p.value for p in proto.metadata_props}, path)
+    session = onnx_session(path, device)
+    in_channels = _in_channels(metadata["model"], metadata["direction"])
+    return OnnxGenerator(session, in_channels), metadata
+
+
+def import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError as error:
+        raise OnnxUnavailable(
+            "ONNX needs the optional packages: pip install 'cyclegan[onnx]'"
+        ) from error
+    return onnx
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise OnnxUnavailable(
+            "--backend onnxruntime needs the optional packages: pip install 'cyclegan[onnx]'"
+        ) from error
+    return onnxruntime
+
+
+# ---- TorchScript -------------------------------------------------------------------------------
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript archive holds compiled code (`code/`, `constants.pkl`); a torch.save file
+    (checkpoint, state dict) is a zip too but holds only `data.pkl` and tensors."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+def load_torchscript(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """A TorchScript generator and its metadata. Loading TorchScript runs its compiled code:
+    open only files you exported yourself or trust."""
+    extra = {TORCHSCRIPT_EXTRA: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as error:
+        raise ConfigError(f"{path} is not a loadable TorchScript file: {error}") from error
+    if not extra[TORCHSCRIPT_EXTRA]:
+        raise ConfigError(
+            f"{path} is a TorchScript file without cyclegan metadata ({TORCHSCRIPT_EXTRA}); "
+            "export it with `cyclegan export --format torchscript`"
+        )
+    return module, parse_metadata(json.loads(extra[TORCHSCRIPT_EXTRA]), path)
+
+
+# ---- shared ------------------------------------------------------------------------------------
+
+
+def model_stride(model: ModelConfig) -> int:
+    """Sides must be multiples of this: 2 ** the generator's downsamplings."""
+    from cyclegan.models import GENERATORS
+
+    return 2 ** GENERATORS[model.generator][1]
+
+
+def _in_channels(model: ModelConfig, direction: str) -> int:
+    return model.channels_a if direction == "AtoB" else model.channels_b

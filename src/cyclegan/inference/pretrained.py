@@ -1,0 +1,120 @@
+"""The reference implementation's published generators: names, cache and a resumable download.
+
+The CycleGAN authors publish generators trained with their code (resnet_9blocks, ngf=64,
+256px) as `BASE/NAME.pth`. They are downloaded once into the cache folder
+(`$CYCLEGAN_CACHE`, else `$XDG_CACHE_HOME/cyclegan`, else `~/.cache/cyclegan`, under
+`pretrained/`). The base URL can point at a mirror (`--base-url`, `$CYCLEGAN_PRETRAINED_URL`).
+
+Downloads go through `cyclegan.data.download.download_file` (to `NAME.pth.part`, resumed with
+HTTP Range requests after a dropped connection, also by the next command; a size that
+disagrees with what the server announced is removed). The publisher lists no checksums, so a
+downloaded file is then checked by loading it as a reference generator, and removed if it is
+not one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cyclegan.config import ConfigError
+from cyclegan.data.download import DownloadError, download_file
+from cyclegan.inference.reference import infer_architecture, is_reference_state, load_state_file
+from cyclegan.training.checkpoint import CheckpointError
+
+DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
+BASE_URL_VARIABLE = "CYCLEGAN_PRETRAINED_URL"
+CACHE_VARIABLE = "CYCLEGAN_CACHE"
+# name -> what it does; every one is a resnet_9blocks, ngf=64 generator (AtoB of its name)
+PRETRAINED: dict[str, str] = {
+    "apple2orange": "apples -> oranges",
+    "orange2apple": "oranges -> apples",
+    "summer2winter_yosemite": "Yosemite in summer -> in winter",
+    "winter2summer_yosemite": "Yosemite in winter -> in summer",
+    "horse2zebra": "horses -> zebras",
+    "zebra2horse": "zebras -> horses",
+    "monet2photo": "Monet paintings -> photos",
+    "style_monet": "photos -> Monet's style",
+    "style_cezanne": "photos -> Cezanne's style",
+    "style_ukiyoe": "photos -> ukiyo-e style",
+    "style_vangogh": "photos -> Van Gogh's style",
+    "sat2map": "satellite images -> maps",
+    "map2sat": "maps -> satellite images",
+    "cityscapes_photo2label": "street photos -> label maps",
+    "cityscapes_label2photo": "label maps -> street photos",
+    "facades_photo2label": "facade photos -> label maps",
+    "facades_label2photo": "label maps -> facade photos",
+    "iphone2dslr_flower": "iPhone flower photos -> DSLR look (shallow depth of field)",
+}
+
+
+class PretrainedError(ConfigError):
+    """A pretrained generator that cannot be had; the message says why and what to do."""
+
+
+def cache_dir(override: Path | str | None = None) -> Path:
+    """The folder holding downloaded generators (`pretrained/` in the cyclegan cache)."""
+    if override is not None:
+        return Path(override)
+    if os.environ.get(CACHE_VARIABLE):
+        root = Path(os.environ[CACHE_VARIABLE])
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cyclegan"
+    return root / "pretrained"
+
+
+def base_url(override: str | None = None) -> str:
+    return (override or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def check_name(name: str) -> str:
+    if name not in PRETRAINED:
+        raise PretrainedError(
+            f"unknown pretrained generator {name!r}; choose one of {sorted(PRETRAINED)} "
+            "(cyclegan pretrained list)"
+        )
+    return name
+
+
+def cached_path(name: str, cache: Path | str | None = None) -> Path:
+    return cache_dir(cache) / f"{check_name(name)}.pth"
+
+
+def fetch_pretrained(
+    name: str,
+    cache: Path | str | None = None,
+    url: str | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """The cached file of `name`, downloaded first if it is not there (or `force`)."""
+    path = cached_path(name, cache)
+    if path.is_file() and not force:
+        return path
+    if force:
+        path.unlink(missing_ok=True)
+    address = f"{base_url(url)}/{name}.pth"
+    try:
+        download_file(address, path, progress=progress)
+    except DownloadError as error:
+        raise PretrainedError(f"{error} (the base URL can be changed with --base-url)") from error
+    try:
+        check_generator_file(path)
+    except PretrainedError:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_generator_file(path: Path) -> None:
+    """Raises PretrainedError unless `path` loads as a reference generator state dict."""
+    try:
+        state = load_state_file(path)
+        if not is_reference_state(state):
+            raise ConfigError(f"{path} holds keys {list(state)[:3]}, not 'model.N...'")
+        infer_architecture(state, path)
+    except (ConfigError, CheckpointError) as error:
+        raise PretrainedError(
+            f"the downloaded file is not a reference generator and was removed ({error}); "
+            "check the base URL (--base-url) or try again"
+        ) from error
