@@ -8,6 +8,7 @@ one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from cyclegan.data import DatasetLayoutError, UnreadableImageError
+    from cyclegan.data.download import DownloadError
     from cyclegan.training.checkpoint import CheckpointError
     from cyclegan.training.loop import TrainingDiverged
 
@@ -48,12 +50,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"cyclegan: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except TrainingDiverged as error:
-        print(f"cyclegan: {error}", file=sys.stderr)
+    except (TrainingDiverged, DownloadError) as error:  # not a usage mistake: exit 1
+        print(f"cyclegan: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cyclegan: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

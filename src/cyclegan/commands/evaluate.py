@@ -55,12 +55,12 @@ def add_evaluate_command(commands: Any) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from cyclegan.device import pick_device
     from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception
     from cyclegan.evaluation.report import append_metrics_row, format_table, plot_metrics
     from cyclegan.evaluation.suite import evaluate_generators, load_test_set
     from cyclegan.models import make_generator
     from cyclegan.training.checkpoint import load_checkpoint
-    from cyclegan.training.loop import pick_device
 
     checkpoints = checkpoints_to_evaluate(args.run, args.epoch, args.all_epochs)
     first = load_checkpoint(checkpoints[0])

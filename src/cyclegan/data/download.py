@@ -76,6 +76,17 @@ _RATIO_EXEMPT_BYTES = 1 << 20
 _CHUNK = 1 << 16
 
 
+CACHE_VARIABLE = "CYCLEGAN_CACHE"
+
+
+def user_cache_dir() -> Path:
+    """Where downloaded weights are kept: $CYCLEGAN_CACHE, else $XDG_CACHE_HOME/cyclegan,
+    else ~/.cache/cyclegan."""
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cyclegan"
+
+
 class DownloadError(Exception):
     """A download or extraction that failed; the message says what was kept and what to do."""
 

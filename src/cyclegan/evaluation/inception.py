@@ -13,8 +13,6 @@ unavailable with the reason, and the other metrics still run.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,15 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv
 
+from cyclegan.data.download import user_cache_dir
+
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
     "pt_inception-2015-12-05-6726825d.pth"
 )
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FEATURE_DIM = 2048
-
-# (N, 3, H, W) in [-1, 1] -> (N, D) features
-FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 
 
 class FidInceptionA(tv.InceptionA):
@@ -115,14 +112,6 @@ class InceptionUnavailable(RuntimeError):
     """FID/KID cannot be computed; the message says why and how to fix it."""
 
 
-def cache_dir() -> Path:
-    """$CYCLEGAN_CACHE, else $XDG_CACHE_HOME/cyclegan, else ~/.cache/cyclegan."""
-    if os.environ.get("CYCLEGAN_CACHE"):
-        return Path(os.environ["CYCLEGAN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cyclegan"
-
-
 def load_fid_inception(
     weights: Path | None = None,
     *,
@@ -134,7 +123,7 @@ def load_fid_inception(
 
     Raises InceptionUnavailable with the reason when no usable weights can be had.
     """
-    path = weights if weights is not None else cache_dir() / FID_WEIGHTS_FILE
+    path = weights if weights is not None else user_cache_dir() / FID_WEIGHTS_FILE
     if weights is not None and not weights.is_file():
         raise InceptionUnavailable(f"--inception-weights {weights} does not exist")
     if not path.is_file():

@@ -10,9 +10,13 @@ sets hold 120 and 140 images): report set sizes next to it, and prefer KID there
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+# (N, 3, H, W) in [-1, 1] -> (N, D) features, e.g. the Inception network's
+FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 2.0) -> float:

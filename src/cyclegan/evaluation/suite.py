@@ -18,8 +18,13 @@ import torch
 from torch import nn
 
 from cyclegan.data import UnreadableImageError, list_images, load_image, test_transform
-from cyclegan.evaluation.inception import FeatureExtractor
-from cyclegan.evaluation.metrics import fid_from_features, kid_from_features, psnr, ssim
+from cyclegan.evaluation.metrics import (
+    FeatureExtractor,
+    fid_from_features,
+    kid_from_features,
+    psnr,
+    ssim,
+)
 from cyclegan.models.generator import translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")

@@ -18,13 +18,12 @@ import os
 from pathlib import Path
 
 from cyclegan.config import ConfigError
-from cyclegan.data.download import DownloadError, download_file
+from cyclegan.data.download import DownloadError, download_file, user_cache_dir
 from cyclegan.inference.reference import infer_architecture, is_reference_state, load_state_file
 from cyclegan.training.checkpoint import CheckpointError
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 BASE_URL_VARIABLE = "CYCLEGAN_PRETRAINED_URL"
-CACHE_VARIABLE = "CYCLEGAN_CACHE"
 # name -> what it does; every one is a resnet_9blocks, ngf=64 generator (AtoB of its name)
 PRETRAINED: dict[str, str] = {
     "apple2orange": "apples -> oranges",
@@ -56,11 +55,7 @@ def cache_dir(override: Path | str | None = None) -> Path:
     """The folder holding downloaded generators (`pretrained/` in the cyclegan cache)."""
     if override is not None:
         return Path(override)
-    if os.environ.get(CACHE_VARIABLE):
-        root = Path(os.environ[CACHE_VARIABLE])
-    else:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cyclegan"
-    return root / "pretrained"
+    return user_cache_dir() / "pretrained"
 
 
 def base_url(override: str | None = None) -> str:

@@ -27,6 +27,7 @@ from torch import nn
 
 from cyclegan.config import ConfigError, ModelConfig, load_config
 from cyclegan.data import convert_mode, image_to_tensor, tensor_to_image
+from cyclegan.device import pick_device
 from cyclegan.inference.export import (
     OnnxGenerator,
     describe,
@@ -53,7 +54,6 @@ from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, tran
 from cyclegan.models import make_generator
 from cyclegan.models.artifact import load_generator
 from cyclegan.training.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
-from cyclegan.training.loop import pick_device
 
 DIRECTIONS = ("AtoB", "BtoA")
 BACKENDS = ("torch", "onnxruntime")

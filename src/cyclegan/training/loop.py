@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from cyclegan.config import Config, ConfigError, LossConfig, save_config
 from cyclegan.data import UnpairedDataset, make_loader
 from cyclegan.data.check import check_training_images
-from cyclegan.evaluation.inception import FeatureExtractor
+from cyclegan.device import pick_device
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
 from cyclegan.models.artifact import save_generator
@@ -41,6 +41,9 @@ from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_log import LOSS_NAMES, RunLog
 from cyclegan.training.samples import load_sample_images, save_sample_grid
 from cyclegan.training.schedule import lr_factor
+
+if TYPE_CHECKING:
+    from cyclegan.evaluation.metrics import FeatureExtractor
 
 # model options that change parameter shapes: a resumed run cannot change them
 ARCHITECTURE_OPTIONS = (
@@ -364,19 +367,6 @@ def train_step(
 
 
 # ---- setup helpers ---------------------------------------------------------------------------
-
-
-def pick_device(name: str) -> torch.device:
-    """auto: cuda, then mps, then cpu; an explicit device must exist."""
-    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise ConfigError(
-            f"--device {name}: no {name.upper()} device is available here; "
-            "use --device cpu or --device auto"
-        )
-    return torch.device(name)
 
 
 def make_optimizers(model: CycleGAN, config: Config) -> Optimizers:

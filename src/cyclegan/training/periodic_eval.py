@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cyclegan.config import Config
-from cyclegan.evaluation.inception import FeatureExtractor, InceptionUnavailable, load_fid_inception
 from cyclegan.evaluation.report import append_metrics_row, metric_value, plot_metrics
 from cyclegan.evaluation.suite import TestSet, evaluate_generators, is_better, load_test_set
 from cyclegan.models import CycleGAN
+
+if TYPE_CHECKING:  # the Inception network (torchvision) loads only when FID is computed
+    from cyclegan.evaluation.metrics import FeatureExtractor
 
 
 class PeriodicEvaluation:
@@ -95,6 +97,8 @@ class PeriodicEvaluation:
     def feature_extractor(self, model: CycleGAN) -> FeatureExtractor | None:
         if not self._extractor_tried and self.config.eval.fid:
             self._extractor_tried = True
+            from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception
+
             weights = self.config.eval.inception_weights
             try:
                 self.extractor = load_fid_inception(
