@@ -2,20 +2,22 @@
 time budget and score the A->B translations of the test images against their ground truth.
 
     python benchmarks/learn_synth.py                      # the recorded 10-minute figure
-    python benchmarks/learn_synth.py --minutes 3 --set ngf=8 --set lambda_identity=0
+    python benchmarks/learn_synth.py --minutes 3 --set ngf=16 --set ndf=16 --threads 2
 
 The dataset (`make_synthetic_dataset`) maps A to B by a fixed channel rotation plus inversion,
 and `testA_truth` holds the true B image of every test A image, so a translation can be scored
-exactly (PSNR, `cyclegan.demo.mean_psnr`). The baseline is the PSNR of the untranslated test
-images against the same truth: a generator that learned nothing gets about that.
+exactly (PSNR and SSIM, `cyclegan.evaluation.suite.score_against_truth`). The baseline is the
+PSNR of the untranslated test images against the same truth. Inverted colours make it a low
+bar (about 5.4 dB), so the report also gives what a plain mid-gray image scores (about
+10.2 dB): only a result well above that shows that the colour map itself was learned.
 
 Training runs once, through `cyclegan.training.loop.train`, with a numbered checkpoint after
 every epoch (`save_every=1`) and a `should_stop` callback that stops only at the deadline. After
 training, every `checkpoints/epoch_NNN.pt` is translated and scored for the learning curve, and
 the run's exported generator (its last state, also after a deadline stop) gives the final
 figure. The default schedule is sized so that the linear lr decay completes within 10 minutes
-on two CPU cores; with another `--minutes` it is scaled in proportion unless `--set epochs=...`
-or `--set epochs_decay=...` is given. The report says whether the deadline cut the schedule.
+on two CPU cores; with another `--minutes` it is scaled in proportion (`--set epochs=...` and
+`--set epochs_decay=...` replace it). The report says whether the deadline cut the schedule.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ import torch
 from PIL import Image
 
 from cyclegan.config import Config, ConfigError, options
+from cyclegan.data import list_images
 from cyclegan.data.synthetic import TRUTH_DIR, make_synthetic_dataset
-from cyclegan.demo import mean_psnr
+from cyclegan.evaluation.suite import score_against_truth
 from cyclegan.inference.translator import Translator, plan_inputs, translate_files
 from cyclegan.training.checkpoint import load_checkpoint
 from cyclegan.training.loop import train
@@ -49,8 +52,8 @@ RUN_NAME = "learn_synth"
 # The best setting found for 10 minutes on two CPU cores (see benchmarks/RESULTS.md): a narrow
 # generator (ngf=8) trains fastest and reaches the same ~17 dB plateau as wider ones; the identity
 # loss must be off (the A->B map inverts colours, so "B->B unchanged" fights it: -7 dB). The
-# schedule (24 epochs of 200 steps) takes about 6 minutes on an idle machine and still completes
-# at 8 it/s, i.e. with other processes busy on the second core.
+# schedule (24 epochs of 200 steps) takes 5.5-6 minutes on an idle machine and still completes
+# at about 8.5 it/s, i.e. with other processes busy on the second core.
 # epochs/epochs_decay are for DEFAULT_MINUTES and are scaled for another --minutes.
 DEFAULT_OPTIONS: dict[str, Any] = {
     "generator": "resnet_6blocks",
@@ -85,6 +88,7 @@ class CurvePoint:
     step: int
     seconds: float  # training time elapsed when this state was reached
     psnr: float
+    ssim: float
     note: str = ""
 
 
@@ -98,7 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=None, help="work folder for dataset and run (default: temp)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training seed (default 0; the data is fixed)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -118,7 +124,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override any config option (flat name, e.g. ngf=8); repeatable",
+        help="override a config option (flat name, e.g. ngf=16); repeatable. data, runs_dir, "
+        "name, seed and save_every are this script's",
     )
     args = parser.parse_args(argv)
     if args.minutes <= 0:
@@ -166,12 +173,10 @@ def build_config(
     """The run's config and the options this script chose (defaults, scaling, overrides)."""
     chosen = dict(DEFAULT_OPTIONS)
     chosen["load_size"] = chosen["crop_size"] = args.size
-    if args.minutes != DEFAULT_MINUTES and not any(k in args.overrides for k in SCHEDULE_KEYS):
-        scale = args.minutes / DEFAULT_MINUTES
-        for key in SCHEDULE_KEYS:
-            chosen[key] = max(1, round(DEFAULT_OPTIONS[key] * scale))
+    for key in SCHEDULE_KEYS:  # the default schedule fills DEFAULT_MINUTES: scale it
+        chosen[key] = max(1, round(DEFAULT_OPTIONS[key] * args.minutes / DEFAULT_MINUTES))
     chosen.update(args.overrides)
-    chosen.update(seed=args.seed, save_every=1)
+    chosen.update(seed=args.seed, save_every=1)  # --seed; a checkpoint per epoch for the curve
     config = Config().with_overrides(
         {**chosen, "data": str(data), "runs_dir": str(runs_dir), "name": RUN_NAME}
     )
@@ -202,19 +207,19 @@ def gray_reference(data: Path, work: Path) -> float:
     """PSNR of a mid-gray image in place of every translation: what 'output nothing' scores."""
     folder = work / "gray_reference"
     folder.mkdir(exist_ok=True)
-    for path in sorted((data / "testA").iterdir()):
+    for path in list_images(data / "testA"):
         with Image.open(path) as image:
             Image.new("RGB", image.size, (128, 128, 128)).save(folder / path.name)
-    return mean_psnr(folder, data / TRUTH_DIR)
+    return score_against_truth(folder, data / TRUTH_DIR)[0]
 
 
-def score(translator: Translator, data: Path, out: Path) -> float:
-    """Translate testA into `out` and return its mean PSNR against the ground truth."""
+def score(translator: Translator, data: Path, out: Path) -> tuple[float, float]:
+    """Translate testA into `out`; its mean PSNR and SSIM against the ground truth."""
     shutil.rmtree(out, ignore_errors=True)
     report = translate_files(plan_inputs([data / "testA"], "AtoB", out), {"AtoB": translator})
     if report.failed:
         raise RuntimeError(f"could not translate {report.failed}")
-    return mean_psnr(out, data / TRUTH_DIR)
+    return score_against_truth(out, data / TRUTH_DIR)
 
 
 def learning_curve(run_dir: Path, data: Path, step_times: list[float]) -> list[CurvePoint]:
@@ -223,9 +228,10 @@ def learning_curve(run_dir: Path, data: Path, step_times: list[float]) -> list[C
     for path in sorted((run_dir / "checkpoints").glob("epoch_*.pt")):
         step = int(load_checkpoint(path)["step"])
         translator = Translator.from_file(path, "AtoB", "cpu")
-        value = score(translator, data, run_dir / "eval" / path.stem)
+        value, similarity = score(translator, data, run_dir / "eval" / path.stem)
         epoch = int(path.stem.removeprefix("epoch_"))
-        points.append(CurvePoint(epoch, step, step_times[step - 1] if step else 0.0, value))
+        seconds = step_times[step - 1] if step else 0.0
+        points.append(CurvePoint(epoch, step, seconds, value, similarity))
     return points
 
 
@@ -269,18 +275,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- score
     eval_started = time.monotonic()
-    baseline = mean_psnr(data / "testA", data / TRUTH_DIR)
+    baseline, baseline_ssim = score_against_truth(data / "testA", data / TRUTH_DIR)
     gray = gray_reference(data, work)
     curve = learning_curve(run_dir, data, step_times)
     if not completed:  # the deadline stopped a partial epoch: add the final state
         final_translator = Translator.from_run(run_dir, "AtoB", "cpu")
-        final = score(final_translator, data, run_dir / "eval" / "final")
+        final, final_ssim = score(final_translator, data, run_dir / "eval" / "final")
         curve.append(
             CurvePoint(
                 epochs_done,
                 steps,
                 wall,
                 final,
+                final_ssim,
                 f"deadline, {batch} steps into epoch {epochs_done + 1}",
             )
         )
@@ -305,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "final_psnr": final,
         "baseline_psnr": baseline,
+        "final_ssim": curve[-1].ssim if curve else float("nan"),
+        "baseline_ssim": baseline_ssim,
         "gray_psnr": gray,
         "gain": final - baseline,
         "train_seconds": wall,
@@ -342,12 +351,12 @@ def report(
     baseline, gray, final = scores
     print()
     print("learning curve (A->B PSNR of the 20 test images against their true B):")
-    print(f"  {'epoch':>5} {'step':>6} {'train s':>8} {'PSNR dB':>8} {'gain dB':>8}")
+    print(f"  {'epoch':>5} {'step':>6} {'train s':>8} {'PSNR dB':>8} {'gain dB':>8} {'SSIM':>6}")
     for point in curve:
         note = f"  ({point.note})" if point.note else ""
         print(
             f"  {point.epoch:>5} {point.step:>6} {point.seconds:>8.0f} {point.psnr:>8.2f} "
-            f"{point.psnr - baseline:>+8.2f}{note}"
+            f"{point.psnr - baseline:>+8.2f} {point.ssim:>6.3f}{note}"
         )
     done = curve[-1].epoch if curve else 0
     schedule = (

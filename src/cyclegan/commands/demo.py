@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cyclegan.commands.common import UserError
+
 
 def add_demo_command(commands: Any) -> None:
     demo = commands.add_parser(
@@ -26,11 +28,20 @@ def add_demo_command(commands: Any) -> None:
     demo.add_argument(
         "--minutes", type=float, default=4.0, help="training time budget (default: 4)"
     )
+    demo.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default: 1: as fast for this small model, and it does "
+        "not collapse when other programs share the cores)",
+    )
     demo.set_defaults(handler=run_demo_command)
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
     from cyclegan.demo import run_demo
 
-    run_demo(args.root, args.runs_dir, args.minutes)
+    if args.minutes <= 0 or args.threads <= 0:
+        raise UserError("--minutes and --threads must be positive")
+    run_demo(args.root, args.runs_dir, args.minutes, args.threads)
     return 0

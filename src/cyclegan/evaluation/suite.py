@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cyclegan.data import UnreadableImageError, list_images, load_image, test_transform
+from cyclegan.data import (
+    UnreadableImageError,
+    image_to_tensor,
+    list_images,
+    load_image,
+    test_transform,
+)
 from cyclegan.evaluation.metrics import (
     FeatureExtractor,
     fid_from_features,
@@ -101,6 +107,18 @@ def evaluate_generators(
             results[f"kid_{direction}"] = kid_mean
             results[f"kid_std_{direction}"] = kid_std
     return results
+
+
+def score_against_truth(folder: Path, truth: Path) -> tuple[float, float]:
+    """Mean PSNR (dB) and SSIM of the images in `folder` against same-named ones in `truth`."""
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"{folder} holds no images to score")
+    pairs = [
+        (image_to_tensor(load_image(path)), image_to_tensor(load_image(truth / path.name)))
+        for path in paths
+    ]
+    return _mean(psnr(a, b) for a, b in pairs), _mean(ssim(a, b) for a, b in pairs)
 
 
 def is_better(metric: str, value: float, best: float | None) -> bool:
