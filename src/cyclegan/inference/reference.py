@@ -21,7 +21,7 @@ import torch
 from cyclegan.config import ConfigError, ModelConfig
 from cyclegan.models import GENERATORS, make_generator
 from cyclegan.models.generator import ResnetGenerator
-from cyclegan.training.checkpoint import CheckpointError
+from cyclegan.training.checkpoint import CheckpointError, load_weights_only
 
 # what the reference trains its published generators with (--load_size 286 --crop_size 256)
 REFERENCE_LOAD_SIZE = 286
@@ -72,14 +72,7 @@ class ReferenceArchitecture:
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A plain state dict from `path` (weights_only: opening it runs no code)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # arbitrary bytes make the unpickler fail in arbitrary ways
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else type(error).__name__
-        raise ReferenceFormatError(
-            f"{path} is not a PyTorch weights file (torch.load failed: {first_line})"
-        ) from error
+    state = load_weights_only(path, "a PyTorch weights file", error=ReferenceFormatError)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ReferenceFormatError(f"{path} does not hold a state dict (name -> tensor)")
     return state

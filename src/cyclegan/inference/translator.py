@@ -53,7 +53,12 @@ from cyclegan.inference.reference import (
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
 from cyclegan.models import make_generator
 from cyclegan.models.artifact import load_generator
-from cyclegan.training.checkpoint import CheckpointError, find_checkpoint, load_checkpoint
+from cyclegan.training.checkpoint import (
+    CheckpointError,
+    find_checkpoint,
+    load_checkpoint,
+    load_weights_only,
+)
 
 DIRECTIONS = ("AtoB", "BtoA")
 BACKENDS = ("torch", "onnxruntime")
@@ -419,16 +424,9 @@ def _is_checkpoint(content: Any) -> bool:
 
 def _read_torch_file(path: Path) -> Any:
     # memory-mapped where the format allows, so sniffing a large checkpoint costs little
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
-    except Exception as error:  # arbitrary bytes make the unpickler fail in arbitrary ways
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else type(error).__name__
-        raise CheckpointError(
-            f"{path} is not a cyclegan checkpoint or generator (torch.load failed: {first_line})"
-        ) from error
+    return load_weights_only(
+        path, "a cyclegan checkpoint or generator", mmap=zipfile.is_zipfile(path)
+    )
 
 
 def _run_load_size(run_dir: Path) -> int | None:

@@ -50,18 +50,30 @@ def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
     _fsync_directory(path.parent)
 
 
+def load_weights_only(
+    path: Path,
+    not_what: str,
+    map_location: str | torch.device = "cpu",
+    mmap: bool = False,
+    error: type[CheckpointError] | None = None,
+) -> Any:
+    """torch.load(weights_only=True), so opening a file runs no code. Any failure raises
+    `error` (CheckpointError) saying "PATH is not NOT_WHAT" with torch's first line."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as failure:  # arbitrary bytes make the unpickler fail in arbitrary ways
+        text = str(failure).strip()
+        first_line = text.splitlines()[0] if text else type(failure).__name__
+        raise (error or CheckpointError)(
+            f"{path} is not {not_what} (torch.load failed: {first_line})"
+        ) from failure
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint; raises CheckpointError naming what is wrong."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # arbitrary bytes make the unpickler fail in arbitrary ways
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else type(error).__name__
-        raise CheckpointError(
-            f"{path} is not a cyclegan checkpoint (torch.load failed: {first_line})"
-        ) from error
+    checkpoint = load_weights_only(path, "a cyclegan checkpoint", map_location)
     if not isinstance(checkpoint, dict):
         kind = type(checkpoint).__name__
         raise CheckpointError(f"{path} is not a cyclegan checkpoint (it holds a {kind})")
