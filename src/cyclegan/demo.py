@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from cyclegan.config import Config
-from cyclegan.data.synthetic import TRUTH_DIR, make_synthetic_dataset
+from cyclegan.data.synthetic import TRUTH_DIR, TRUTH_DIR_B, make_synthetic_dataset
 from cyclegan.evaluation.suite import score_against_truth
 from cyclegan.inference.translator import Translator, plan_inputs, translate_files
 from cyclegan.training.loop import train
@@ -48,7 +48,7 @@ def demo_config(root: Path, runs_dir: Path, name: str = "demo") -> Config:
 def run_demo(root: Path, runs_dir: Path, minutes: float, threads: int = 1) -> None:
     torch.set_num_threads(threads)
     make_synthetic_dataset(root)
-    print(f"dataset: {root} (trainA, trainB, testA, testB, {TRUTH_DIR})")
+    print(f"dataset: {root} (trainA, trainB, testA, testB, {TRUTH_DIR}, {TRUTH_DIR_B})")
     config = demo_config(root, runs_dir)
     run_dir = runs_dir / config.run.name
     shutil.rmtree(run_dir, ignore_errors=True)  # the demo always starts afresh
