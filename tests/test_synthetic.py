@@ -139,3 +139,12 @@ def test_default_size_is_fast(tmp_path: Path) -> None:
     with Image.open(root / "testB" / "019.png") as image:
         assert image.size == (64, 64)
     assert elapsed < 5.0
+
+
+def test_reuse_with_other_settings_is_refused(tmp_path: Path) -> None:
+    root = make_synthetic_dataset(tmp_path / "synth", size=16, train=2, test=1, seed=0)
+    assert make_synthetic_dataset(root, size=16, train=2, test=1, seed=0) == root
+    with pytest.raises(FileExistsError, match="made with"):
+        make_synthetic_dataset(root, size=32, train=2, test=1, seed=0)
+    with pytest.raises(FileExistsError, match="made with"):
+        make_synthetic_dataset(root, size=16, train=2, test=1, seed=1)

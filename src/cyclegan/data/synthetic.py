@@ -11,6 +11,7 @@ determined by the seed.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = ["TRUTH_DIR", "TRUTH_DIR_B", "from_domain_b", "make_synthetic_dataset"
 
 TRUTH_DIR = "testA_truth"  # the true B image of every testA image
 TRUTH_DIR_B = "testB_truth"  # the true A image of every testB image
+SETTINGS_FILE = "synthetic.json"  # size, counts and seed, so a reuse can be checked
 
 # Each split draws its scenes from its own seed stream, so e.g. changing `train` leaves the
 # test images unchanged and no two folders share a scene.
@@ -68,8 +70,15 @@ def make_synthetic_dataset(
         TRUTH_DIR: test,
         TRUTH_DIR_B: test,
     }
+    settings = {"size": size, "train": train, "test": test, "seed": seed}
     if root.exists():
         if _is_complete(root, counts):
+            made_with = _settings_of(root)
+            if made_with is not None and made_with != settings:
+                raise FileExistsError(
+                    f"{root} holds a synthetic dataset made with {made_with}, not {settings}; "
+                    "remove it or choose another folder"
+                )
             return root
         if not (root.is_dir() and not any(root.iterdir())):
             expected = ", ".join(f"{name} ({n} images)" for name, n in counts.items())
@@ -81,6 +90,7 @@ def make_synthetic_dataset(
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
     try:
         _write_dataset(staging, size=size, train=train, test=test, seed=seed)
+        (staging / SETTINGS_FILE).write_text(json.dumps(settings) + "\n")
         if root.is_dir() and not any(root.iterdir()):
             root.rmdir()
         staging.rename(root)
@@ -151,6 +161,14 @@ def _draw_scene(rng: np.random.Generator, size: int) -> Image.Image:
             y1 = int(rng.integers(y0 + size // 8, size + 1))
             (draw.ellipse if kind == 0 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
     return image
+
+
+def _settings_of(root: Path) -> dict[str, int] | None:
+    """The settings a dataset was made with (None for one made before they were recorded)."""
+    try:
+        return json.loads((root / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _is_complete(root: Path, counts: dict[str, int]) -> bool:
