@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -53,6 +52,7 @@ from cyclegan.inference.reference import (
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
 from cyclegan.models import make_generator
 from cyclegan.models.artifact import load_generator
+from cyclegan.models.generator import translate_any_size
 from cyclegan.training.checkpoint import (
     CheckpointError,
     find_checkpoint,
@@ -249,12 +249,7 @@ class Translator:
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         """Pad (N, C, H, W) to multiples of the stride, run the generator, crop back."""
-        height, width = images.shape[-2:]
-        pad_h, pad_w = -height % self.stride, -width % self.stride
-        # reflection needs the pad to be smaller than the side; tiny images replicate instead
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        padded = F.pad(images.to(self.device), (0, pad_w, 0, pad_h), mode=mode)
-        return self.generator(padded)[..., :height, :width]
+        return translate_any_size(self.generator, images.to(self.device), self.stride)
 
     # ---- PIL images --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ The seed preset downsamples three times (to 8*ngf channels) with 3 residual bloc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -108,14 +109,20 @@ class ResnetGenerator(nn.Module):
         return self.decoder(self.blocks(self.encoder(x)))
 
 
-def translate_any_size(generator: ResnetGenerator, images: torch.Tensor) -> torch.Tensor:
+def translate_any_size(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    stride: int | None = None,
+) -> torch.Tensor:
     """(N, C, H, W) of any H and W -> (N, C', H, W): pad to the stride, run, crop back.
 
-    Reflection padding continues the image naturally; sides too small to reflect
+    `stride` defaults to the generator's own (exported generators, which lack the attribute,
+    pass it). Reflection padding continues the image naturally; sides too small to reflect
     (padding >= side) are replicated instead.
     """
+    stride = stride or generator.stride  # type: ignore[attr-defined]
     height, width = images.shape[-2:]
-    pad_h, pad_w = -height % generator.stride, -width % generator.stride
+    pad_h, pad_w = -height % stride, -width % stride
     if pad_h == 0 and pad_w == 0:
         return generator(images)
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
