@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from PIL import Image
 
+from cyclegan.checkpoint import load_checkpoint
 from cyclegan.config import Config, ConfigError, options
 from cyclegan.data import list_images
 from cyclegan.data.synthetic import TRUTH_DIR, make_synthetic_dataset
 from cyclegan.evaluation.suite import score_against_truth
 from cyclegan.inference.translator import Translator, plan_inputs, translate_files
-from cyclegan.training.checkpoint import load_checkpoint
 from cyclegan.training.loop import train
 
 DEFAULT_MINUTES = 10.0

@@ -153,8 +153,8 @@ def test_resume_from_a_file_that_is_no_checkpoint(
 def test_a_checkpoint_of_another_architecture_names_the_difference(
     trained_run: Path, tmp_path: Path
 ) -> None:
+    from cyclegan.checkpoint import CheckpointError, load_checkpoint, load_model_states
     from cyclegan.models import CycleGAN
-    from cyclegan.training.checkpoint import CheckpointError, load_checkpoint, load_model_states
 
     checkpoint = load_checkpoint(trained_run / "checkpoints" / "latest.pt")
     wider = CycleGAN(checkpoint["config"].model.__class__(generator="resnet_6blocks", ngf=16))

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
 from cyclegan.evaluation.inception import FidInceptionFeatures
 from cyclegan.evaluation.suite import evaluate_generators, load_test_set
-from cyclegan.training.checkpoint import load_checkpoint
 from cyclegan.training.loop import train
 from tests.conftest import tiny_config
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan.training.checkpoint import load_checkpoint
+from cyclegan.checkpoint import load_checkpoint
 from tests.test_cli import tiny_flags
 
 pytestmark = pytest.mark.slow
@@ -99,7 +99,7 @@ def test_checkpoint_writes_survive_kill_9_at_any_moment(tmp_path: Path) -> None:
         textwrap.dedent("""
         import sys, torch
         from pathlib import Path
-        from cyclegan.training.checkpoint import save_checkpoint
+        from cyclegan.checkpoint import save_checkpoint
         path = Path(sys.argv[1])
         for i in range(10_000):
             save_checkpoint(path, {"i": i, "data": torch.full((2_000_000,), float(i))})

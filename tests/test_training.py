@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from cyclegan.checkpoint import CheckpointError, load_checkpoint
 from cyclegan.config import ConfigError
 from cyclegan.models.artifact import load_generator
-from cyclegan.training.checkpoint import CheckpointError, load_checkpoint
 from cyclegan.training.loop import TrainingDiverged, train
 from cyclegan.training.run_log import COLUMNS
 from tests.conftest import tiny_config

@@ -33,9 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return EXIT_USAGE
+    from cyclegan.checkpoint import CheckpointError
     from cyclegan.data import DatasetLayoutError, UnreadableImageError
     from cyclegan.data.download import DownloadError
-    from cyclegan.training.checkpoint import CheckpointError
     from cyclegan.training.loop import TrainingDiverged
 
     try:

@@ -55,12 +55,11 @@ def add_evaluate_command(commands: Any) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from cyclegan.checkpoint import generator_from_checkpoint, load_checkpoint
     from cyclegan.device import pick_device
     from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception
     from cyclegan.evaluation.report import append_metrics_row, format_table, plot_metrics
     from cyclegan.evaluation.suite import evaluate_generators, load_test_set
-    from cyclegan.models import make_generator
-    from cyclegan.training.checkpoint import load_checkpoint
 
     checkpoints = checkpoints_to_evaluate(args.run, args.epoch, args.all_epochs)
     first = load_checkpoint(checkpoints[0])
@@ -95,11 +94,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         csv_path.unlink(missing_ok=True)
     for path in checkpoints:
         checkpoint = first if path == checkpoints[0] else load_checkpoint(path)
-        gens = []
-        for direction, key in (("AtoB", "gen_ab"), ("BtoA", "gen_ba")):
-            generator = make_generator(checkpoint["config"].model, direction)
-            generator.load_state_dict(checkpoint["models"][key])
-            gens.append(generator.to(device).eval())
+        gens = [
+            generator_from_checkpoint(checkpoint, direction, path).to(device)
+            for direction in ("AtoB", "BtoA")
+        ]
         with torch.no_grad():
             results = evaluate_generators(*gens, test_set, extractor)
         epoch = int(checkpoint["epoch"])

@@ -76,7 +76,7 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from cyclegan.training.checkpoint import find_checkpoint, load_checkpoint
+    from cyclegan.checkpoint import find_checkpoint, load_checkpoint
     from cyclegan.training.loop import train
 
     given = given_options(args)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cyclegan.checkpoint import CheckpointError
 from cyclegan.config import ConfigError
 from cyclegan.data.download import DownloadError, download_file, user_cache_dir
 from cyclegan.inference.reference import infer_architecture, is_reference_state, load_state_file
-from cyclegan.training.checkpoint import CheckpointError
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 BASE_URL_VARIABLE = "CYCLEGAN_PRETRAINED_URL"

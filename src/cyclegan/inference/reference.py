@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
+from cyclegan.checkpoint import CheckpointError, load_weights_only
 from cyclegan.config import ConfigError, ModelConfig
 from cyclegan.models import GENERATORS, make_generator
 from cyclegan.models.generator import ResnetGenerator
-from cyclegan.training.checkpoint import CheckpointError, load_weights_only
 
 # what the reference trains its published generators with (--load_size 286 --crop_size 256)
 REFERENCE_LOAD_SIZE = 286

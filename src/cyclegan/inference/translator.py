@@ -24,6 +24,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from cyclegan.checkpoint import (
+    CheckpointError,
+    find_checkpoint,
+    generator_from_checkpoint,
+    load_checkpoint,
+    load_weights_only,
+)
 from cyclegan.config import ConfigError, ModelConfig, load_config
 from cyclegan.data import convert_mode, image_to_tensor, tensor_to_image
 from cyclegan.device import pick_device
@@ -50,15 +57,8 @@ from cyclegan.inference.reference import (
     reference_generator,
 )
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
-from cyclegan.models import make_generator
 from cyclegan.models.artifact import load_generator
 from cyclegan.models.generator import translate_any_size
-from cyclegan.training.checkpoint import (
-    CheckpointError,
-    find_checkpoint,
-    load_checkpoint,
-    load_weights_only,
-)
 
 DIRECTIONS = ("AtoB", "BtoA")
 BACKENDS = ("torch", "onnxruntime")
@@ -386,12 +386,7 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         checkpoint = load_checkpoint(path)  # validates it and parses its config
         config = checkpoint["config"]
         direction = direction or "AtoB"
-        name = "gen_ab" if direction == "AtoB" else "gen_ba"
-        generator = make_generator(config.model, direction)
-        try:
-            generator.load_state_dict(checkpoint["models"][name])
-        except (KeyError, RuntimeError) as error:
-            raise CheckpointError(f"{path}: cannot load {name}: {error}") from error
+        generator = generator_from_checkpoint(checkpoint, direction, path)
         return _Loaded(generator, config.model, direction, config.data.load_size)
     if isinstance(content, dict) and is_reference_state(content):
         direction = direction or "AtoB"

@@ -22,6 +22,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
+from cyclegan.checkpoint import (
+    FORMAT_VERSION,
+    MODEL_KEYS,
+    load_checkpoint,
+    load_model_states,
+    save_checkpoint,
+)
 from cyclegan.config import Config, ConfigError, LossConfig, save_config
 from cyclegan.data import UnpairedDataset, make_loader
 from cyclegan.data.check import check_training_images
@@ -29,13 +36,6 @@ from cyclegan.device import pick_device
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
 from cyclegan.models.artifact import save_generator
-from cyclegan.training.checkpoint import (
-    FORMAT_VERSION,
-    MODEL_KEYS,
-    load_checkpoint,
-    load_model_states,
-    save_checkpoint,
-)
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_log import LOSS_NAMES, RunLog

@@ -1,5 +1,8 @@
 """Checkpoints: everything needed to resume exactly, written so that no crash can lose one.
 
+The format's one home, below both training (which writes and resumes checkpoints) and
+inference (which reads a generator out of one), so translation never loads training code.
+
 A checkpoint holds tensors and primitives only (the config as a dict), so it loads with
 `torch.load(weights_only=True)`: opening a stranger's file runs no code. It is written to a
 temporary file in the same folder, flushed and fsynced, then renamed over the old one, so a
@@ -15,6 +18,8 @@ from typing import Any
 import torch
 
 from cyclegan.config import Config, ConfigError
+from cyclegan.models import make_generator
+from cyclegan.models.generator import ResnetGenerator
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = (
@@ -29,6 +34,7 @@ REQUIRED_KEYS = (
     "rng",
 )
 MODEL_KEYS = ("gen_ab", "gen_ba", "disc_a", "disc_b")
+GENERATOR_KEYS = {"AtoB": "gen_ab", "BtoA": "gen_ba"}
 
 
 class CheckpointError(ValueError):
@@ -115,6 +121,19 @@ def load_model_states(model: torch.nn.Module, states: dict[str, Any], source: Pa
                     f"the configured network expects {tuple(expected[key].shape)}"
                 )
         network.load_state_dict(given)
+
+
+def generator_from_checkpoint(
+    checkpoint: dict[str, Any], direction: str, source: Path
+) -> ResnetGenerator:
+    """The generator for `direction` ("AtoB" or "BtoA") of a loaded checkpoint, in eval mode."""
+    key = GENERATOR_KEYS[direction]
+    generator = make_generator(checkpoint["config"].model, direction)
+    try:
+        generator.load_state_dict(checkpoint["models"][key])
+    except (KeyError, RuntimeError) as error:
+        raise CheckpointError(f"{source}: cannot load {key}: {error}") from error
+    return generator.eval()
 
 
 def find_checkpoint(path: Path) -> Path:
