@@ -19,12 +19,11 @@ from PIL import Image
 from cyclegan.cli import main
 from cyclegan.data.download import (
     ArchiveError,
-    DownloadError,
     UnsafeArchiveError,
     download_dataset,
-    download_file,
     extract_zip,
 )
+from cyclegan.downloads import DownloadError, download_file
 
 FOLDERS = ("trainA", "trainB", "testA", "testB")
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.data.download import download_file
+from cyclegan.downloads import download_file
 from cyclegan.inference.pretrained import PretrainedError, fetch_pretrained
 
 REFERENCE = Path(__file__).parent / "data" / "reference"

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from cyclegan.checkpoint import CheckpointError
     from cyclegan.data import DatasetLayoutError, UnreadableImageError
-    from cyclegan.data.download import DownloadError
+    from cyclegan.downloads import DownloadError
     from cyclegan.training.loop import TrainingDiverged
 
     try:

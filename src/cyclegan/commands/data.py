@@ -88,12 +88,8 @@ def _add_download(actions: Any) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from cyclegan.data.download import (
-        DATASETS,
-        MAX_EXTRACTED_BYTES,
-        DownloadError,
-        download_dataset,
-    )
+    from cyclegan.data.download import DATASETS, MAX_EXTRACTED_BYTES, download_dataset
+    from cyclegan.downloads import DownloadError
 
     if args.name not in DATASETS:
         raise UserError(f"unknown dataset {args.name!r}; choose one of {', '.join(DATASETS)}")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv
 
-from cyclegan.data.download import user_cache_dir
+from cyclegan.downloads import user_cache_dir
 
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -129,7 +129,7 @@ def load_fid_inception(
     if not path.is_file():
         if not download:
             raise InceptionUnavailable(f"Inception weights are not cached at {path}")
-        from cyclegan.data.download import DownloadError, download_file
+        from cyclegan.downloads import DownloadError, download_file
 
         try:
             download_file(url, path)

@@ -5,7 +5,7 @@ The CycleGAN authors publish generators trained with their code (resnet_9blocks,
 (`$CYCLEGAN_CACHE`, else `$XDG_CACHE_HOME/cyclegan`, else `~/.cache/cyclegan`, under
 `pretrained/`). The base URL can point at a mirror (`--base-url`, `$CYCLEGAN_PRETRAINED_URL`).
 
-Downloads go through `cyclegan.data.download.download_file` (to `NAME.pth.part`, resumed with
+Downloads go through `cyclegan.downloads.download_file` (to `NAME.pth.part`, resumed with
 HTTP Range requests after a dropped connection, also by the next command; a size that
 disagrees with what the server announced is removed). The publisher lists no checksums, so a
 downloaded file is then checked by loading it as a reference generator, and removed if it is
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cyclegan.checkpoint import CheckpointError
 from cyclegan.config import ConfigError
-from cyclegan.data.download import DownloadError, download_file, user_cache_dir
+from cyclegan.downloads import DownloadError, download_file, user_cache_dir
 from cyclegan.inference.reference import infer_architecture, is_reference_state, load_state_file
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
