@@ -5,6 +5,7 @@ drop the connection half way or announce more bytes than it sends."""
 from __future__ import annotations
 
 import io
+import socket
 import stat
 import threading
 import zipfile
@@ -88,6 +89,14 @@ def site() -> Iterator[Site]:
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """An address on 127.0.0.1 whose port refuses connections: bound, but never listening."""
+    with socket.socket() as closed_port:
+        closed_port.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{closed_port.getsockname()[1]}"
 
 
 def png_bytes(seed: int, size: int = 24) -> bytes:
@@ -261,6 +270,32 @@ def test_missing_file_unknown_name_and_bad_url(
     assert main([*argv[:-1], "ftp://mirror"]) == 2
     assert "--base-url must start with http" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_download_command_fails_alike_when_the_server_is_unreachable(
+    refused_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No network is no usage mistake: exit 1, one line, and the same hint naming the mirror
+    options (--base-url and the command's environment variable)."""
+    image = tmp_path / "photo.png"
+    image.write_bytes(png_bytes(1))
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    commands = [
+        ("CYCLEGAN_DATASETS_URL", ["data", "download", "horse2zebra", "--root", str(tmp_path)]),
+        ("CYCLEGAN_PRETRAINED_URL", ["pretrained", "download", "horse2zebra", *cache]),
+        ("CYCLEGAN_PRETRAINED_URL", ["translate", "--pretrained", "horse2zebra", *cache,
+                                     str(image), "--out", str(tmp_path / "out")]),
+    ]  # fmt: skip
+    hints = set()
+    for variable, argv in commands:
+        assert main([*argv, "--base-url", refused_url]) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"cyclegan: error: cannot reach {refused_url}/horse2zebra.")
+        assert err.count("\n") == 1 and "Connection refused" in err
+        assert err.endswith(f"; for a mirror, pass --base-url URL or set ${variable}\n")
+        hints.add(err.split("; ")[-1].replace(variable, "VARIABLE"))
+    assert len(hints) == 1
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == [image]  # nothing left
 
 
 def test_existing_incomplete_folder_is_not_mixed_with_a_download(

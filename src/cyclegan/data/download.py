@@ -211,7 +211,10 @@ def download_dataset(
     root.mkdir(parents=True, exist_ok=True)
     archive = root / f"{name}.zip"
     log(f"downloading {url} (about {DATASETS[name]} MB)")
-    download_file(url, archive, progress=progress, timeout=timeout)
+    try:
+        download_file(url, archive, progress=progress, timeout=timeout)
+    except DownloadError as error:
+        raise DownloadError(str(error), base_url_variable=BASE_URL_ENV) from None
 
     # A dot-folder next to the target: same file system, so the final rename is atomic.
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".extracting", dir=root))
@@ -224,7 +227,8 @@ def download_dataset(
             archive.unlink(missing_ok=True)
             advice = "run the command again" if isinstance(error, ArchiveError) else "check the URL"
             raise type(error)(
-                f"{error}; removed {archive} and extracted nothing ({advice})"
+                f"{error}; removed {archive} and extracted nothing ({advice})",
+                base_url_variable=BASE_URL_ENV,
             ) from None
         if target.is_dir():
             target.rmdir()  # the empty folder checked above

@@ -82,7 +82,11 @@ def fetch_pretrained(
     progress: bool = True,
     force: bool = False,
 ) -> Path:
-    """The cached file of `name`, downloaded first if it is not there (or `force`)."""
+    """The cached file of `name`, downloaded first if it is not there (or `force`).
+
+    Raises DownloadError (with `base_url_variable` set) when the download fails or the file
+    is not a reference generator; that file is removed.
+    """
     path = cached_path(name, cache)
     if path.is_file() and not force:
         return path
@@ -92,12 +96,18 @@ def fetch_pretrained(
     try:
         download_file(address, path, progress=progress)
     except DownloadError as error:
-        raise PretrainedError(f"{error} (the base URL can be changed with --base-url)") from error
+        raise DownloadError(str(error), base_url_variable=BASE_URL_VARIABLE) from None
     try:
         check_generator_file(path)
-    except PretrainedError:
+    except PretrainedError as error:
         path.unlink(missing_ok=True)
-        raise
+        # A wrong file from the server (a captive portal's page, a moved file) is a failed
+        # download like a dropped connection, not a mistake of the user's.
+        raise DownloadError(
+            f"{error}; it was downloaded from {address} and is removed (check the address, or "
+            "try again)",
+            base_url_variable=BASE_URL_VARIABLE,
+        ) from None
     return path
 
 
@@ -109,7 +119,4 @@ def check_generator_file(path: Path) -> None:
             raise ConfigError(f"{path} holds keys {list(state)[:3]}, not 'model.N...'")
         infer_architecture(state, path)
     except (ConfigError, CheckpointError) as error:
-        raise PretrainedError(
-            f"the downloaded file is not a reference generator and was removed ({error}); "
-            "check the base URL (--base-url) or try again"
-        ) from error
+        raise PretrainedError(f"{path} is not a reference generator ({error})") from error
