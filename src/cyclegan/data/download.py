@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from pathlib import Path
 from cyclegan.downloads import DownloadError, download_file, format_size
 
 from .images import list_images
+from .staging import make_staging_folder
 
 __all__ = [
     "BASE_URL_ENV",
@@ -217,7 +217,7 @@ def download_dataset(
         raise DownloadError(str(error), base_url_variable=BASE_URL_ENV) from None
 
     # A dot-folder next to the target: same file system, so the final rename is atomic.
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".extracting", dir=root))
+    staging = make_staging_folder(root, name, ".extracting")
     try:
         try:
             extract_zip(archive, staging, max_total_bytes=max_extracted_bytes)

@@ -13,13 +13,13 @@ import hashlib
 import os
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from .images import _EXTENSIONS, is_image_file
+from .staging import make_staging_folder
 
 __all__ = ["PrepareError", "PrepareReport", "prepare_dataset"]
 
@@ -189,7 +189,7 @@ def _drop_shared(chosen: dict[str, list[_Image]], report: PrepareReport) -> None
 def _write(out: Path, chosen: dict[str, list[_Image]], link: bool, report: PrepareReport) -> None:
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".preparing", dir=parent))
+    staging = make_staging_folder(parent, out.name, ".preparing")
     try:
         for name, images in chosen.items():
             folder = staging / name

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from .images import list_images
+from .staging import make_staging_folder
 
 __all__ = ["TRUTH_DIR", "TRUTH_DIR_B", "from_domain_b", "make_synthetic_dataset", "to_domain_b"]
 
@@ -87,7 +87,7 @@ def make_synthetic_dataset(
                 f"folders {expected}); remove it or choose another folder"
             )
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial", dir=root.parent))
+    staging = make_staging_folder(root.parent, root.name, ".partial")
     try:
         _write_dataset(staging, size=size, train=train, test=test, seed=seed)
         (staging / SETTINGS_FILE).write_text(json.dumps(settings) + "\n")
