@@ -5,11 +5,16 @@ drop the connection half way or announce more bytes than it sends."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
+import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,9 +26,11 @@ from cyclegan.cli import main
 from cyclegan.data.download import (
     ArchiveError,
     UnsafeArchiveError,
+    dataset_lock,
     download_dataset,
     extract_zip,
 )
+from cyclegan.data.staging import make_staging_folder
 from cyclegan.downloads import DownloadError, download_file
 
 FOLDERS = ("trainA", "trainB", "testA", "testB")
@@ -37,6 +44,7 @@ class Site:
     drop_first: bool = False  # the first response stops half way
     short: bool = False  # every response announces the full size but sends half
     ignore_range: bool = False  # answer Range requests with the whole file (200)
+    hold: threading.Event | None = None  # if given, each response waits for it to be set
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
 
@@ -62,6 +70,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
+        if site.hold is not None:
+            site.hold.wait(timeout=120)
         self.send_response(status)
         self.send_header("Content-Length", str(len(body) - start))
         if status == 206:
@@ -306,6 +316,130 @@ def test_existing_incomplete_folder_is_not_mixed_with_a_download(
     assert main(argv) == 2
     assert "exists but is not a complete dataset" in capsys.readouterr().err
     assert site.requests == []
+
+
+# ------------------------------------------------------------------- one download at a time
+
+
+def start_download(root: Path, url: str) -> subprocess.Popen[str]:
+    """`cyclegan data download horse2zebra` in a process of its own, its output unbuffered."""
+    argv = [sys.executable, "-m", "cyclegan", "data", "download", "horse2zebra", "--no-progress"]
+    return subprocess.Popen(
+        [*argv, "--root", str(root), "--base-url", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 120.0) -> None:
+    """Poll `condition` until it holds; `limit` only keeps a broken build from hanging."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_a_second_download_of_the_same_dataset_waits_for_the_first(
+    site: Site, tmp_path: Path
+) -> None:
+    site.files["horse2zebra.zip"] = dataset_zip()
+    site.hold = threading.Event()  # the first download stays in flight until released
+    root = tmp_path / "datasets"
+    first = start_download(root, site.url)
+    second = None
+    try:
+        wait_until(lambda: len(site.requests) == 1, "the first download's request")
+        second = start_download(root, site.url)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(second.stdout), daemon=True)
+        reader.start()
+        wait_until(
+            lambda: any("waiting for" in line for line in lines) or len(site.requests) > 1,
+            "the second download to wait or to start",
+        )
+        assert len(site.requests) == 1, "the second process downloaded the same file too"
+        site.hold.set()
+        assert first.wait(timeout=120) == 0, first.stdout.read() if first.stdout else ""
+        assert second.wait(timeout=120) == 0
+        reader.join(timeout=10)
+    finally:
+        site.hold.set()
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+    waiting, *_, done = lines
+    assert f"waiting for another download of horse2zebra into {root}" in waiting
+    assert "already complete" in done
+    assert site.requests == [("/horse2zebra.zip", None)]
+    assert sorted(path.name for path in root.iterdir()) == ["horse2zebra"]  # no lock file left
+    assert sorted(path.name for path in (root / "horse2zebra" / "testB").iterdir()) == [
+        "0.png",
+        "1.png",
+    ]
+
+
+@pytest.mark.slow
+def test_leftovers_of_a_download_killed_during_extraction_are_removed(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process killed with SIGKILL while it holds the lock and a half-extracted folder: its
+    lock dies with it, and the next download removes the folder."""
+    site.files["horse2zebra.zip"] = dataset_zip()
+    holder = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from cyclegan.data.download import dataset_lock\n"
+        "from cyclegan.data.staging import make_staging_folder\n"
+        "root = Path(sys.argv[1])\n"
+        "with dataset_lock(root, 'horse2zebra'):\n"
+        "    staging = make_staging_folder(root, 'horse2zebra', '.extracting')\n"
+        "    (staging / 'horse2zebra' / 'trainA').mkdir(parents=True)\n"
+        "    (staging / 'horse2zebra' / 'trainA' / 'half.png').write_bytes(b'half')\n"
+        "    print('extracting', flush=True)\n"
+        "    time.sleep(300)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "extracting\n"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    (leftover,) = tmp_path.glob(".horse2zebra.*.extracting")
+
+    argv = ["data", "download", "horse2zebra", "--root", str(tmp_path), "--base-url", site.url]
+    assert main([*argv, "--no-progress"]) == 0
+    assert f"removed {leftover}, left by an interrupted download" in capsys.readouterr().out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["horse2zebra"]
+
+
+def test_the_folder_of_a_download_in_progress_is_left_alone(site: Site, tmp_path: Path) -> None:
+    """Only a download holding the dataset's lock can own a .NAME.*.extracting folder, so one
+    found while another holds the lock is not removed; once the lock is free, it is."""
+    site.files["horse2zebra.zip"] = dataset_zip()
+    messages: list[str] = []
+    with dataset_lock(tmp_path, "horse2zebra"):
+        live = make_staging_folder(tmp_path, "horse2zebra", ".extracting")
+        waiter = threading.Thread(
+            target=download_dataset,
+            args=("horse2zebra", tmp_path),
+            kwargs={"base_url": site.url, "progress": False, "log": messages.append},
+        )
+        waiter.start()
+        wait_until(lambda: any("waiting for" in message for message in messages), "the wait")
+        assert live.is_dir() and site.requests == []
+        assert messages == [
+            f"waiting for another download of horse2zebra into {tmp_path} "
+            f"(process {os.getpid()}) to finish"
+        ]
+    waiter.join(timeout=60)
+    assert not live.exists()
+    assert f"removed {live}, left by an interrupted download" in messages
+    assert (tmp_path / "horse2zebra" / "trainA" / "0.png").is_file()
 
 
 def test_list_and_bare_data_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -68,7 +68,8 @@ def _add_download(actions: Any) -> None:
         help="download and extract a classic dataset into ROOT/NAME",
         description="Download NAME.zip (resuming a partial download), check its size, extract it "
         "safely and leave a complete ROOT/NAME/{trainA,trainB,testA,testB}, or nothing. Running "
-        "it again on a complete dataset does nothing.",
+        "it again on a complete dataset does nothing; a second download of the same dataset "
+        "waits for the first to finish.",
     )
     download.add_argument("name", help="dataset name (see `cyclegan data list`)")
     download.add_argument(

@@ -2,18 +2,22 @@
 puts the HTTP download (`cyclegan.downloads.download_file`) and `extract_zip` (refuses members
 that would land outside the target folder, links and zip bombs) together so that ROOT/NAME is
 either a complete trainA/trainB/testA/testB dataset or absent: the archive is extracted into a
-hidden sibling folder that is renamed into place only when everything checked out.
+hidden sibling folder that is renamed into place only when everything checked out. A lock
+file per dataset (ROOT/.NAME.lock, held with flock) keeps two downloads of one dataset from
+running at once, and lets the next download remove the extraction folder of one that was killed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import stat
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cyclegan.downloads import DownloadError, download_file, format_size
@@ -30,6 +34,7 @@ __all__ = [
     "MAX_EXTRACTED_BYTES",
     "ArchiveError",
     "UnsafeArchiveError",
+    "dataset_lock",
     "dataset_url",
     "download_dataset",
     "extract_zip",
@@ -63,6 +68,7 @@ MAX_EXTRACTED_BYTES = 20 * 1000**3
 # degenerate data. Small members are exempt since their ratio says nothing about a bomb.
 MAX_COMPRESSION_RATIO = 100
 _RATIO_EXEMPT_BYTES = 1 << 20
+_EXTRACTING = ".extracting"  # suffix of the hidden folder a download extracts into
 
 
 class ArchiveError(DownloadError):
@@ -194,30 +200,49 @@ def download_dataset(
     A complete ROOT/NAME is left alone. Anything else already at ROOT/NAME (except an empty
     folder) raises FileExistsError rather than being mixed with the download. The zip is
     removed once extracted; if extraction fails it is removed too, so a rerun starts afresh.
+    One download of a dataset runs at a time (`dataset_lock`): a second one waits, then finds
+    the dataset complete. Extraction folders left by a download that was killed are removed.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = Path(root)
     target = root / name
+    if _is_complete(target, log):  # before the lock: a read-only ROOT with the dataset is fine
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with dataset_lock(root, name, log):
+        _remove_leftovers(root, name, log)
+        if _is_complete(target, log):  # finished by the download this one waited for
+            return target
+        if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+            raise FileExistsError(
+                f"{target} exists but is not a complete dataset (missing or empty: "
+                f"{', '.join(missing_folders(target))}); move it away or delete it, then run again"
+            )
+        archive = root / f"{name}.zip"
+        url = dataset_url(name, base_url)
+        log(f"downloading {url} (about {DATASETS[name]} MB)")
+        try:
+            download_file(url, archive, progress=progress, timeout=timeout)
+        except DownloadError as error:
+            raise DownloadError(str(error), base_url_variable=BASE_URL_ENV) from None
+        _extract_dataset(archive, target, max_extracted_bytes)
+    counts = ", ".join(f"{folder} {len(list_images(target / folder))}" for folder in DOMAIN_FOLDERS)
+    log(f"{name} ready in {target}: {counts} images")
+    return target
+
+
+def _is_complete(target: Path, log: Callable[[str], None]) -> bool:
     if target.is_dir() and not missing_folders(target):
         log(f"{target} is already complete (trainA, trainB, testA, testB); nothing to do")
-        return target
-    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
-        raise FileExistsError(
-            f"{target} exists but is not a complete dataset (missing or empty: "
-            f"{', '.join(missing_folders(target))}); move it away or delete it, then run again"
-        )
-    url = dataset_url(name, base_url)
-    root.mkdir(parents=True, exist_ok=True)
-    archive = root / f"{name}.zip"
-    log(f"downloading {url} (about {DATASETS[name]} MB)")
-    try:
-        download_file(url, archive, progress=progress, timeout=timeout)
-    except DownloadError as error:
-        raise DownloadError(str(error), base_url_variable=BASE_URL_ENV) from None
+        return True
+    return False
 
-    # A dot-folder next to the target: same file system, so the final rename is atomic.
-    staging = make_staging_folder(root, name, ".extracting")
+
+def _extract_dataset(archive: Path, target: Path, max_extracted_bytes: int) -> None:
+    """Extract `archive` into a hidden sibling of `target`, then rename the dataset into place."""
+    root, name = target.parent, target.name
+    staging = make_staging_folder(root, name, _EXTRACTING)
     try:
         try:
             extract_zip(archive, staging, max_total_bytes=max_extracted_bytes)
@@ -231,14 +256,71 @@ def download_dataset(
                 base_url_variable=BASE_URL_ENV,
             ) from None
         if target.is_dir():
-            target.rmdir()  # the empty folder checked above
+            target.rmdir()  # the empty folder download_dataset checked
         source.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     archive.unlink(missing_ok=True)
-    counts = ", ".join(f"{folder} {len(list_images(target / folder))}" for folder in DOMAIN_FOLDERS)
-    log(f"{name} ready in {target}: {counts} images")
-    return target
+
+
+@contextmanager
+def dataset_lock(root: Path, name: str, log: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold the lock of dataset NAME under ROOT (the file ROOT/.NAME.lock) within the block.
+
+    A second holder waits until the first is done, saying once that it does (Ctrl-C stops
+    the wait). The lock is the kernel's (flock), so a process that dies, even by kill -9,
+    holds it no longer. The file is removed on the way out.
+    """
+    path = root / f".{name}.lock"
+    said = False
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 (held after the loop, closed at the end)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not said:
+                    holder = path.read_text().strip() if path.exists() else ""
+                    by = f" (process {holder})" if holder.isdigit() else ""
+                    log(f"waiting for another download of {name} into {root}{by} to finish")
+                    said = True
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            if _names_this_file(path, handle.fileno()):
+                break
+        except BaseException:
+            handle.close()
+            raise
+        # The holder before us removed the file while we waited on it: lock the new one.
+        handle.close()
+    try:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # still holding the lock, so no one is handed a dead file
+        handle.close()
+
+
+def _names_this_file(path: Path, descriptor: int) -> bool:
+    try:
+        on_disk = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(descriptor)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_leftovers(root: Path, name: str, log: Callable[[str], None]) -> None:
+    """Remove the extraction folders of earlier downloads of `name` that were killed.
+
+    Called with the dataset's lock held: any download still running would hold it, so every
+    such folder found now belongs to a process that is gone.
+    """
+    for leftover in sorted(root.glob(f".{name}.*{_EXTRACTING}")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+            log(f"removed {leftover}, left by an interrupted download")
 
 
 def _dataset_folder(staging: Path, name: str) -> Path:
