@@ -1,6 +1,7 @@
 """`cyclegan data check` on a dataset seeded with every kind of bad file, `--fix`, the quick
 check training runs before its first epoch, and a fuzz test feeding random and mutated bytes to
-the image loader and to the check: each file is either read or reported, never a crash."""
+the image loader and to both checks: each file is either read or reported, never a crash, and
+the checks agree with the loader."""
 
 from __future__ import annotations
 
@@ -186,6 +187,30 @@ def test_training_check_warns_with_the_count(synth_root: Path, tmp_path: Path) -
     )
 
 
+def test_training_check_decodes_jpegs_and_names_a_truncated_one(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """A truncated JPEG opens and passes Pillow's verify(); only decoding it finds the cut."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    whole = encoded(noise((64, 48), 3), "JPEG")
+    cut = data / "trainA" / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(UnreadableImageError, match="truncated"):
+        load_image(cut)  # what the loader would meet in the middle of an epoch
+    messages: list[str] = []
+    check_training_images(UnpairedDataset(data), messages.append)
+    assert len(messages) == 1
+    assert messages[0].startswith(f"warning: 1 of 7 image files in {data / 'trainA'} cannot")
+    assert f"(first: {cut}: OSError: image file is truncated" in messages[0]
+
+    for path in (data / "trainB").iterdir():  # a domain of truncated JPEGs only
+        path.unlink()
+        path.with_suffix(".jpg").write_bytes(whole[:-2])  # no more than the end marker missing
+    with pytest.raises(DatasetLayoutError, match=r"no usable image in .*trainB: all 6"):
+        check_training_images(UnpairedDataset(data), messages.append)
+
+
 # ----------------------------------------------------------------------------------- fuzzing
 
 
@@ -260,8 +285,10 @@ def test_random_and_mutated_bytes_are_read_or_reported(
         assert image.mode == "RGB" and image.width > 0 and image.height > 0
         readable = True
     event("read" if readable else "reported")
+    # The training pre-check gives the loader's verdict: it passes no file the loader would
+    # skip mid-epoch (a truncated JPEG passes Pillow's verify()), and refuses no readable one.
     quick = verify_image(path)
-    assert quick is None or isinstance(quick, str)
+    assert (quick is None) == readable, quick
 
     report = check_dataset(fuzz_root, ignore=["missing"], workers=1, min_size=1)
     fatal = {"zero-byte", "not-image", "unreadable", "truncated"}
