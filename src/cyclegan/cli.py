@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from cyclegan import __version__
 from cyclegan.commands.common import UserError
@@ -25,11 +24,7 @@ from cyclegan.commands.train import add_train_command
 from cyclegan.commands.translate import add_translate_command
 from cyclegan.config import ConfigError
 
-if TYPE_CHECKING:
-    from cyclegan.downloads import DownloadError
-
 EXIT_USAGE = 2
-EXIT_FAILURE = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,10 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except TrainingDiverged as error:  # not a usage mistake: exit 1
         print(f"cyclegan: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        return 1
     except DownloadError as error:  # the network or the server, not a usage mistake: exit 1
-        print(download_failure(error), file=sys.stderr)
-        return EXIT_FAILURE
+        # Every command that downloads takes --base-url; the variable is the command's own.
+        variable = error.base_url_variable
+        hint = f"; for a mirror, pass --base-url URL or set ${variable}" if variable else ""
+        print(f"cyclegan: error: {error}{hint}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("cyclegan: interrupted", file=sys.stderr)
         return 130
@@ -68,15 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
         return 0
-
-
-def download_failure(error: DownloadError) -> str:
-    """The one line every command prints for a failed download: the reason, then how to name a
-    mirror when the download has one (all such commands take --base-url)."""
-    line = f"cyclegan: error: {error}"
-    if error.base_url_variable:
-        line += f"; for a mirror, pass --base-url URL or set ${error.base_url_variable}"
-    return line
 
 
 def build_parser() -> argparse.ArgumentParser:
