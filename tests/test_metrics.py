@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.data import image_to_tensor
+from cyclegan.data.images import image_to_tensor
 from cyclegan.data.synthetic import from_domain_b, to_domain_b
 from cyclegan.evaluation.metrics import fid_from_features, kid_from_features, psnr, ssim
 

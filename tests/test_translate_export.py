@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.inference import Translator
+from cyclegan.inference.translator import Translator
 from tests.test_translate_files import WEIGHTS, make_run
 
 onnx = pytest.importorskip("onnx")  # the `onnx` extra (part of `dev`)

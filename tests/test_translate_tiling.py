@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.data import image_to_tensor, load_image
-from cyclegan.inference import Translator
+from cyclegan.data.images import image_to_tensor, load_image
 from cyclegan.inference.tiling import ramp, tile_starts, translate_tiled
+from cyclegan.inference.translator import Translator
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 WEIGHTS = REFERENCE / "reference_resnet_6blocks_ngf8.pth"

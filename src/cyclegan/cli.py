@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     from cyclegan.checkpoint import CheckpointError
-    from cyclegan.data import DatasetLayoutError, UnreadableImageError
+    from cyclegan.data.dataset import DatasetLayoutError
     from cyclegan.data.download import DownloadError
+    from cyclegan.data.images import UnreadableImageError
     from cyclegan.training.loop import TrainingDiverged
 
     try:

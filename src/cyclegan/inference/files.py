@@ -19,21 +19,24 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from PIL import Image, ImageOps
 
 from cyclegan.config import ConfigError
-from cyclegan.data import UnreadableImageError, is_image_file, list_images, load_image
-
-if TYPE_CHECKING:
-    from cyclegan.inference.translator import Scale, Translator
+from cyclegan.data.images import (
+    UnreadableImageError,
+    alpha_channel,
+    is_image_file,
+    list_images,
+    load_image,
+)
+from cyclegan.inference.translator import Scale, Translator
 
 # the seed's evaluate layout: a folder with A_type/ (translated A->B) and B_type/ (B->A)
 SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
 OutputFormat = Literal["png", "jpg", "webp"]
 FORMAT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
-ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 # formats whose files can hold an alpha channel (Pillow writes it)
 ALPHA_SUFFIXES = frozenset({".png", ".webp", ".tif", ".tiff"})
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -215,15 +218,6 @@ def read_image(path: Path, channels: int, max_pixels: int) -> Image.Image:
         if alpha is not None and alpha.size == image.size:
             image.putalpha(alpha)
     return image
-
-
-def alpha_channel(image: Image.Image, probe: bool = False) -> Image.Image | None:
-    """The image's alpha channel as an "L" image, or None when it has none. With `probe`,
-    only says whether there is one (any non-None value), without decoding pixels."""
-    has_alpha = image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
-    if not has_alpha or probe:
-        return image if has_alpha else None
-    return image.convert("LA" if image.mode in ("LA", "La") else "RGBA").getchannel("A")
 
 
 def write_image(image: Image.Image, destination: Path, quality: int) -> None:

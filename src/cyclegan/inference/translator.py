@@ -32,7 +32,14 @@ from cyclegan.checkpoint import (
     load_weights_only,
 )
 from cyclegan.config import ConfigError, ModelConfig, load_config
-from cyclegan.data import convert_mode, image_to_tensor, tensor_to_image
+from cyclegan.data.images import (
+    alpha_channel,
+    convert_mode,
+    image_to_tensor,
+    resize_short_side,
+    short_side_size,
+    tensor_to_image,
+)
 from cyclegan.device import pick_device
 from cyclegan.inference.export import (
     OnnxGenerator,
@@ -43,12 +50,6 @@ from cyclegan.inference.export import (
     model_stride,
     onnx_model,
     onnx_session,
-)
-from cyclegan.inference.files import (  # the file pipeline, once here: kept importable
-    TranslationReport,
-    alpha_channel,
-    plan_inputs,
-    translate_files,
 )
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
@@ -309,11 +310,10 @@ class Translator:
         image = convert_mode(image, self.in_channels)
         final = image.size
         if size is not None:
-            final = short_side_to(image.size, size)
-            image = image.resize(final, Image.Resampling.BICUBIC)
+            final = short_side_size(image.size, size)
+            image = resize_short_side(image, size)
         elif scale == "train" and self.load_size is not None:
-            working = short_side_to(image.size, self.load_size)
-            image = image.resize(working, Image.Resampling.BICUBIC)
+            image = resize_short_side(image, self.load_size)
         return _Prepared(image_to_tensor(image), alpha, final)
 
 
@@ -334,13 +334,6 @@ def _finish(tensor: torch.Tensor, prepared: _Prepared) -> Image.Image:
             alpha = alpha.resize(prepared.size, Image.Resampling.BICUBIC)
         image.putalpha(alpha)  # RGB -> RGBA, L -> LA
     return image
-
-
-def short_side_to(size: tuple[int, int], short: int) -> tuple[int, int]:
-    """(width, height) scaled so that the shorter side is `short`."""
-    width, height = size
-    factor = short / min(width, height)
-    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def default_overlap(tile: int) -> int:
@@ -434,12 +427,3 @@ def _check_direction(direction: str) -> str:
     if direction not in DIRECTIONS:
         raise ConfigError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
     return direction
-
-
-__all__ = [
-    "DIRECTIONS",
-    "TranslationReport",
-    "Translator",
-    "plan_inputs",
-    "translate_files",
-]
