@@ -21,17 +21,15 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from cyclegan.config import ConfigError, ModelConfig
-from cyclegan.models.artifact import save_generator
+from cyclegan.inference.options import EXPORT_SUFFIXES, ExportFormat
+from cyclegan.models.artifact import describe, parse_metadata, save_generator
 
-ExportFormat = Literal["onnx", "torchscript", "safetensors"]
-SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
-METADATA_FORMAT = "cyclegan-generator/1"
 TORCHSCRIPT_EXTRA = "cyclegan.json"
 INPUT_NAME, OUTPUT_NAME = "images", "translated"
 ONNX_TOLERANCE = 1e-3  # max |onnxruntime - torch| accepted when an export is checked
@@ -39,37 +37,6 @@ ONNX_TOLERANCE = 1e-3  # max |onnxruntime - torch| accepted when an export is ch
 
 class OnnxUnavailable(ConfigError):
     """The optional ONNX packages are missing; the message says how to install them."""
-
-
-def describe(
-    model: ModelConfig, direction: str, load_size: int | None, source: str
-) -> dict[str, str]:
-    """The metadata every exported file carries, as strings (what all three formats store)."""
-    return {
-        "format": METADATA_FORMAT,
-        "direction": direction,
-        "model": json.dumps(vars(model)),
-        "load_size": json.dumps(load_size),
-        "source": json.dumps(source),
-    }
-
-
-def parse_metadata(raw: dict[str, str], path: Path) -> dict[str, Any]:
-    """{"model": ModelConfig, "direction", "load_size", "source"} from `describe`'s strings."""
-    if raw.get("format") != METADATA_FORMAT:
-        raise ConfigError(
-            f"{path} is not a cyclegan generator export (metadata format {raw.get('format')!r}, "
-            f"expected {METADATA_FORMAT!r}); export it with `cyclegan export`"
-        )
-    try:
-        return {
-            "model": ModelConfig(**json.loads(raw["model"])),
-            "direction": raw["direction"],
-            "load_size": json.loads(raw.get("load_size", "null")),
-            "source": json.loads(raw.get("source", '""')),
-        }
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{path} has damaged cyclegan metadata: {error}") from error
 
 
 def export_generator(
@@ -84,7 +51,7 @@ def export_generator(
     """Write `generator` to `path` in `export_format`, atomically. For ONNX, returns the max
     difference between ONNX Runtime and PyTorch on an odd-sized test image."""
     generator = generator.cpu().eval()
-    metadata = describe(model, direction, load_size, source)
+    metadata = describe(model, direction, load_size=load_size, source=source)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     difference = None
@@ -104,11 +71,13 @@ def export_generator(
                     traced, str(temporary), _extra_files={TORCHSCRIPT_EXTRA: json.dumps(metadata)}
                 )
         elif export_format == "safetensors":
-            extra = {key: json.loads(metadata[key]) for key in ("load_size", "source")}
-            save_generator(path, generator, model, direction, **extra)  # atomic itself
+            # atomic itself
+            save_generator(path, generator, model, direction, load_size=load_size, source=source)
             return None
         else:
-            raise ConfigError(f"unknown export format {export_format!r}; choose one of {SUFFIXES}")
+            raise ConfigError(
+                f"unknown export format {export_format!r}; choose one of {list(EXPORT_SUFFIXES)}"
+            )
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

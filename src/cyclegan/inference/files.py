@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from PIL import Image, ImageOps
 
@@ -31,55 +31,19 @@ from cyclegan.data.images import (
     list_images,
     load_image,
 )
-from cyclegan.inference.translator import Scale, Translator
+from cyclegan.inference.options import OUTPUT_SUFFIXES, OutputFormat, OutputOptions
+from cyclegan.inference.translator import Translator
 
 # the seed's evaluate layout: a folder with A_type/ (translated A->B) and B_type/ (B->A)
 SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
-OutputFormat = Literal["png", "jpg", "webp"]
-FORMAT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 # formats whose files can hold an alpha channel (Pillow writes it)
 ALPHA_SUFFIXES = frozenset({".png", ".webp", ".tif", ".tiff"})
-DEFAULT_MAX_PIXELS = 200_000_000
 
 
 class Job(NamedTuple):
     source: Path
     destination: Path
     direction: str
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """How translated images are computed and written."""
-
-    size: int | None = None
-    """resize the short side to this before translating (the output keeps that size)"""
-    scale: Scale = "native"
-    """train: translate at the model's training scale, then resize back"""
-    tile: int | None = None
-    """translate in tiles of this size (a multiple of the stride); None: whole images"""
-    overlap: int | None = None
-    """pixels shared by neighbouring tiles, blended with a linear ramp (None: min(64, tile/4))"""
-    batch_size: int = 4
-    """images of one size translated together"""
-    quality: int = 95
-    """JPEG / WebP quality"""
-    side_by_side: bool = False
-    """write input | output pairs instead of the output alone"""
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    """refuse images with more pixels (decompression-bomb guard); 0: no limit"""
-
-    def __post_init__(self) -> None:
-        if self.size is not None and self.size <= 0:
-            raise ConfigError(f"--size must be positive, got {self.size}")
-        if self.size is not None and self.scale != "native":
-            raise ConfigError("give either --size or --scale train, not both")
-        if self.batch_size <= 0:
-            raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
-        if not 1 <= self.quality <= 100:
-            raise ConfigError(f"--quality must be in [1, 100], got {self.quality}")
-        if self.max_pixels < 0:
-            raise ConfigError(f"--max-pixels must be 0 (no limit) or more, got {self.max_pixels}")
 
 
 @dataclass
@@ -125,7 +89,7 @@ def plan_inputs(
         else:
             raise ConfigError(f"input {item} does not exist")
     if output_format is not None:
-        suffix = FORMAT_SUFFIXES[output_format]
+        suffix = OUTPUT_SUFFIXES[output_format]
         jobs = [job._replace(destination=job.destination.with_suffix(suffix)) for job in jobs]
     return _check_plan(jobs)
 

@@ -14,11 +14,12 @@ memory stays bounded for images of any size.
 
 from __future__ import annotations
 
+import typing
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from PIL import Image
@@ -43,7 +44,6 @@ from cyclegan.data.images import (
 from cyclegan.device import pick_device
 from cyclegan.inference.export import (
     OnnxGenerator,
-    describe,
     is_torchscript,
     load_onnx,
     load_torchscript,
@@ -51,6 +51,7 @@ from cyclegan.inference.export import (
     onnx_model,
     onnx_session,
 )
+from cyclegan.inference.options import Backend, Scale
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
     ReferenceFormatError,
@@ -58,13 +59,10 @@ from cyclegan.inference.reference import (
     reference_generator,
 )
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
-from cyclegan.models.artifact import load_generator
+from cyclegan.models.artifact import describe, load_generator
 from cyclegan.models.generator import translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")
-BACKENDS = ("torch", "onnxruntime")
-Scale = Literal["native", "train"]
-Backend = Literal["torch", "onnxruntime"]
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
 
@@ -161,8 +159,10 @@ class Translator:
             raise ConfigError(f"{path} is a folder; give a run folder with --run, or a file")
         if not path.is_file():
             raise ConfigError(f"{path} does not exist")
-        if backend is not None and backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+        if backend is not None and backend not in typing.get_args(Backend):
+            raise ConfigError(
+                f"unknown backend {backend!r}; choose one of {list(typing.get_args(Backend))}"
+            )
         loaded = _load_any(path, direction, device)
         if direction is not None and loaded.direction != direction:
             raise ConfigError(f"{path} holds the {loaded.direction} generator, not {direction}")
@@ -175,7 +175,9 @@ class Translator:
                     f"{path} is TorchScript; for onnxruntime export the run or weights "
                     "with `cyclegan export --format onnx`"
                 )
-            metadata = describe(loaded.model, loaded.direction, loaded.load_size, str(path))
+            metadata = describe(
+                loaded.model, loaded.direction, load_size=loaded.load_size, source=str(path)
+            )
             proto = onnx_model(generator, loaded.model, metadata)
             generator = OnnxGenerator(
                 onnx_session(proto.SerializeToString(), device),
