@@ -23,11 +23,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALPHA_MODES",
+    "ARRAY_MODES",
     "IMAGE_EXTENSIONS",
     "UnreadableImageError",
     "alpha_channel",
+    "array_from_image",
     "center_square",
     "convert_mode",
+    "image_from_array",
     "image_to_tensor",
     "is_image_file",
     "list_images",
@@ -181,6 +184,39 @@ def alpha_channel(image: Image.Image, probe: bool = False) -> Image.Image | None
     if not has_alpha or probe:
         return image if has_alpha else None
     return image.convert("LA" if image.mode in ("LA", "La") else "RGBA").getchannel("A")
+
+
+# numpy layout (channels) <-> Pillow mode, for arrays handed to the Translator
+ARRAY_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def image_from_array(array: np.ndarray) -> Image.Image:
+    """A uint8 array as a PIL image: (H, W) or (H, W, 1) gray, (H, W, 2) gray + alpha,
+    (H, W, 3) RGB, (H, W, 4) RGBA. TypeError for other dtypes, ValueError for other shapes."""
+    if array.dtype != np.uint8:
+        raise TypeError(
+            f"expected a uint8 image array, got {array.dtype}; convert it first, e.g. "
+            "(array * 255).round().astype(np.uint8) for floats in [0, 1]"
+        )
+    channels = 1 if array.ndim == 2 else array.shape[-1] if array.ndim == 3 else 0
+    if channels not in ARRAY_MODES or array.size == 0:
+        hint = "; a (C, H, W) array? use array.transpose(1, 2, 0)" if array.ndim == 3 else ""
+        raise ValueError(
+            f"expected an (H, W) or (H, W, C) image array with C in 1-4, got shape "
+            f"{array.shape}{hint}"
+        )
+    if channels == 1:
+        array = array.reshape(array.shape[:2])  # (H, W, 1) -> (H, W)
+    return Image.fromarray(np.ascontiguousarray(array))  # Pillow reads the layouts as above
+
+
+def array_from_image(image: Image.Image, like: np.ndarray) -> np.ndarray:
+    """`image` ("L", "LA", "RGB" or "RGBA") as a uint8 array laid out like the array `like`
+    it was made from: one-channel results keep a channel axis only if `like` had one."""
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2 and like.ndim == 3:
+        array = array[:, :, None]
+    return array
 
 
 def short_side_size(size: tuple[int, int], short: int) -> tuple[int, int]:

@@ -19,8 +19,9 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -35,7 +36,9 @@ from cyclegan.checkpoint import (
 from cyclegan.config import ConfigError, ModelConfig, load_config
 from cyclegan.data.images import (
     alpha_channel,
+    array_from_image,
     convert_mode,
+    image_from_array,
     image_to_tensor,
     resize_short_side,
     short_side_size,
@@ -254,8 +257,9 @@ class Translator:
         """Pad (N, C, H, W) to multiples of the stride, run the generator, crop back."""
         return translate_any_size(self.generator, images.to(self.device), self.stride)
 
-    # ---- PIL images --------------------------------------------------------------------------
+    # ---- PIL images and numpy arrays ---------------------------------------------------------
 
+    @overload
     def __call__(
         self,
         image: Image.Image,
@@ -264,27 +268,56 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
-    ) -> Image.Image:
-        """Translate one PIL image of any mode; see `translate_images` for the options."""
-        return self.translate_images([image], size=size, scale=scale, tile=tile, overlap=overlap)[0]
+    ) -> Image.Image: ...
 
-    def translate_images(
+    @overload
+    def __call__(
         self,
-        images: Sequence[Image.Image],
+        image: np.ndarray,
         *,
         size: int | None = None,
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
-    ) -> list[Image.Image]:
-        """Translate PIL images; those of one size go through the generator as one batch.
+    ) -> np.ndarray: ...
 
-        Any mode is accepted (gray, palette, RGBA, CMYK, 16-bit): it is converted to the
+    def __call__(
+        self,
+        image: Image.Image | np.ndarray,
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> Image.Image | np.ndarray:
+        """Translate one image: PIL in, PIL out; numpy array in, numpy array out. See
+        `translate_images` for the options and the array layouts."""
+        return self.translate_images([image], size=size, scale=scale, tile=tile, overlap=overlap)[0]
+
+    def translate_images(
+        self,
+        images: Sequence[Image.Image | np.ndarray],
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> list[Image.Image | np.ndarray]:
+        """Translate PIL images or numpy arrays, each returned as the type it came in; those of
+        one size go through the generator as one batch.
+
+        Any PIL mode is accepted (gray, palette, RGBA, CMYK, 16-bit): it is converted to the
         generator's channels with alpha composited over white, and an input's alpha channel is
-        put back on its output (RGBA / LA). The output has the input's size, unless `size`
-        resizes the short side to `size` first (the output keeps that size). scale="train"
-        translates at the short side the model was trained at (its load size), so objects
-        appear at the scale it knows, and resizes the result back to the input's size.
+        put back on its output (RGBA / LA). Arrays are uint8 (H, W) or (H, W, 1) gray,
+        (H, W, 2) gray + alpha, (H, W, 3) RGB or (H, W, 4) RGBA, and come back uint8 in the
+        output's layout: (H, W, 3) from an RGB generator ((H, W, 4) with alpha), (H, W) or
+        (H, W, 1) from a gray one, as given. Other dtypes raise TypeError, other shapes
+        ValueError.
+
+        The output has the input's size, unless `size` resizes the short side to `size` first
+        (the output keeps that size). scale="train" translates at the short side the model was
+        trained at (its load size), so objects appear at the scale it knows, and resizes the
+        result back to the input's size.
         """
         if size is not None and scale != "native":
             raise ConfigError("give either a size or scale='train', not both")
@@ -295,7 +328,7 @@ class Translator:
                 f"the training scale of {self.source or 'this generator'} is unknown (it "
                 "records no load size); give --size N instead"
             )
-        prepared = [self._prepare(image, size, scale) for image in images]
+        prepared = [self._prepare(_as_image(image), size, scale) for image in images]
         results: list[Image.Image | None] = [None] * len(prepared)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, item in enumerate(prepared):
@@ -305,7 +338,11 @@ class Translator:
             translated = self.translate_tensor(batch, tile=tile, overlap=overlap)
             for index, tensor in zip(indices, translated):
                 results[index] = _finish(tensor, prepared[index])
-        return [result for result in results if result is not None]
+        return [
+            array_from_image(result, given) if isinstance(given, np.ndarray) else result
+            for given, result in zip(images, results)
+            if result is not None
+        ]
 
     def _prepare(self, image: Image.Image, size: int | None, scale: Scale) -> _Prepared:
         alpha = alpha_channel(image)
@@ -317,6 +354,17 @@ class Translator:
         elif scale == "train" and self.load_size is not None:
             image = resize_short_side(image, self.load_size)
         return _Prepared(image_to_tensor(image), alpha, final)
+
+
+def _as_image(image: Image.Image | np.ndarray) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return image_from_array(image)
+    raise TypeError(
+        f"expected a PIL image or a numpy array, got {type(image).__name__}; (N, C, H, W) "
+        "tensors in [-1, 1] go through translate_tensor"
+    )
 
 
 @dataclass
