@@ -12,6 +12,7 @@ from torch import nn
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
+from cyclegan.data.download import DownloadError
 from cyclegan.evaluation.inception import FidInceptionFeatures
 from cyclegan.evaluation.suite import evaluate_generators, load_test_set
 from cyclegan.training.loop import train
@@ -117,14 +118,45 @@ def test_evaluate_all_epochs_writes_csv_and_plot(
     assert len(report["evaluations"]) == 2
 
 
-def test_evaluate_without_inception_weights_still_runs_the_rest(
+def test_evaluate_with_a_missing_or_wrong_inception_weights_file_is_refused(
     evaluated_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (evaluated_run / "metrics.json").unlink(missing_ok=True)
     missing = tmp_path / "inception.pth"
     code = main(["evaluate", "--run", str(evaluated_run), "--inception-weights", str(missing)])
-    assert code == 0
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.strip() == (
+        f"cyclegan: error: --inception-weights {missing} does not exist; give the FID Inception "
+        "weights (pt_inception-2015-12-05-6726825d.pth), or leave the option out to use the "
+        "cached or downloaded copy"
+    )
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"layer.weight": torch.zeros(2)}, wrong)
+    code = main(["evaluate", "--run", str(evaluated_run), "--inception-weights", str(wrong)])
+    error = capsys.readouterr().err
+    assert code == 2 and len(error.strip().splitlines()) == 1
+    assert f"{wrong} is not the FID Inception weights file" in error
+    assert "give pt_inception-2015-12-05-6726825d.pth" in error
+    assert not (evaluated_run / "metrics.json").exists()  # nothing measured, nothing written
+
+
+def test_evaluate_without_cached_inception_weights_still_runs_the_rest(
+    evaluated_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no cached weights and no network (tests never download): FID/KID are unavailable, the
+    # other metrics still run
+    def offline(url: str, path: Path) -> None:
+        raise DownloadError(f"cannot reach {url}")
+
+    monkeypatch.setenv("CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("cyclegan.data.download.download_file", offline)
+    assert main(["evaluate", "--run", str(evaluated_run)]) == 0
     out = capsys.readouterr().out
-    assert f"FID/KID unavailable: --inception-weights {missing} does not exist" in out
+    assert "FID/KID unavailable: could not download the Inception weights (cannot reach" in out
     report = json.loads((evaluated_run / "metrics.json").read_text())
     assert "unavailable" in report["inception"]
     assert "cycle_l1_AtoB" in report["metrics"] and "fid_AtoB" not in report["metrics"]
