@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
 from cyclegan.data.download import DownloadError
 from cyclegan.evaluation.inception import FidInceptionFeatures
+from cyclegan.evaluation.metrics import fid_from_features, kid_from_features
 from cyclegan.evaluation.suite import evaluate_generators, load_test_set
 from cyclegan.training.loop import train
 from tests.conftest import tiny_config
@@ -48,14 +50,26 @@ class TinyFeatures(nn.Module):
 
 def test_perfect_generators_score_perfectly(synth_root: Path) -> None:
     test_set = load_test_set(synth_root, size=32)
+    features = TinyFeatures()
     results = evaluate_generators(
-        ColourMap(), ColourMap(inverse=True), test_set, TinyFeatures(), kid_subsets=10
+        ColourMap(), ColourMap(inverse=True), test_set, features, kid_subsets=10
     )
     for direction in ("AtoB", "BtoA"):
         assert results[f"truth_psnr_{direction}"] > 100  # exact up to float rounding
         assert results[f"truth_ssim_{direction}"] == pytest.approx(1.0)
         assert results[f"cycle_l1_{direction}"] == pytest.approx(0.0, abs=1e-6)
-        assert results[f"fid_{direction}"] >= 0 and f"kid_{direction}" in results
+    # the translations are the truth images: FID and KID compare them with the real test
+    # images of the target domain (other pictures, so neither is zero)
+    for direction, translated, target in (
+        ("AtoB", test_set.truth_for_a, test_set.b),
+        ("BtoA", test_set.truth_for_b, test_set.a),
+    ):
+        assert translated is not None
+        fake, real = features(translated), features(target)
+        assert results[f"fid_{direction}"] == pytest.approx(fid_from_features(fake, real), rel=1e-5)
+        kid, _ = kid_from_features(fake, real, subsets=10)
+        assert results[f"kid_{direction}"] == pytest.approx(kid, rel=1e-5)
+        assert results[f"fid_{direction}"] > 0.01
     # identity: the colour map changes every image, so |B - G_AB(B)| is large
     assert results["identity_l1_AtoB"] > 0.3
     assert results["images_A"] == 3 and results["images_B"] == 3
@@ -173,7 +187,10 @@ def test_evaluate_with_an_inception_weights_file(
     out = capsys.readouterr().out
     assert "FID" in out and "KID" in out and "biased upwards" in out
     metrics = json.loads((evaluated_run / "metrics.json").read_text())["metrics"]
-    assert metrics["fid_AtoB"] >= 0 and metrics["images_A"] == 2
+    assert metrics["images_A"] == 2
+    # two sets of two images: the Gaussians differ, and 2048-d features of two images give a
+    # singular covariance that the distance must survive
+    assert 0 < metrics["fid_AtoB"] < math.inf and 0 < metrics["fid_BtoA"] < math.inf
 
 
 def test_evaluate_bad_inputs(
