@@ -20,9 +20,11 @@ import json
 import os
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -137,17 +139,73 @@ def check_onnx(path: Path, generator: nn.Module, model: ModelConfig) -> float:
 
 
 class OnnxGenerator:
-    """An ONNX Runtime session that behaves like the generator module: tensor in, tensor out."""
+    """An ONNX Runtime session that behaves like the generator module: tensor in, tensor out.
 
-    def __init__(self, session: Any, in_channels: int) -> None:
+    `model` (the onnx.ModelProto the session runs) lets tiles share the whole image's
+    instance-norm statistics, as PyTorch generators do: see `shared_norm_statistics`.
+    """
+
+    def __init__(self, session: Any, in_channels: int, model: Any, device: str = "auto") -> None:
         self.session = session
         self.in_channels = in_channels
+        self.model = model
+        self.device = device
+        self._statistics_sessions: tuple[Any, Any] | None = None  # (recording, normalizing)
+        self._recording = False
+        self._statistics: list[np.ndarray] | None = None  # mean, var, mean, var, ...
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # (N, C, H, W) float32 in [-1, 1], H and W multiples of the stride
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        (result,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
+        if self._recording:
+            result, *self._statistics = self._sessions()[0].run(None, {INPUT_NAME: array})
+        elif self._statistics is not None:
+            (result,) = self._sessions()[1].run([OUTPUT_NAME], self._normalizing_feeds(array))
+        else:
+            (result,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
         return torch.from_numpy(result)
+
+    @contextlib.contextmanager
+    def shared_norm_statistics(self, record: Callable[[], object]) -> Iterator[bool]:
+        """Within this block, every InstanceNormalization normalizes with the per-image
+        statistics it saw while `record()` ran, like `tiling.shared_norm_statistics` does for
+        modules. Yields whether it applies (False for a graph without InstanceNormalization)."""
+        from cyclegan.inference.onnx_statistics import count_norms
+
+        if count_norms(self.model) == 0:
+            yield False
+            return
+        try:
+            self._recording = True
+            record()
+            self._recording = False
+            yield True
+        finally:
+            self._recording, self._statistics = False, None
+
+    def _sessions(self) -> tuple[Any, Any]:
+        # built on first use: only tiled translation needs them
+        if self._statistics_sessions is None:
+            from cyclegan.inference.onnx_statistics import normalizing_graph, recording_graph
+
+            self._statistics_sessions = (
+                onnx_session(recording_graph(self.model).SerializeToString(), self.device),
+                onnx_session(normalizing_graph(self.model).SerializeToString(), self.device),
+            )
+        return self._statistics_sessions
+
+    def _normalizing_feeds(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        from cyclegan.inference.onnx_statistics import mean_name, var_name
+
+        assert self._statistics is not None
+        # tiles of one batch are stacked tile-major: [tile 0: images 0..N-1, tile 1: ...]
+        repeats = len(images) // len(self._statistics[0])
+        feeds = {INPUT_NAME: images}
+        for index in range(len(self._statistics) // 2):
+            mean, var = self._statistics[2 * index : 2 * index + 2]
+            feeds[mean_name(index)] = np.tile(mean, (repeats, 1, 1, 1))
+            feeds[var_name(index)] = np.tile(var, (repeats, 1, 1, 1))
+        return feeds
 
 
 def onnx_session(source: Path | bytes, device: str = "auto", threads: int = 0) -> Any:
@@ -180,7 +238,7 @@ def load_onnx(path: Path, device: str = "auto") -> tuple[OnnxGenerator, dict[str
     metadata = parse_metadata({p.key: p.value for p in proto.metadata_props}, path)
     session = onnx_session(path, device)
     in_channels = _in_channels(metadata["model"], metadata["direction"])
-    return OnnxGenerator(session, in_channels), metadata
+    return OnnxGenerator(session, in_channels, proto, device), metadata
 
 
 def import_onnx() -> Any:

@@ -15,6 +15,7 @@ memory stays bounded for images of any size.
 from __future__ import annotations
 
 import typing
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ from cyclegan.inference.reference import (
 )
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
 from cyclegan.models.artifact import describe, load_generator
+from cyclegan.models.cyclegan import make_generator
 from cyclegan.models.generator import translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -91,6 +93,7 @@ class Translator:
         self.direction = direction
         self.load_size = load_size
         self.source = source
+        self._warned_about_tiles = False
         self.stride = model_stride(model)
         source_channels, target_channels = model.channels_a, model.channels_b
         self.in_channels, self.out_channels = (
@@ -185,6 +188,8 @@ class Translator:
             generator = OnnxGenerator(
                 onnx_session(proto.SerializeToString(), device),
                 loaded.model.channels_a if loaded.direction == "AtoB" else loaded.model.channels_b,
+                proto,
+                device,
             )
         return cls(
             generator,
@@ -247,10 +252,27 @@ class Translator:
             # the statistics pass costs the memory of one batch of tiles
             return self._forward(downscale_to(images, TILES_PER_BATCH * tile * tile))
 
-        generator = self.generator if isinstance(self.generator, nn.Module) else nn.Identity()
-        with shared_norm_statistics(generator, record):
+        generator = self.generator
+        if isinstance(generator, OnnxGenerator):
+            shared = generator.shared_norm_statistics(record)
+        else:
+            shared = shared_norm_statistics(generator, record)
+        with shared as applies:
+            if not applies:
+                self._warn_tiles_normalize_themselves()
             return translate_tiled(
                 self._forward, images, tile, overlap, self.out_channels, TILES_PER_BATCH
+            )
+
+    def _warn_tiles_normalize_themselves(self) -> None:
+        if not self._warned_about_tiles:
+            self._warned_about_tiles = True
+            warnings.warn(
+                f"{self.source or 'this generator'} cannot take the whole image's "
+                "instance-norm statistics, so each tile normalizes itself and tones may differ "
+                "between tiles; translate without --tile, with larger tiles, or with the "
+                "safetensors export or checkpoint of this generator",
+                stacklevel=3,
             )
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -422,8 +444,9 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         load_size = metadata.get("load_size") or _run_load_size(path.parent.parent)
         return _Loaded(generator, metadata["model"], metadata["direction"], load_size)
     if is_torchscript(path):
-        module, metadata = load_torchscript(path)
-        return _Loaded(module, metadata["model"], metadata["direction"], metadata["load_size"])
+        script, metadata = load_torchscript(path)
+        model, direction = metadata["model"], metadata["direction"]
+        return _Loaded(_rebuilt(script, model, direction), model, direction, metadata["load_size"])
     content = _read_torch_file(path)
     if _is_checkpoint(content):
         checkpoint = load_checkpoint(path)  # validates it and parses its config
@@ -441,6 +464,19 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         f"(.safetensors, .onnx, TorchScript) or a reference generator (keys 'model.N...'); "
         f"it holds {first}"
     )
+
+
+def _rebuilt(script: nn.Module, model: ModelConfig, direction: str) -> nn.Module:
+    """A TorchScript generator as the PyTorch module it was traced from: the same weights and
+    results, and unlike a compiled graph it takes the hooks through which tiles share the
+    whole image's instance-norm statistics. A graph whose weights do not fit the architecture
+    its metadata names runs as it is."""
+    generator = make_generator(model, direction)
+    try:
+        generator.load_state_dict(script.state_dict())
+    except RuntimeError:
+        return script
+    return generator.eval()
 
 
 def holds_both_directions(path: Path) -> bool:
