@@ -73,7 +73,8 @@ TILES_PER_BATCH = 4
 
 
 class Translator:
-    """A generator ready for inference: PIL in, PIL out, same size; or tensors in [-1, 1]."""
+    """A generator ready for inference: PIL in, PIL out, same size; numpy arrays in, arrays
+    out; or (N, C, H, W) tensors in [-1, 1] through `translate_tensor`."""
 
     def __init__(
         self,
