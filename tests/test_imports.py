@@ -40,6 +40,12 @@ def test_data_list_runs_without_torch(tmp_path: Path) -> None:
     assert "torch" not in modules_after(code)
 
 
+def test_listing_pretrained_generators_imports_no_torch(tmp_path: Path) -> None:
+    argv = ["pretrained", "list", "--cache-dir", str(tmp_path)]
+    code = f"from cyclegan.cli import main\nassert main({argv!r}) == 0"
+    assert "torch" not in modules_after(code)
+
+
 def test_translation_imports_no_training_code() -> None:
     loaded = modules_after("import cyclegan.inference.translator")
     assert "torch" in loaded
