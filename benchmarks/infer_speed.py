@@ -48,7 +48,7 @@ def reset_peak() -> None:
 
 def measure(model: Path, case: str, threads: int, repeats: int) -> dict[str, float]:
     """Runs in a child process: load the generator, warm up, time `repeats` passes."""
-    from cyclegan.inference import Translator
+    from cyclegan.inference.translator import Translator
 
     torch.set_num_threads(threads)  # onnx_session takes its thread count from here too
     translator = Translator.from_file(model, device="cpu")

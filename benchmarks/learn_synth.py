@@ -39,10 +39,11 @@ from PIL import Image
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.config import Config, ConfigError, options
-from cyclegan.data import list_images
+from cyclegan.data.images import list_images
 from cyclegan.data.synthetic import TRUTH_DIR, make_synthetic_dataset
 from cyclegan.evaluation.suite import score_against_truth
-from cyclegan.inference.translator import Translator, plan_inputs, translate_files
+from cyclegan.inference.files import plan_inputs, translate_files
+from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
 
 DEFAULT_MINUTES = 10.0

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.config import Config, load_config
+from cyclegan.config import Config, dataclass_options, load_config
+from cyclegan.inference.options import EXPORT_SUFFIXES, OutputOptions
 from tests.conftest import TINY
 
 SEED_PHOTOS = Path(__file__).parent / "data" / "seed_photos"
@@ -221,6 +222,18 @@ def test_translate_bad_inputs(
     assert "is an input folder" in capsys.readouterr().err
     assert main(["translate", "--run", str(tmp_path / "norun"), str(empty), "--out", "o"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_translate_flags_are_the_output_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["translate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in dataclass_options(OutputOptions):
+        assert option.flag in text and option.help in text
+    assert "--format {png,jpg,webp}" in text and "(default: 95)" in text
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    assert "{" + ",".join(EXPORT_SUFFIXES) + "}" in capsys.readouterr().out
 
 
 def test_data_synth_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

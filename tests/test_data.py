@@ -13,22 +13,24 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.data import (
-    IMAGE_EXTENSIONS,
+from cyclegan.data import transforms as transforms_module
+from cyclegan.data.dataset import (
     DatasetLayoutError,
     UnpairedDataset,
     UnpairedSampler,
-    UnreadableImageError,
     domain_dirs,
+    make_loader,
+)
+from cyclegan.data.images import (
+    IMAGE_EXTENSIONS,
+    UnreadableImageError,
     image_to_tensor,
     is_image_file,
     list_images,
     load_image,
-    make_loader,
     tensor_to_image,
-    train_transform,
 )
-from cyclegan.data import transforms as transforms_module
+from cyclegan.data.transforms import train_transform
 
 RED = (200, 30, 40)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ from torch import nn
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
+from cyclegan.downloads import DownloadError
 from cyclegan.evaluation.inception import FidInceptionFeatures
+from cyclegan.evaluation.metrics import fid_from_features, kid_from_features
 from cyclegan.evaluation.suite import evaluate_generators, load_test_set
 from cyclegan.training.loop import train
 from tests.conftest import tiny_config
@@ -47,14 +50,26 @@ class TinyFeatures(nn.Module):
 
 def test_perfect_generators_score_perfectly(synth_root: Path) -> None:
     test_set = load_test_set(synth_root, size=32)
+    features = TinyFeatures()
     results = evaluate_generators(
-        ColourMap(), ColourMap(inverse=True), test_set, TinyFeatures(), kid_subsets=10
+        ColourMap(), ColourMap(inverse=True), test_set, features, kid_subsets=10
     )
     for direction in ("AtoB", "BtoA"):
         assert results[f"truth_psnr_{direction}"] > 100  # exact up to float rounding
         assert results[f"truth_ssim_{direction}"] == pytest.approx(1.0)
         assert results[f"cycle_l1_{direction}"] == pytest.approx(0.0, abs=1e-6)
-        assert results[f"fid_{direction}"] >= 0 and f"kid_{direction}" in results
+    # the translations are the truth images: FID and KID compare them with the real test
+    # images of the target domain (other pictures, so neither is zero)
+    for direction, translated, target in (
+        ("AtoB", test_set.truth_for_a, test_set.b),
+        ("BtoA", test_set.truth_for_b, test_set.a),
+    ):
+        assert translated is not None
+        fake, real = features(translated), features(target)
+        assert results[f"fid_{direction}"] == pytest.approx(fid_from_features(fake, real), rel=1e-5)
+        kid, _ = kid_from_features(fake, real, subsets=10)
+        assert results[f"kid_{direction}"] == pytest.approx(kid, rel=1e-5)
+        assert results[f"fid_{direction}"] > 0.01
     # identity: the colour map changes every image, so |B - G_AB(B)| is large
     assert results["identity_l1_AtoB"] > 0.3
     assert results["images_A"] == 3 and results["images_B"] == 3
@@ -117,14 +132,45 @@ def test_evaluate_all_epochs_writes_csv_and_plot(
     assert len(report["evaluations"]) == 2
 
 
-def test_evaluate_without_inception_weights_still_runs_the_rest(
+def test_evaluate_with_a_missing_or_wrong_inception_weights_file_is_refused(
     evaluated_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (evaluated_run / "metrics.json").unlink(missing_ok=True)
     missing = tmp_path / "inception.pth"
     code = main(["evaluate", "--run", str(evaluated_run), "--inception-weights", str(missing)])
-    assert code == 0
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.strip() == (
+        f"cyclegan: error: --inception-weights {missing} does not exist; give the FID Inception "
+        "weights (pt_inception-2015-12-05-6726825d.pth), or leave the option out to use the "
+        "cached or downloaded copy"
+    )
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"layer.weight": torch.zeros(2)}, wrong)
+    code = main(["evaluate", "--run", str(evaluated_run), "--inception-weights", str(wrong)])
+    error = capsys.readouterr().err
+    assert code == 2 and len(error.strip().splitlines()) == 1
+    assert f"{wrong} is not the FID Inception weights file" in error
+    assert "give pt_inception-2015-12-05-6726825d.pth" in error
+    assert not (evaluated_run / "metrics.json").exists()  # nothing measured, nothing written
+
+
+def test_evaluate_without_cached_inception_weights_still_runs_the_rest(
+    evaluated_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no cached weights and no network (tests never download): FID/KID are unavailable, the
+    # other metrics still run
+    def offline(url: str, path: Path) -> None:
+        raise DownloadError(f"cannot reach {url}")
+
+    monkeypatch.setenv("CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("cyclegan.data.download.download_file", offline)
+    assert main(["evaluate", "--run", str(evaluated_run)]) == 0
     out = capsys.readouterr().out
-    assert f"FID/KID unavailable: --inception-weights {missing} does not exist" in out
+    assert "FID/KID unavailable: could not download the Inception weights (cannot reach" in out
     report = json.loads((evaluated_run / "metrics.json").read_text())
     assert "unavailable" in report["inception"]
     assert "cycle_l1_AtoB" in report["metrics"] and "fid_AtoB" not in report["metrics"]
@@ -141,7 +187,10 @@ def test_evaluate_with_an_inception_weights_file(
     out = capsys.readouterr().out
     assert "FID" in out and "KID" in out and "biased upwards" in out
     metrics = json.loads((evaluated_run / "metrics.json").read_text())["metrics"]
-    assert metrics["fid_AtoB"] >= 0 and metrics["images_A"] == 2
+    assert metrics["images_A"] == 2
+    # two sets of two images: the Gaussians differ, and 2048-d features of two images give a
+    # singular covariance that the distance must survive
+    assert 0 < metrics["fid_AtoB"] < math.inf and 0 < metrics["fid_BtoA"] < math.inf
 
 
 def test_evaluate_bad_inputs(

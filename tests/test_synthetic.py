@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.data import (
-    TRUTH_DIR,
-    UnpairedDataset,
-    from_domain_b,
-    list_images,
-    make_synthetic_dataset,
-    to_domain_b,
-)
+from cyclegan.data.dataset import UnpairedDataset
+from cyclegan.data.images import list_images
+from cyclegan.data.synthetic import TRUTH_DIR, from_domain_b, make_synthetic_dataset, to_domain_b
 
 FOLDERS = ("trainA", "trainB", "testA", "testB", TRUTH_DIR)
 

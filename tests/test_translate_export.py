@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.inference import Translator
+from cyclegan.inference.translator import Translator
 from tests.test_translate_files import WEIGHTS, make_run
 
 onnx = pytest.importorskip("onnx")  # the `onnx` extra (part of `dev`)
@@ -84,7 +84,7 @@ def test_torchscript_and_safetensors_exports_translate_the_same(tmp_path: Path) 
         translator = Translator.from_file(out, device="cpu")
         assert translator.load_size == 286  # the reference's training scale travels along
         assert (translator.translate_tensor(images) - expected).abs().max() < 1e-5
-        # tiles work with every backend (TorchScript tiles use their own norm statistics)
+        # tiles work with every export (test_translate_tiling checks how close they come)
         assert translator.translate_tensor(images, tile=16, overlap=4).shape == images.shape
 
 

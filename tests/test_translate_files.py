@@ -219,6 +219,7 @@ def test_bad_options_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture
         (["--quality", "0"], "--quality must be in [1, 100]"),
         (["--batch-size", "0"], "--batch-size must be positive"),
         (["--epoch", "3"], "--epoch picks a checkpoint of a run"),
+        (["--size", "8", "--scale", "train"], "give either --size or --scale train, not both"),
     ]
     for flags, message in cases:
         assert translate(source, "--out", out, *flags) == 2

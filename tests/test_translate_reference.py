@@ -15,13 +15,13 @@ from PIL import Image
 from safetensors import safe_open
 
 from cyclegan.cli import main
-from cyclegan.inference import Translator
 from cyclegan.inference.reference import (
     ReferenceFormatError,
     infer_architecture,
     load_state_file,
     reference_generator,
 )
+from cyclegan.inference.translator import Translator
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 

@@ -4,6 +4,8 @@ translation where both fit (the tolerance below is measured, not hoped for)."""
 from __future__ import annotations
 
 import itertools
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,13 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.data import image_to_tensor, load_image
-from cyclegan.inference import Translator
+from cyclegan.config import ModelConfig
+from cyclegan.data.images import image_to_tensor, load_image
+from cyclegan.inference.export import TORCHSCRIPT_EXTRA
+from cyclegan.inference.options import EXPORT_SUFFIXES
 from cyclegan.inference.tiling import ramp, tile_starts, translate_tiled
+from cyclegan.inference.translator import Translator
+from cyclegan.models.artifact import describe
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 WEIGHTS = REFERENCE / "reference_resnet_6blocks_ngf8.pth"
@@ -88,3 +94,52 @@ def test_tile_from_the_command_line_keeps_the_size(tmp_path: Path) -> None:
         == 0
     )
     assert Image.open(out / "big.png").size == (230, 150)
+
+
+@pytest.mark.parametrize("export_format", ["onnx", "torchscript"])
+def test_exported_generators_tile_with_whole_image_statistics(
+    tmp_path: Path, export_format: str
+) -> None:
+    """The same generator and crop as above, exported: tiles normalize with the whole image's
+    statistics too, so ONNX Runtime and TorchScript tile as PyTorch does (before, each tile
+    normalized itself: 18-34 grey levels off, blotches)."""
+    if export_format == "onnx":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+    path = tmp_path / f"g{EXPORT_SUFFIXES[export_format]}"
+    argv = ["export", "--weights", str(WEIGHTS), "--format", export_format, "--out", str(path)]
+    assert main(argv) == 0
+    exported = Translator.from_file(path, device="cpu")
+    pytorch = Translator.from_file(WEIGHTS, device="cpu")
+    crop = image_to_tensor(load_image(PHOTO))[None, :, 100:292, 300:556]
+    untiled = exported.translate_tensor(crop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "tiles use their own statistics" warning
+        tiled = exported.translate_tensor(crop, tile=128, overlap=32)
+    difference = (tiled - untiled).abs().flatten()
+    assert difference.mean() < 0.01 and difference.quantile(0.99) < 0.1
+    # the very tiling PyTorch does, up to the backends' float rounding
+    same_tiles = pytorch.translate_tensor(crop, tile=128, overlap=32)
+    assert (tiled - same_tiles).abs().max() < 2e-3
+
+
+def test_a_graph_that_cannot_share_statistics_says_so_once(tmp_path: Path) -> None:
+    """A TorchScript file with cyclegan metadata whose weights fit no cyclegan generator runs
+    as it is; its tiles normalize themselves, and the translator warns, once."""
+    model = ModelConfig(generator="resnet_6blocks", ngf=4)
+    foreign = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.InstanceNorm2d(3))
+    metadata = json.dumps(describe(model, "AtoB", load_size=None, source="foreign"))
+    path = tmp_path / "foreign.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation and tracer notices
+        traced = torch.jit.trace(foreign, torch.zeros(1, 3, 8, 8))
+        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_EXTRA: metadata})
+    translator = Translator.from_file(path, device="cpu")
+    images = torch.rand(1, 3, 40, 40) * 2 - 1
+    with pytest.warns(UserWarning, match="each tile normalizes itself") as caught:
+        translator.translate_tensor(images, tile=16, overlap=4)
+        translator.translate_tensor(images, tile=16, overlap=4)
+    assert len(caught) == 1
+    assert "translate without --tile, with larger tiles, or with the safetensors" in str(
+        caught[0].message
+    )

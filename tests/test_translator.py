@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from cyclegan.config import ConfigError
-from cyclegan.inference import Translator
+from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
 from tests.conftest import tiny_config
 

@@ -280,7 +280,11 @@ class Option:
 
     @property
     def choices(self) -> tuple[Any, ...] | None:
-        return typing.get_args(self.type) if typing.get_origin(self.type) is Literal else None
+        """The values of a Literal type, also of an optional one (`Literal[...] | None`)."""
+        kind = self.type
+        if typing.get_origin(kind) is not Literal:  # Literal[...] | None: look inside
+            kind = next((k for k in typing.get_args(kind) if typing.get_origin(k) is Literal), None)
+        return typing.get_args(kind) if kind is not None else None
 
 
 @cache
@@ -292,15 +296,24 @@ def _section_classes() -> dict[str, type]:
 @cache
 def options() -> tuple[Option, ...]:
     """All options of all sections, in declaration order."""
-    result = []
-    for section, cls in _section_classes().items():
-        hints = typing.get_type_hints(cls)
-        docs = _field_docstrings(cls)
-        for f in fields(cls):
-            result.append(Option(section, f.name, hints[f.name], f.default, docs.get(f.name, "")))
+    result = [
+        option
+        for section, cls in _section_classes().items()
+        for option in dataclass_options(cls, section)
+    ]
     names = [o.name for o in result]
     assert len(names) == len(set(names)), "option names must be unique across sections"
     return tuple(result)
+
+
+def dataclass_options(cls: type, section: str = "") -> tuple[Option, ...]:
+    """The fields of a dataclass documented like the sections above (a docstring under each
+    field), as options: how other commands generate their flags from a dataclass too."""
+    hints = typing.get_type_hints(cls)
+    docs = _field_docstrings(cls)
+    return tuple(
+        Option(section, f.name, hints[f.name], f.default, docs.get(f.name, "")) for f in fields(cls)
+    )
 
 
 def section_of(name: str) -> str:

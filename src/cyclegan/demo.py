@@ -16,7 +16,8 @@ import torch
 from cyclegan.config import Config
 from cyclegan.data.synthetic import TRUTH_DIR, TRUTH_DIR_B, make_synthetic_dataset
 from cyclegan.evaluation.suite import score_against_truth
-from cyclegan.inference.translator import Translator, plan_inputs, translate_files
+from cyclegan.inference.files import plan_inputs, translate_files
+from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
 
 # small enough for two CPU cores: 64px images, a narrow 6-block generator, no identity loss

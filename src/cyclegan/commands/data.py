@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cyclegan.commands.common import UserError
-
-EXIT_USAGE = 2
+from cyclegan.commands.common import EXIT_USAGE, UserError
 
 
 def add_data_command(commands: Any) -> None:

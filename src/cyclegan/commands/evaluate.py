@@ -57,10 +57,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from cyclegan.checkpoint import generator_from_checkpoint, load_checkpoint
     from cyclegan.device import pick_device
-    from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception
+    from cyclegan.evaluation.inception import (
+        FID_WEIGHTS_FILE,
+        InceptionUnavailable,
+        load_fid_inception,
+    )
     from cyclegan.evaluation.report import append_metrics_row, format_table, plot_metrics
     from cyclegan.evaluation.suite import evaluate_generators, load_test_set
 
+    weights = args.inception_weights
+    if weights is not None and not weights.is_file():  # a file the user named: a mistake
+        raise UserError(
+            f"--inception-weights {weights} does not exist; give the FID Inception weights "
+            f"({FID_WEIGHTS_FILE}), or leave the option out to use the cached or downloaded copy"
+        )
     checkpoints = checkpoints_to_evaluate(args.run, args.epoch, args.all_epochs)
     first = load_checkpoint(checkpoints[0])
     config = first["config"]
@@ -82,9 +92,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     extractor, inception_note = None, "not requested (--no-fid)"
     if args.fid:
         try:
-            extractor = load_fid_inception(args.inception_weights, device=device)
+            extractor = load_fid_inception(weights, device=device)
             inception_note = "FID Inception (pt_inception-2015-12-05)"
         except InceptionUnavailable as reason:
+            if weights is not None:  # the user's own file is not the network's weights
+                raise UserError(str(reason)) from reason
             inception_note = f"unavailable: {reason}"
             print(f"FID/KID unavailable: {reason}; the other metrics still run")
 

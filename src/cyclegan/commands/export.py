@@ -8,6 +8,7 @@ from typing import Any
 
 from cyclegan.commands.common import UserError
 from cyclegan.commands.translate import add_generator_arguments, load_translator
+from cyclegan.inference.options import EXPORT_SUFFIXES
 
 
 def add_export_command(commands: Any) -> None:
@@ -22,7 +23,7 @@ def add_export_command(commands: Any) -> None:
     add_generator_arguments(export, backend=False)
     export.add_argument(
         "--format",
-        choices=("onnx", "torchscript", "safetensors"),
+        choices=tuple(EXPORT_SUFFIXES),
         default="onnx",
         help="file format (default: onnx)",
     )
@@ -36,13 +37,13 @@ def add_export_command(commands: Any) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from cyclegan.inference.export import SUFFIXES, export_generator
+    from cyclegan.inference.export import export_generator
 
     args.backend = "torch"
     if args.weights is not None and args.weights.suffix.lower() == ".onnx":
         raise UserError(f"{args.weights} is already ONNX; export from the run or the weights")
     translator = load_translator(args, args.direction)
-    out = args.out or _default_out(args, translator.direction, SUFFIXES[args.format])
+    out = args.out or _default_out(args, translator.direction, EXPORT_SUFFIXES[args.format])
     if args.weights is not None and out.resolve() == args.weights.resolve():
         raise UserError(f"--out {out} is the input file; give another --out")
     difference = export_generator(

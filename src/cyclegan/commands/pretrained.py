@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_USAGE = 2
+from cyclegan.commands.common import EXIT_USAGE
 
 
 def add_pretrained_command(commands: Any) -> None:

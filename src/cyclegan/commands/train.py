@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
 from pathlib import Path
 from typing import Any
 
-from cyclegan.commands.common import UserError
-from cyclegan.config import Config, Option, options
+from cyclegan.commands.common import UserError, add_option
+from cyclegan.config import Config, options
 
 METAVARS = {"data": "ROOT", "runs_dir": "DIR"}
 
@@ -35,39 +34,8 @@ def add_train_command(commands: Any) -> None:
     for option in options():
         if option.section not in groups:
             groups[option.section] = train.add_argument_group(f"{option.section} options")
-        add_option(groups[option.section], option)
+        add_option(groups[option.section], option, METAVARS.get(option.name))
     train.set_defaults(handler=run_train)
-
-
-def add_option(group: argparse._ArgumentGroup, option: Option) -> None:
-    """One config field as a flag; the default shown is the config's, nothing is pre-filled."""
-    shown = "" if option.default == "" else f" (default: {option.default})"
-    help_text = option.help + shown
-    if option.type is bool:
-        group.add_argument(
-            option.flag,
-            action=argparse.BooleanOptionalAction,
-            default=argparse.SUPPRESS,
-            help=help_text,
-        )
-    elif option.choices is not None:
-        group.add_argument(
-            option.flag, choices=option.choices, default=argparse.SUPPRESS, help=help_text
-        )
-    else:
-        kind = option.type if option.type in (int, float, str) else _scalar(option.type)
-        group.add_argument(
-            option.flag,
-            type=kind,
-            default=argparse.SUPPRESS,
-            metavar=METAVARS.get(option.name, option.name.upper()),
-            help=help_text,
-        )
-
-
-def _scalar(annotation: Any) -> type:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if args else str
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:

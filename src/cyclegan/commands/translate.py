@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
-from cyclegan.commands.common import UserError
+from cyclegan.commands.common import UserError, add_option
+from cyclegan.config import dataclass_options
+from cyclegan.inference.options import Backend, OutputOptions
 
-DEFAULT_MAX_PIXELS = 200_000_000
+# the output flags are OutputOptions' fields: their types, choices, defaults and help
+OUTPUT_OPTIONS = dataclass_options(OutputOptions)
 
 
 def add_translate_command(commands: Any) -> None:
@@ -29,45 +33,9 @@ def add_translate_command(commands: Any) -> None:
     translate.add_argument(
         "--recursive", action="store_true", help="include images in sub-folders of folders"
     )
-    sizing = translate.add_mutually_exclusive_group()
-    sizing.add_argument(
-        "--size", type=int, help="resize the short side to this first (the output keeps it)"
-    )
-    sizing.add_argument(
-        "--scale",
-        choices=("native", "train"),
-        default="native",
-        help="train: translate at the short side the model was trained at (its load size), "
-        "then resize back to the input's size (default: native)",
-    )
-    translate.add_argument(
-        "--tile",
-        type=int,
-        help="translate in tiles of this size (a multiple of 4; e.g. 512): any image size "
-        "fits in bounded memory",
-    )
-    translate.add_argument(
-        "--overlap", type=int, help="tile overlap in pixels (default: min(64, tile / 4))"
-    )
-    translate.add_argument(
-        "--batch-size", type=int, default=4, help="images of one size per batch (default: 4)"
-    )
-    translate.add_argument(
-        "--format",
-        choices=("png", "jpg", "webp"),
-        help="output format (default: each input's own)",
-    )
-    translate.add_argument(
-        "--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)"
-    )
-    translate.add_argument("--side-by-side", action="store_true", help="write input | output pairs")
-    translate.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help="refuse images with more pixels, a decompression-bomb guard; 0: no limit "
-        f"(default: {DEFAULT_MAX_PIXELS:_})",
-    )
+    output = translate.add_argument_group("output options")
+    for option in OUTPUT_OPTIONS:
+        add_option(output, option)
     translate.set_defaults(handler=run_translate)
 
 
@@ -93,7 +61,7 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
     if backend:
         parser.add_argument(
             "--backend",
-            choices=("torch", "onnxruntime"),
+            choices=typing.get_args(Backend),
             help="run with PyTorch or ONNX Runtime (needs cyclegan[onnx]); default: "
             "onnxruntime for .onnx files, torch otherwise",
         )
@@ -134,21 +102,13 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from cyclegan.inference.files import OutputOptions, plan_inputs, translate_files
+    from cyclegan.inference.files import plan_inputs, translate_files
     from cyclegan.inference.translator import check_tiling, default_overlap
 
-    options = OutputOptions(
-        size=args.size,
-        scale=args.scale,
-        tile=args.tile,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        quality=args.quality,
-        side_by_side=args.side_by_side,
-        max_pixels=args.max_pixels,
-    )
+    given = {o.name: getattr(args, o.name) for o in OUTPUT_OPTIONS if hasattr(args, o.name)}
+    options = OutputOptions(**given)  # the flags not given are absent: the defaults apply
     first = load_translator(args, args.direction)
-    plan = plan_inputs(args.inputs, first.direction, args.out, args.recursive, args.format)
+    plan = plan_inputs(args.inputs, first.direction, args.out, args.recursive, options.format)
     if not plan:
         raise UserError(f"no images found in {', '.join(map(str, args.inputs))}")
     translators = {first.direction: first}

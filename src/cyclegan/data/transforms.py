@@ -12,7 +12,7 @@ from typing import Literal, get_args
 import torch
 from PIL import Image
 
-from .images import image_to_tensor
+from .images import center_square, image_to_tensor, short_side_size
 
 __all__ = ["ResizeMode", "test_transform", "train_transform"]
 
@@ -37,7 +37,7 @@ def train_transform(
         raise ValueError(f"resize_mode must be one of {get_args(ResizeMode)}, got {resize_mode!r}")
     target = max(load_size, crop_size)
     square = resize_mode == "square"
-    image = _resize(image, (target, target) if square else _short_side_size(image.size, target))
+    image = _resize(image, (target, target) if square else short_side_size(image.size, target))
 
     width, height = image.size
     # Both offsets are always drawn so the generator advances the same way for every image.
@@ -52,23 +52,11 @@ def train_transform(
 def test_transform(image: Image.Image, *, size: int) -> torch.Tensor:
     """Short side to `size`, centre crop `size` x `size`; returns (C, size, size) in [-1, 1]."""
     _check_positive(size=size)
-    image = _resize(image, _short_side_size(image.size, size))
-    width, height = image.size
-    left = (width - size) // 2
-    top = (height - size) // 2
-    return image_to_tensor(image.crop((left, top, left + size, top + size)))
+    return image_to_tensor(center_square(image, size))
 
 
 # The name starts with "test_": stop pytest from collecting it wherever a test module imports it.
 test_transform.__test__ = False  # type: ignore[attr-defined]
-
-
-def _short_side_size(size: tuple[int, int], short: int) -> tuple[int, int]:
-    """(width, height) with the short side equal to `short` and the aspect ratio kept."""
-    width, height = size
-    if width <= height:
-        return short, max(short, round(height * short / width))
-    return max(short, round(width * short / height)), short
 
 
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -1,5 +1,2 @@
-"""Quality measures of translations."""
-
-from cyclegan.evaluation.metrics import psnr
-
-__all__ = ["psnr"]
+"""Quality measures of translations: the metrics (`metrics`), the FID Inception network
+(`inception`), the suite over a run's test images (`suite`) and its records (`report`)."""

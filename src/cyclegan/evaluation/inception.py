@@ -143,7 +143,14 @@ def load_fid_inception(
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.net.load_state_dict(state)
     except Exception as error:  # wrong or damaged file: say so instead of a traceback
+        remedy = f"give {FID_WEIGHTS_FILE}" if weights is not None else "delete it to re-download"
         raise InceptionUnavailable(
-            f"{path} is not the FID Inception weights file ({error}); delete it to re-download"
+            f"{path} is not the FID Inception weights file ({_first_line(error)}); {remedy}"
         ) from error
     return model.eval().to(device)
+
+
+def _first_line(error: Exception) -> str:
+    # torch's messages run over many lines (every missing key); the command line shows one
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

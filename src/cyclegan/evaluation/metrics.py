@@ -84,7 +84,8 @@ def kid_from_features(
 ) -> tuple[float, float]:
     """Kernel Inception Distance: (mean, std) of the unbiased MMD^2 over random subsets.
 
-    subset_size is capped by the smaller set, as small test sets cannot fill 1000.
+    subset_size is capped by the smaller set, as small test sets cannot fill 1000. The std is
+    the population one (over the subsets drawn), as torch-fidelity and torchmetrics report.
     """
     size = min(subset_size, len(features_a), len(features_b))
     if size < 2:
@@ -96,8 +97,8 @@ def kid_from_features(
         x = a[torch.randperm(len(a), generator=generator)[:size]]
         y = b[torch.randperm(len(b), generator=generator)[:size]]
         values.append(_unbiased_mmd2(x, y))
-    result = torch.tensor(values)
-    return result.mean().item(), result.std().item() if subsets > 1 else 0.0
+    result = torch.tensor(values, dtype=torch.float64)
+    return result.mean().item(), result.std(unbiased=False).item()
 
 
 def _unbiased_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -17,13 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cyclegan.data import (
-    UnreadableImageError,
-    image_to_tensor,
-    list_images,
-    load_image,
-    test_transform,
-)
+from cyclegan.data.images import image_to_tensor, list_images, load_first_images, load_image
+from cyclegan.data.transforms import test_transform
 from cyclegan.evaluation.metrics import (
     FeatureExtractor,
     fid_from_features,
@@ -52,13 +47,13 @@ def load_test_set(
     root: Path, size: int, channels_a: int = 3, channels_b: int = 3, limit: int = 0
 ) -> TestSet:
     """testA/testB (at most `limit` images each, 0 = all) and any *_truth folders."""
-    a, names_a = _load_folder(root / "testA", channels_a, size, limit)
-    b, names_b = _load_folder(root / "testB", channels_b, size, limit)
+    a, paths_a = load_first_images(root / "testA", limit, channels_a, size)
+    b, paths_b = load_first_images(root / "testB", limit, channels_b, size)
     return TestSet(
         a=a,
         b=b,
-        truth_for_a=_load_truth(root / "testA_truth", names_a, channels_b, size),
-        truth_for_b=_load_truth(root / "testB_truth", names_b, channels_a, size),
+        truth_for_a=_load_truth(root / "testA_truth", [p.name for p in paths_a], channels_b, size),
+        truth_for_b=_load_truth(root / "testB_truth", [p.name for p in paths_b], channels_a, size),
     )
 
 
@@ -157,23 +152,6 @@ def _device_of(extractor: FeatureExtractor) -> torch.device:
         if parameter is not None:
             return parameter.device
     return torch.device("cpu")
-
-
-def _load_folder(
-    folder: Path, channels: int, size: int, limit: int
-) -> tuple[torch.Tensor, list[str]]:
-    tensors, names = [], []
-    for path in list_images(folder) if folder.is_dir() else []:
-        if limit and len(tensors) == limit:
-            break
-        try:
-            tensors.append(test_transform(load_image(path, channels), size=size))
-        except UnreadableImageError:
-            continue  # reported by `cyclegan data check`; a test set just skips it
-        names.append(path.name)
-    if not tensors:
-        return torch.empty(0, channels, size, size), []
-    return torch.stack(tensors), names
 
 
 def _load_truth(

@@ -20,18 +20,18 @@ import json
 import os
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from cyclegan.config import ConfigError, ModelConfig
-from cyclegan.models.artifact import save_generator
+from cyclegan.inference.options import EXPORT_SUFFIXES, ExportFormat
+from cyclegan.models.artifact import describe, parse_metadata, save_generator
 
-ExportFormat = Literal["onnx", "torchscript", "safetensors"]
-SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
-METADATA_FORMAT = "cyclegan-generator/1"
 TORCHSCRIPT_EXTRA = "cyclegan.json"
 INPUT_NAME, OUTPUT_NAME = "images", "translated"
 ONNX_TOLERANCE = 1e-3  # max |onnxruntime - torch| accepted when an export is checked
@@ -39,37 +39,6 @@ ONNX_TOLERANCE = 1e-3  # max |onnxruntime - torch| accepted when an export is ch
 
 class OnnxUnavailable(ConfigError):
     """The optional ONNX packages are missing; the message says how to install them."""
-
-
-def describe(
-    model: ModelConfig, direction: str, load_size: int | None, source: str
-) -> dict[str, str]:
-    """The metadata every exported file carries, as strings (what all three formats store)."""
-    return {
-        "format": METADATA_FORMAT,
-        "direction": direction,
-        "model": json.dumps(vars(model)),
-        "load_size": json.dumps(load_size),
-        "source": json.dumps(source),
-    }
-
-
-def parse_metadata(raw: dict[str, str], path: Path) -> dict[str, Any]:
-    """{"model": ModelConfig, "direction", "load_size", "source"} from `describe`'s strings."""
-    if raw.get("format") != METADATA_FORMAT:
-        raise ConfigError(
-            f"{path} is not a cyclegan generator export (metadata format {raw.get('format')!r}, "
-            f"expected {METADATA_FORMAT!r}); export it with `cyclegan export`"
-        )
-    try:
-        return {
-            "model": ModelConfig(**json.loads(raw["model"])),
-            "direction": raw["direction"],
-            "load_size": json.loads(raw.get("load_size", "null")),
-            "source": json.loads(raw.get("source", '""')),
-        }
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{path} has damaged cyclegan metadata: {error}") from error
 
 
 def export_generator(
@@ -84,7 +53,7 @@ def export_generator(
     """Write `generator` to `path` in `export_format`, atomically. For ONNX, returns the max
     difference between ONNX Runtime and PyTorch on an odd-sized test image."""
     generator = generator.cpu().eval()
-    metadata = describe(model, direction, load_size, source)
+    metadata = describe(model, direction, load_size=load_size, source=source)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     difference = None
@@ -104,11 +73,13 @@ def export_generator(
                     traced, str(temporary), _extra_files={TORCHSCRIPT_EXTRA: json.dumps(metadata)}
                 )
         elif export_format == "safetensors":
-            extra = {key: json.loads(metadata[key]) for key in ("load_size", "source")}
-            save_generator(path, generator, model, direction, **extra)  # atomic itself
+            # atomic itself
+            save_generator(path, generator, model, direction, load_size=load_size, source=source)
             return None
         else:
-            raise ConfigError(f"unknown export format {export_format!r}; choose one of {SUFFIXES}")
+            raise ConfigError(
+                f"unknown export format {export_format!r}; choose one of {list(EXPORT_SUFFIXES)}"
+            )
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -168,17 +139,73 @@ def check_onnx(path: Path, generator: nn.Module, model: ModelConfig) -> float:
 
 
 class OnnxGenerator:
-    """An ONNX Runtime session that behaves like the generator module: tensor in, tensor out."""
+    """An ONNX Runtime session that behaves like the generator module: tensor in, tensor out.
 
-    def __init__(self, session: Any, in_channels: int) -> None:
+    `model` (the onnx.ModelProto the session runs) lets tiles share the whole image's
+    instance-norm statistics, as PyTorch generators do: see `shared_norm_statistics`.
+    """
+
+    def __init__(self, session: Any, in_channels: int, model: Any, device: str = "auto") -> None:
         self.session = session
         self.in_channels = in_channels
+        self.model = model
+        self.device = device
+        self._statistics_sessions: tuple[Any, Any] | None = None  # (recording, normalizing)
+        self._recording = False
+        self._statistics: list[np.ndarray] | None = None  # mean, var, mean, var, ...
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         # (N, C, H, W) float32 in [-1, 1], H and W multiples of the stride
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
-        (result,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
+        if self._recording:
+            result, *self._statistics = self._sessions()[0].run(None, {INPUT_NAME: array})
+        elif self._statistics is not None:
+            (result,) = self._sessions()[1].run([OUTPUT_NAME], self._normalizing_feeds(array))
+        else:
+            (result,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
         return torch.from_numpy(result)
+
+    @contextlib.contextmanager
+    def shared_norm_statistics(self, record: Callable[[], object]) -> Iterator[bool]:
+        """Within this block, every InstanceNormalization normalizes with the per-image
+        statistics it saw while `record()` ran, like `tiling.shared_norm_statistics` does for
+        modules. Yields whether it applies (False for a graph without InstanceNormalization)."""
+        from cyclegan.inference.onnx_statistics import count_norms
+
+        if count_norms(self.model) == 0:
+            yield False
+            return
+        try:
+            self._recording = True
+            record()
+            self._recording = False
+            yield True
+        finally:
+            self._recording, self._statistics = False, None
+
+    def _sessions(self) -> tuple[Any, Any]:
+        # built on first use: only tiled translation needs them
+        if self._statistics_sessions is None:
+            from cyclegan.inference.onnx_statistics import normalizing_graph, recording_graph
+
+            self._statistics_sessions = (
+                onnx_session(recording_graph(self.model).SerializeToString(), self.device),
+                onnx_session(normalizing_graph(self.model).SerializeToString(), self.device),
+            )
+        return self._statistics_sessions
+
+    def _normalizing_feeds(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        from cyclegan.inference.onnx_statistics import mean_name, var_name
+
+        assert self._statistics is not None
+        # tiles of one batch are stacked tile-major: [tile 0: images 0..N-1, tile 1: ...]
+        repeats = len(images) // len(self._statistics[0])
+        feeds = {INPUT_NAME: images}
+        for index in range(len(self._statistics) // 2):
+            mean, var = self._statistics[2 * index : 2 * index + 2]
+            feeds[mean_name(index)] = np.tile(mean, (repeats, 1, 1, 1))
+            feeds[var_name(index)] = np.tile(var, (repeats, 1, 1, 1))
+        return feeds
 
 
 def onnx_session(source: Path | bytes, device: str = "auto", threads: int = 0) -> Any:
@@ -211,7 +238,7 @@ def load_onnx(path: Path, device: str = "auto") -> tuple[OnnxGenerator, dict[str
     metadata = parse_metadata({p.key: p.value for p in proto.metadata_props}, path)
     session = onnx_session(path, device)
     in_channels = _in_channels(metadata["model"], metadata["direction"])
-    return OnnxGenerator(session, in_channels), metadata
+    return OnnxGenerator(session, in_channels, proto, device), metadata
 
 
 def import_onnx() -> Any:

@@ -19,64 +19,31 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import NamedTuple
 
 from PIL import Image, ImageOps
 
 from cyclegan.config import ConfigError
-from cyclegan.data import UnreadableImageError, is_image_file, list_images, load_image
-
-if TYPE_CHECKING:
-    from cyclegan.inference.translator import Scale, Translator
+from cyclegan.data.images import (
+    UnreadableImageError,
+    alpha_channel,
+    is_image_file,
+    list_images,
+    load_image,
+)
+from cyclegan.inference.options import OUTPUT_SUFFIXES, OutputFormat, OutputOptions
+from cyclegan.inference.translator import Translator
 
 # the seed's evaluate layout: a folder with A_type/ (translated A->B) and B_type/ (B->A)
 SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
-OutputFormat = Literal["png", "jpg", "webp"]
-FORMAT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
-ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 # formats whose files can hold an alpha channel (Pillow writes it)
 ALPHA_SUFFIXES = frozenset({".png", ".webp", ".tif", ".tiff"})
-DEFAULT_MAX_PIXELS = 200_000_000
 
 
 class Job(NamedTuple):
     source: Path
     destination: Path
     direction: str
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """How translated images are computed and written."""
-
-    size: int | None = None
-    """resize the short side to this before translating (the output keeps that size)"""
-    scale: Scale = "native"
-    """train: translate at the model's training scale, then resize back"""
-    tile: int | None = None
-    """translate in tiles of this size (a multiple of the stride); None: whole images"""
-    overlap: int | None = None
-    """pixels shared by neighbouring tiles, blended with a linear ramp (None: min(64, tile/4))"""
-    batch_size: int = 4
-    """images of one size translated together"""
-    quality: int = 95
-    """JPEG / WebP quality"""
-    side_by_side: bool = False
-    """write input | output pairs instead of the output alone"""
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    """refuse images with more pixels (decompression-bomb guard); 0: no limit"""
-
-    def __post_init__(self) -> None:
-        if self.size is not None and self.size <= 0:
-            raise ConfigError(f"--size must be positive, got {self.size}")
-        if self.size is not None and self.scale != "native":
-            raise ConfigError("give either --size or --scale train, not both")
-        if self.batch_size <= 0:
-            raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
-        if not 1 <= self.quality <= 100:
-            raise ConfigError(f"--quality must be in [1, 100], got {self.quality}")
-        if self.max_pixels < 0:
-            raise ConfigError(f"--max-pixels must be 0 (no limit) or more, got {self.max_pixels}")
 
 
 @dataclass
@@ -122,7 +89,7 @@ def plan_inputs(
         else:
             raise ConfigError(f"input {item} does not exist")
     if output_format is not None:
-        suffix = FORMAT_SUFFIXES[output_format]
+        suffix = OUTPUT_SUFFIXES[output_format]
         jobs = [job._replace(destination=job.destination.with_suffix(suffix)) for job in jobs]
     return _check_plan(jobs)
 
@@ -215,15 +182,6 @@ def read_image(path: Path, channels: int, max_pixels: int) -> Image.Image:
         if alpha is not None and alpha.size == image.size:
             image.putalpha(alpha)
     return image
-
-
-def alpha_channel(image: Image.Image, probe: bool = False) -> Image.Image | None:
-    """The image's alpha channel as an "L" image, or None when it has none. With `probe`,
-    only says whether there is one (any non-None value), without decoding pixels."""
-    has_alpha = image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
-    if not has_alpha or probe:
-        return image if has_alpha else None
-    return image.convert("LA" if image.mode in ("LA", "La") else "RGBA").getchannel("A")
 
 
 def write_image(image: Image.Image, destination: Path, quality: int) -> None:

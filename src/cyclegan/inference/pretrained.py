@@ -17,10 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cyclegan.checkpoint import CheckpointError
 from cyclegan.config import ConfigError
 from cyclegan.downloads import DownloadError, download_file, user_cache_dir
-from cyclegan.inference.reference import infer_architecture, is_reference_state, load_state_file
 
 DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models"
 BASE_URL_VARIABLE = "CYCLEGAN_PRETRAINED_URL"
@@ -113,6 +111,14 @@ def fetch_pretrained(
 
 def check_generator_file(path: Path) -> None:
     """Raises PretrainedError unless `path` loads as a reference generator state dict."""
+    # torch is needed here only: `cyclegan pretrained list` starts without it
+    from cyclegan.checkpoint import CheckpointError
+    from cyclegan.inference.reference import (
+        infer_architecture,
+        is_reference_state,
+        load_state_file,
+    )
+
     try:
         state = load_state_file(path)
         if not is_reference_state(state):

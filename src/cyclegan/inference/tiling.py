@@ -6,10 +6,11 @@ window that ramps linearly from ~0 to 1 across the overlap on every side that ha
 neighbour, and the weighted sum is divided by the summed weights. Seams disappear, but
 tiling is not exact: a tile sees neither the context beyond its edges (the generator's
 receptive field is far larger than any overlap) nor, by itself, the whole image's
-instance-norm statistics. The statistics matter most, so for PyTorch generators every tile is
-normalized with statistics recorded on the whole image first (downscaled to the memory of a
-batch of tiles, exact when it fits): `shared_norm_statistics`. The test suite measures the
-remaining difference to untiled translation.
+instance-norm statistics. The statistics matter most, so every tile is normalized with
+statistics recorded on the whole image first (downscaled to the memory of a batch of tiles,
+exact when it fits): `shared_norm_statistics` for PyTorch modules (TorchScript files are
+rebuilt as modules), `OnnxGenerator.shared_norm_statistics` for ONNX graphs. The test suite
+measures the remaining difference to untiled translation.
 """
 
 from __future__ import annotations

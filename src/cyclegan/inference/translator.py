@@ -14,12 +14,15 @@ memory stays bounded for images of any size.
 
 from __future__ import annotations
 
+import typing
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, overload
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -32,11 +35,19 @@ from cyclegan.checkpoint import (
     load_weights_only,
 )
 from cyclegan.config import ConfigError, ModelConfig, load_config
-from cyclegan.data import convert_mode, image_to_tensor, tensor_to_image
+from cyclegan.data.images import (
+    alpha_channel,
+    array_from_image,
+    convert_mode,
+    image_from_array,
+    image_to_tensor,
+    resize_short_side,
+    short_side_size,
+    tensor_to_image,
+)
 from cyclegan.device import pick_device
 from cyclegan.inference.export import (
     OnnxGenerator,
-    describe,
     is_torchscript,
     load_onnx,
     load_torchscript,
@@ -44,12 +55,7 @@ from cyclegan.inference.export import (
     onnx_model,
     onnx_session,
 )
-from cyclegan.inference.files import (  # the file pipeline, once here: kept importable
-    TranslationReport,
-    alpha_channel,
-    plan_inputs,
-    translate_files,
-)
+from cyclegan.inference.options import Backend, Scale
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
     ReferenceFormatError,
@@ -57,19 +63,18 @@ from cyclegan.inference.reference import (
     reference_generator,
 )
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
-from cyclegan.models.artifact import load_generator
+from cyclegan.models.artifact import describe, load_generator
+from cyclegan.models.cyclegan import make_generator
 from cyclegan.models.generator import translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")
-BACKENDS = ("torch", "onnxruntime")
-Scale = Literal["native", "train"]
-Backend = Literal["torch", "onnxruntime"]
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
 
 
 class Translator:
-    """A generator ready for inference: PIL in, PIL out, same size; or tensors in [-1, 1]."""
+    """A generator ready for inference: PIL in, PIL out, same size; numpy arrays in, arrays
+    out; or (N, C, H, W) tensors in [-1, 1] through `translate_tensor`."""
 
     def __init__(
         self,
@@ -89,6 +94,7 @@ class Translator:
         self.direction = direction
         self.load_size = load_size
         self.source = source
+        self._warned_about_tiles = False
         self.stride = model_stride(model)
         source_channels, target_channels = model.channels_a, model.channels_b
         self.in_channels, self.out_channels = (
@@ -160,8 +166,10 @@ class Translator:
             raise ConfigError(f"{path} is a folder; give a run folder with --run, or a file")
         if not path.is_file():
             raise ConfigError(f"{path} does not exist")
-        if backend is not None and backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+        if backend is not None and backend not in typing.get_args(Backend):
+            raise ConfigError(
+                f"unknown backend {backend!r}; choose one of {list(typing.get_args(Backend))}"
+            )
         loaded = _load_any(path, direction, device)
         if direction is not None and loaded.direction != direction:
             raise ConfigError(f"{path} holds the {loaded.direction} generator, not {direction}")
@@ -174,11 +182,15 @@ class Translator:
                     f"{path} is TorchScript; for onnxruntime export the run or weights "
                     "with `cyclegan export --format onnx`"
                 )
-            metadata = describe(loaded.model, loaded.direction, loaded.load_size, str(path))
+            metadata = describe(
+                loaded.model, loaded.direction, load_size=loaded.load_size, source=str(path)
+            )
             proto = onnx_model(generator, loaded.model, metadata)
             generator = OnnxGenerator(
                 onnx_session(proto.SerializeToString(), device),
                 loaded.model.channels_a if loaded.direction == "AtoB" else loaded.model.channels_b,
+                proto,
+                device,
             )
         return cls(
             generator,
@@ -241,18 +253,36 @@ class Translator:
             # the statistics pass costs the memory of one batch of tiles
             return self._forward(downscale_to(images, TILES_PER_BATCH * tile * tile))
 
-        generator = self.generator if isinstance(self.generator, nn.Module) else nn.Identity()
-        with shared_norm_statistics(generator, record):
+        generator = self.generator
+        if isinstance(generator, OnnxGenerator):
+            shared = generator.shared_norm_statistics(record)
+        else:
+            shared = shared_norm_statistics(generator, record)
+        with shared as applies:
+            if not applies:
+                self._warn_tiles_normalize_themselves()
             return translate_tiled(
                 self._forward, images, tile, overlap, self.out_channels, TILES_PER_BATCH
+            )
+
+    def _warn_tiles_normalize_themselves(self) -> None:
+        if not self._warned_about_tiles:
+            self._warned_about_tiles = True
+            warnings.warn(
+                f"{self.source or 'this generator'} cannot take the whole image's "
+                "instance-norm statistics, so each tile normalizes itself and tones may differ "
+                "between tiles; translate without --tile, with larger tiles, or with the "
+                "safetensors export or checkpoint of this generator",
+                stacklevel=3,
             )
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
         """Pad (N, C, H, W) to multiples of the stride, run the generator, crop back."""
         return translate_any_size(self.generator, images.to(self.device), self.stride)
 
-    # ---- PIL images --------------------------------------------------------------------------
+    # ---- PIL images and numpy arrays ---------------------------------------------------------
 
+    @overload
     def __call__(
         self,
         image: Image.Image,
@@ -261,27 +291,56 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
-    ) -> Image.Image:
-        """Translate one PIL image of any mode; see `translate_images` for the options."""
-        return self.translate_images([image], size=size, scale=scale, tile=tile, overlap=overlap)[0]
+    ) -> Image.Image: ...
 
-    def translate_images(
+    @overload
+    def __call__(
         self,
-        images: Sequence[Image.Image],
+        image: np.ndarray,
         *,
         size: int | None = None,
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
-    ) -> list[Image.Image]:
-        """Translate PIL images; those of one size go through the generator as one batch.
+    ) -> np.ndarray: ...
 
-        Any mode is accepted (gray, palette, RGBA, CMYK, 16-bit): it is converted to the
+    def __call__(
+        self,
+        image: Image.Image | np.ndarray,
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> Image.Image | np.ndarray:
+        """Translate one image: PIL in, PIL out; numpy array in, numpy array out. See
+        `translate_images` for the options and the array layouts."""
+        return self.translate_images([image], size=size, scale=scale, tile=tile, overlap=overlap)[0]
+
+    def translate_images(
+        self,
+        images: Sequence[Image.Image | np.ndarray],
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+    ) -> list[Image.Image | np.ndarray]:
+        """Translate PIL images or numpy arrays, each returned as the type it came in; those of
+        one size go through the generator as one batch.
+
+        Any PIL mode is accepted (gray, palette, RGBA, CMYK, 16-bit): it is converted to the
         generator's channels with alpha composited over white, and an input's alpha channel is
-        put back on its output (RGBA / LA). The output has the input's size, unless `size`
-        resizes the short side to `size` first (the output keeps that size). scale="train"
-        translates at the short side the model was trained at (its load size), so objects
-        appear at the scale it knows, and resizes the result back to the input's size.
+        put back on its output (RGBA / LA). Arrays are uint8 (H, W) or (H, W, 1) gray,
+        (H, W, 2) gray + alpha, (H, W, 3) RGB or (H, W, 4) RGBA, and come back uint8 in the
+        output's layout: (H, W, 3) from an RGB generator ((H, W, 4) with alpha), (H, W) or
+        (H, W, 1) from a gray one, as given. Other dtypes raise TypeError, other shapes
+        ValueError.
+
+        The output has the input's size, unless `size` resizes the short side to `size` first
+        (the output keeps that size). scale="train" translates at the short side the model was
+        trained at (its load size), so objects appear at the scale it knows, and resizes the
+        result back to the input's size.
         """
         if size is not None and scale != "native":
             raise ConfigError("give either a size or scale='train', not both")
@@ -292,7 +351,7 @@ class Translator:
                 f"the training scale of {self.source or 'this generator'} is unknown (it "
                 "records no load size); give --size N instead"
             )
-        prepared = [self._prepare(image, size, scale) for image in images]
+        prepared = [self._prepare(_as_image(image), size, scale) for image in images]
         results: list[Image.Image | None] = [None] * len(prepared)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, item in enumerate(prepared):
@@ -302,19 +361,33 @@ class Translator:
             translated = self.translate_tensor(batch, tile=tile, overlap=overlap)
             for index, tensor in zip(indices, translated):
                 results[index] = _finish(tensor, prepared[index])
-        return [result for result in results if result is not None]
+        return [
+            array_from_image(result, given) if isinstance(given, np.ndarray) else result
+            for given, result in zip(images, results)
+            if result is not None
+        ]
 
     def _prepare(self, image: Image.Image, size: int | None, scale: Scale) -> _Prepared:
         alpha = alpha_channel(image)
         image = convert_mode(image, self.in_channels)
         final = image.size
         if size is not None:
-            final = short_side_to(image.size, size)
-            image = image.resize(final, Image.Resampling.BICUBIC)
+            final = short_side_size(image.size, size)
+            image = resize_short_side(image, size)
         elif scale == "train" and self.load_size is not None:
-            working = short_side_to(image.size, self.load_size)
-            image = image.resize(working, Image.Resampling.BICUBIC)
+            image = resize_short_side(image, self.load_size)
         return _Prepared(image_to_tensor(image), alpha, final)
+
+
+def _as_image(image: Image.Image | np.ndarray) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return image_from_array(image)
+    raise TypeError(
+        f"expected a PIL image or a numpy array, got {type(image).__name__}; (N, C, H, W) "
+        "tensors in [-1, 1] go through translate_tensor"
+    )
 
 
 @dataclass
@@ -334,13 +407,6 @@ def _finish(tensor: torch.Tensor, prepared: _Prepared) -> Image.Image:
             alpha = alpha.resize(prepared.size, Image.Resampling.BICUBIC)
         image.putalpha(alpha)  # RGB -> RGBA, L -> LA
     return image
-
-
-def short_side_to(size: tuple[int, int], short: int) -> tuple[int, int]:
-    """(width, height) scaled so that the shorter side is `short`."""
-    width, height = size
-    factor = short / min(width, height)
-    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def default_overlap(tile: int) -> int:
@@ -379,8 +445,9 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         load_size = metadata.get("load_size") or _run_load_size(path.parent.parent)
         return _Loaded(generator, metadata["model"], metadata["direction"], load_size)
     if is_torchscript(path):
-        module, metadata = load_torchscript(path)
-        return _Loaded(module, metadata["model"], metadata["direction"], metadata["load_size"])
+        script, metadata = load_torchscript(path)
+        model, direction = metadata["model"], metadata["direction"]
+        return _Loaded(_rebuilt(script, model, direction), model, direction, metadata["load_size"])
     content = _read_torch_file(path)
     if _is_checkpoint(content):
         checkpoint = load_checkpoint(path)  # validates it and parses its config
@@ -398,6 +465,19 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         f"(.safetensors, .onnx, TorchScript) or a reference generator (keys 'model.N...'); "
         f"it holds {first}"
     )
+
+
+def _rebuilt(script: nn.Module, model: ModelConfig, direction: str) -> nn.Module:
+    """A TorchScript generator as the PyTorch module it was traced from: the same weights and
+    results, and unlike a compiled graph it takes the hooks through which tiles share the
+    whole image's instance-norm statistics. A graph whose weights do not fit the architecture
+    its metadata names runs as it is."""
+    generator = make_generator(model, direction)
+    try:
+        generator.load_state_dict(script.state_dict())
+    except RuntimeError:
+        return script
+    return generator.eval()
 
 
 def holds_both_directions(path: Path) -> bool:
@@ -434,12 +514,3 @@ def _check_direction(direction: str) -> str:
     if direction not in DIRECTIONS:
         raise ConfigError(f"unknown direction {direction!r}; choose one of {list(DIRECTIONS)}")
     return direction
-
-
-__all__ = [
-    "DIRECTIONS",
-    "TranslationReport",
-    "Translator",
-    "plan_inputs",
-    "translate_files",
-]

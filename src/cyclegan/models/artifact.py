@@ -2,6 +2,8 @@
 
 A weights-only file that anyone can open safely (no pickled code) and that carries what is
 needed to rebuild the network, so translation never asks the user to retype architecture.
+The metadata (`describe` / `parse_metadata`) is the same in every generator file cyclegan
+writes: safetensors here, ONNX and TorchScript in `cyclegan.inference.export`.
 """
 
 from __future__ import annotations
@@ -21,16 +23,38 @@ from cyclegan.models.generator import ResnetGenerator
 ARTIFACT_FORMAT = "cyclegan-generator/1"
 
 
-def save_generator(
-    path: Path, generator: ResnetGenerator, model: ModelConfig, direction: str, **extra: Any
-) -> None:
-    """Write weights + {"format", "direction", "model" (config), ...extra} atomically."""
-    metadata = {
+def describe(model: ModelConfig, direction: str, **extra: Any) -> dict[str, str]:
+    """The metadata of a generator file, as strings: {"format", "direction", "model" (the
+    config as JSON), and each of `extra` (load_size, source, epoch, ...) as JSON}."""
+    return {
         "format": ARTIFACT_FORMAT,
         "direction": direction,
         "model": json.dumps(vars(model)),
         **{key: json.dumps(value) for key, value in extra.items()},
     }
+
+
+def parse_metadata(raw: dict[str, str], path: Path) -> dict[str, Any]:
+    """`describe`'s strings read back, with "model" a ModelConfig and "load_size" (None) and
+    "source" ("") always present; ConfigError for files cyclegan did not write."""
+    if raw.get("format") != ARTIFACT_FORMAT:
+        raise ConfigError(
+            f"{path} is not a cyclegan generator (metadata format {raw.get('format')!r}, "
+            f"expected {ARTIFACT_FORMAT!r}); export it with `cyclegan export`"
+        )
+    try:
+        metadata = {k: v if k in ("format", "direction") else json.loads(v) for k, v in raw.items()}
+        metadata["model"] = ModelConfig(**metadata["model"])
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path} has damaged cyclegan metadata: {error}") from error
+    return {"load_size": None, "source": "", **metadata}
+
+
+def save_generator(
+    path: Path, generator: ResnetGenerator, model: ModelConfig, direction: str, **extra: Any
+) -> None:
+    """Write the weights with `describe(model, direction, **extra)` as metadata, atomically."""
+    metadata = describe(model, direction, **extra)
     tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
@@ -46,14 +70,7 @@ def load_generator(path: Path) -> tuple[ResnetGenerator, dict[str, Any]]:
             raw = handle.metadata() or {}
     except (OSError, SafetensorError) as error:
         raise ConfigError(f"{path} is not a readable safetensors file: {error}") from error
-    if raw.get("format") != ARTIFACT_FORMAT:
-        raise ConfigError(
-            f"{path} is not a cyclegan generator (metadata format {raw.get('format')!r}, "
-            f"expected {ARTIFACT_FORMAT!r})"
-        )
-    metadata = {k: (v if k in ("format", "direction") else json.loads(v)) for k, v in raw.items()}
-    model = ModelConfig(**metadata["model"])
-    generator = make_generator(model, metadata["direction"])
+    metadata = parse_metadata(raw, path)
+    generator = make_generator(metadata["model"], metadata["direction"])
     generator.load_state_dict(tensors)
-    metadata["model"] = model
     return generator.eval(), metadata

@@ -30,8 +30,9 @@ from cyclegan.checkpoint import (
     save_checkpoint,
 )
 from cyclegan.config import Config, ConfigError, LossConfig, save_config
-from cyclegan.data import UnpairedDataset, make_loader
 from cyclegan.data.check import check_training_images
+from cyclegan.data.dataset import UnpairedDataset, make_loader
+from cyclegan.data.images import load_first_images
 from cyclegan.device import pick_device
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
@@ -39,7 +40,7 @@ from cyclegan.models.artifact import save_generator
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_log import LOSS_NAMES, RunLog
-from cyclegan.training.samples import load_sample_images, save_sample_grid
+from cyclegan.training.samples import save_sample_grid
 from cyclegan.training.schedule import lr_factor
 
 if TYPE_CHECKING:
@@ -401,11 +402,11 @@ def fixed_samples(config: Config, dataset: UnpairedDataset) -> tuple[torch.Tenso
     root = Path(config.data.data)
     result = []
     for domain, channels in (("A", config.model.channels_a), ("B", config.model.channels_b)):
-        images, _ = load_sample_images(
+        images, _ = load_first_images(
             root / f"test{domain}", config.run.num_samples, channels, config.data.crop_size
         )
         if len(images) == 0:
-            images, _ = load_sample_images(
+            images, _ = load_first_images(
                 root / f"train{domain}", config.run.num_samples, channels, config.data.crop_size
             )
         result.append(images)

@@ -11,26 +11,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from cyclegan.data import UnreadableImageError, list_images, load_image, test_transform
 from cyclegan.models import CycleGAN
-
-
-def load_sample_images(
-    folder: Path, count: int, channels: int, size: int
-) -> tuple[torch.Tensor, list[Path]]:
-    """The first `count` readable images of `folder` as (N, C, size, size) in [-1, 1]."""
-    tensors, paths = [], []
-    for path in list_images(folder) if folder.is_dir() else []:
-        if len(tensors) == count:
-            break
-        try:
-            tensors.append(test_transform(load_image(path, channels), size=size))
-            paths.append(path)
-        except UnreadableImageError:
-            continue
-    if not tensors:
-        return torch.empty(0, channels, size, size), []
-    return torch.stack(tensors), paths
 
 
 @torch.no_grad()

@@ -1,0 +1,66 @@
+"""What a user chooses about translation and export, written once and free of torch: the
+command line generates `cyclegan translate`'s output flags from `OutputOptions` (the field
+docstrings are their help) and takes its format and backend choices from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from cyclegan.config import ConfigError
+
+Scale = Literal["native", "train"]
+Backend = Literal["torch", "onnxruntime"]
+OutputFormat = Literal["png", "jpg", "webp"]
+ExportFormat = Literal["onnx", "torchscript", "safetensors"]
+OUTPUT_SUFFIXES: dict[OutputFormat, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+EXPORT_SUFFIXES: dict[ExportFormat, str] = {
+    "onnx": ".onnx",
+    "torchscript": ".pt",
+    "safetensors": ".safetensors",
+}
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """How translated images are computed and written."""
+
+    size: int | None = None
+    """resize the short side to this first (the output keeps that size)"""
+    scale: Scale = "native"
+    """train: translate at the short side the model was trained at (its load size), then
+    resize back to the input's size"""
+    tile: int | None = None
+    """translate in tiles of this size (a multiple of the generator's stride, e.g. 512): any
+    image size fits in bounded memory (default: whole images)"""
+    overlap: int | None = None
+    """tile overlap in pixels, blended with linear ramps (default: min(64, tile / 4))"""
+    batch_size: int = 4
+    """images of one size translated together"""
+    format: OutputFormat | None = None
+    """output format (default: each input's own)"""
+    quality: int = 95
+    """JPEG/WebP quality"""
+    side_by_side: bool = False
+    """write input | output pairs instead of the output alone"""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """refuse images with more pixels, a decompression-bomb guard; 0: no limit"""
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size <= 0:
+            raise ConfigError(f"--size must be positive, got {self.size}")
+        if self.scale not in ("native", "train"):
+            raise ConfigError(f"unknown scale {self.scale!r}; choose native or train")
+        if self.format is not None and self.format not in OUTPUT_SUFFIXES:
+            raise ConfigError(
+                f"unknown output format {self.format!r}; choose one of {list(OUTPUT_SUFFIXES)}"
+            )
+        if self.size is not None and self.scale != "native":
+            raise ConfigError("give either --size or --scale train, not both")
+        if self.batch_size <= 0:
+            raise ConfigError(f"--batch-size must be positive, got {self.batch_size}")
+        if not 1 <= self.quality <= 100:
+            raise ConfigError(f"--quality must be in [1, 100], got {self.quality}")
+        if self.max_pixels < 0:
+            raise ConfigError(f"--max-pixels must be 0 (no limit) or more, got {self.max_pixels}")
