@@ -66,6 +66,14 @@ class ModelConfig:
             if getattr(self, name) not in (1, 3):
                 raise ConfigError(f"--{_flag(name)} must be 1 or 3, got {getattr(self, name)}")
 
+    def channels(self, direction: str) -> tuple[int, int]:
+        """(input, output) channels of the generator for `direction`: "AtoB" or "BtoA"."""
+        if direction == "AtoB":
+            return self.channels_a, self.channels_b
+        if direction == "BtoA":
+            return self.channels_b, self.channels_a
+        raise ValueError(f"unknown direction {direction!r}; choose AtoB or BtoA")
+
 
 @dataclass(frozen=True)
 class DataConfig:
