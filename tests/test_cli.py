@@ -156,6 +156,11 @@ def test_resume_from_a_file_that_is_no_checkpoint(
     error = capsys.readouterr().err
     assert "holds Python objects (argparse.Namespace)" in error
     assert "weights_only" not in error and error.count("\n") == 1
+    binary = tmp_path / "noise.pt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert main(["train", "--resume", str(binary)]) == 2
+    error = capsys.readouterr().err
+    assert "(it is not a file written by torch.save, or it is corrupt)" in error
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

@@ -160,10 +160,12 @@ def find_checkpoint(path: Path) -> Path:
 def _why_unloadable(path: Path, failure: Exception) -> str:
     """What kind of file torch.load failed on, without torch's advice to load it unsafely."""
     text = str(failure)
-    if "Weights only load failed" in text:
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        what = f" ({found.group(1)})" if found else ""
-        return f"it holds Python objects{what} besides tensors, which a safe load never runs"
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it holds Python objects ({found.group(1)}) besides tensors, which a safe load "
+            "never runs"
+        )
     try:
         with open(path, "rb") as handle:
             head = handle.read(4096)
