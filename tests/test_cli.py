@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def test_resume_overrides_are_logged(
     shutil.copytree(trained_run, run_copy)
     code = main(["train", "--resume", str(run_copy), "--lr", "1e-4", "--epochs", "1"])
     assert code == 0
-    assert "overriding lr: 0.0002 -> 0.0001" in capsys.readouterr().err
+    assert "overriding lr: 0.0002 -> 0.0001" in capsys.readouterr().out
     assert load_config(run_copy / "config.yaml").optim.lr == 1e-4
 
 
@@ -143,10 +144,24 @@ def test_resume_with_another_architecture(
 def test_resume_from_a_file_that_is_no_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bogus = tmp_path / "weights.pt"
-    bogus.write_text("hello")
-    assert main(["train", "--resume", str(bogus)]) == 2
-    assert f"{bogus} is not a cyclegan checkpoint" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("some notes\nmore notes\n")
+    assert main(["train", "--resume", str(notes)]) == 2
+    error = capsys.readouterr().err
+    assert f"{notes} is not a cyclegan checkpoint (it is a text file)" in error
+    assert "give a run folder (runs/NAME)" in error
+    assert "weights_only" not in error and error.count("\n") == 1
+    pickled = tmp_path / "namespace.pt"
+    torch.save(argparse.Namespace(lr=1), pickled)  # code a safe load would have to run
+    assert main(["train", "--resume", str(pickled)]) == 2
+    error = capsys.readouterr().err
+    assert "holds Python objects (argparse.Namespace)" in error
+    assert "weights_only" not in error and error.count("\n") == 1
+    binary = tmp_path / "noise.pt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert main(["train", "--resume", str(binary)]) == 2
+    error = capsys.readouterr().err
+    assert "(it is not a file written by torch.save, or it is corrupt)" in error
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
-from cyclegan.config import ModelConfig
+from cyclegan.config import ConfigError, ModelConfig
 from cyclegan.models import (
     DISCRIMINATORS,
     GENERATORS,
@@ -13,6 +15,8 @@ from cyclegan.models import (
     build_discriminator,
     build_generator,
 )
+from cyclegan.models.cyclegan import check_crop_size
+from cyclegan.models.generator import generator_stride
 
 
 def count(module: torch.nn.Module) -> int:
@@ -37,8 +41,8 @@ def test_generator_contract(name: str, upsample: str, size: tuple[int, int]) -> 
     y = generator(x)
     assert y.shape == x.shape
     assert y.min() >= -1 and y.max() <= 1 and torch.isfinite(y).all()
-    y.mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())
+    (y * torch.randn_like(y)).sum().backward()
+    assert_gradients_as_theory_says(generator)
 
 
 def test_generator_stride_and_channels() -> None:
@@ -72,10 +76,45 @@ def test_seed_discriminator_one_score_per_image() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DISCRIMINATORS))
-def test_discriminator_gradients_reach_every_parameter(name: str) -> None:
+def test_discriminator_gradients_as_theory_says(name: str) -> None:
     disc = build_discriminator(name, 3, base_channels=8)
-    disc(torch.rand(2, 3, 64, 64)).mean().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in disc.parameters())
+    out = disc(torch.rand(2, 3, 64, 64))
+    (out * torch.randn_like(out)).sum().backward()
+    assert_gradients_as_theory_says(disc)
+
+
+def biases_cancelled_by_norm(network: torch.nn.Module) -> set[int]:
+    """Biases of convolutions directly followed by an instance norm without affine parameters:
+    the norm subtracts each channel's mean, so the bias has no effect and, analytically, a zero
+    gradient."""
+    cancelled = set()
+    for sequence in network.modules():
+        if isinstance(sequence, torch.nn.Sequential):
+            for layer, following in itertools.pairwise(sequence):
+                if (
+                    isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+                    and isinstance(following, torch.nn.InstanceNorm2d)
+                    and not following.affine
+                    and layer.bias is not None
+                ):
+                    cancelled.add(id(layer.bias))
+    return cancelled
+
+
+def assert_gradients_as_theory_says(network: torch.nn.Module) -> None:
+    """Every parameter gets a real gradient except the biases a norm cancels, whose gradient
+    is rounding noise (measured: ~1e-8 against >= 5e-4 for the smallest real one)."""
+    cancelled = biases_cancelled_by_norm(network)
+    gradients = {name: p.grad for name, p in network.named_parameters()}
+    assert all(g is not None for g in gradients.values())
+    scale = max(g.abs().max().item() for g in gradients.values())
+    for name, parameter in network.named_parameters():
+        largest = parameter.grad.abs().max().item()
+        if id(parameter) in cancelled:
+            assert largest < 1e-5 * scale, f"{name}: {largest} should be ~0"
+        else:
+            assert largest > 1e-3 * scale, f"{name} gets no gradient ({largest})"
+    assert cancelled, "the networks normalise after their convolutions"
 
 
 def test_unknown_names_list_the_choices() -> None:
@@ -97,7 +136,63 @@ def test_init_is_normal_002_with_zero_bias() -> None:
 
 
 def test_cyclegan_channels_per_domain() -> None:
-    model = CycleGAN(ModelConfig(ngf=8, ndf=8, generator="resnet_6blocks", channels_a=1))
+    config = ModelConfig(ngf=8, ndf=8, generator="resnet_6blocks", channels_a=1)
+    assert config.channels("AtoB") == (1, 3) and config.channels("BtoA") == (3, 1)
+    with pytest.raises(ValueError, match="AtoB or BtoA"):
+        config.channels("AtoA")
+    model = CycleGAN(config)
     assert model.gen_ab(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
     assert model.gen_ba(torch.zeros(1, 3, 32, 32)).shape == (1, 1, 32, 32)
     assert model.disc_a(torch.zeros(1, 1, 64, 64)).shape[1] == 1
+
+
+def train_pass(config: ModelConfig, side: int) -> None:
+    """Forward and backward through a generator, its inverse and a discriminator, as a
+    training step does."""
+    model = CycleGAN(config)
+    real_a = torch.rand(1, 3, side, side) * 2 - 1
+    fake_b = model.gen_ab(real_a)
+    loss = model.disc_b(fake_b).mean() + (model.gen_ba(fake_b) - real_a).abs().mean()
+    loss.backward()
+
+
+def accepts(config: ModelConfig, side: int) -> bool:
+    try:
+        check_crop_size(config, side)
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("generator", "discriminator", "d_layers"),
+    [("resnet_6blocks", "patch", n) for n in range(1, 7)]
+    + [("seed", "patch", 3), ("resnet_9blocks", "seed", 3), ("seed", "seed", 3)],
+)
+def test_crop_size_check_draws_the_line_where_the_networks_do(
+    generator: str, discriminator: str, d_layers: int
+) -> None:
+    config = ModelConfig(
+        generator=generator, discriminator=discriminator, d_layers=d_layers, ngf=2, ndf=2
+    )
+    stride = generator_stride(generator)
+    sides = range(stride, 257, stride)
+    accepted = [side for side in sides if accepts(config, side)]
+    assert accepted == list(range(accepted[0], 257, stride))  # every larger multiple too
+    train_pass(config, accepted[0])  # the smallest accepted crop trains
+    refused = accepted[0] - stride
+    if refused > 0:  # and the next smaller one is refused because training would fail
+        with pytest.raises((RuntimeError, ValueError)):
+            train_pass(config, refused)
+
+
+def test_crop_sizes_off_the_stride_are_refused_with_the_nearest_good_ones() -> None:
+    # what training would hit: the output is not the input's size, so the cycle loss fails
+    generator = build_generator("resnet_9blocks", base_channels=2)
+    assert generator(torch.zeros(1, 3, 250, 250)).shape[-1] == 252
+    with pytest.raises(ConfigError, match=r"multiple of 4.*248 or 252"):
+        check_crop_size(ModelConfig(), 250)
+    with pytest.raises(ConfigError, match=r"multiple of 8.*56 or 64"):
+        check_crop_size(ModelConfig(generator="seed"), 60)
+    with pytest.raises(ConfigError, match=r"--d-layers 6 .*--d-layers 4 or fewer.*--crop-size 192"):
+        check_crop_size(ModelConfig(d_layers=6), 64)

@@ -57,3 +57,15 @@ def test_pool_state_round_trip_continues_identically() -> None:
     for step in range(10):
         fresh = torch.full((2, 1, 2, 2), 50.0 + step)
         assert torch.equal(pool.query(fresh), clone.query(fresh))
+
+
+def test_restored_pool_keeps_the_size_it_was_given() -> None:
+    # a run resumed with another --pool-size restores the history into a pool of the new size
+    saved = ImagePool(4, seed=1)
+    saved.query(torch.rand(4, 1, 2, 2))
+    smaller, larger = ImagePool(2), ImagePool(6)
+    smaller.load_state_dict(saved.state_dict())
+    larger.load_state_dict(saved.state_dict())
+    assert smaller.size == 2 and len(smaller.images) == 2
+    assert larger.size == 6 and len(larger.images) == 4
+    assert smaller.state_dict()["size"] == 2

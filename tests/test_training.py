@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,10 @@ import torch
 from PIL import Image
 
 from cyclegan.checkpoint import CheckpointError, load_checkpoint
-from cyclegan.config import ConfigError
+from cyclegan.config import Config, ConfigError
 from cyclegan.models.artifact import load_generator
 from cyclegan.training.loop import TrainingDiverged, train
+from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_log import COLUMNS
 from tests.conftest import tiny_config
 
@@ -43,8 +46,8 @@ def test_short_training_writes_the_run_folder(synth_root: Path, tmp_path: Path) 
     assert checkpoint["config"] == config
 
     grid = Image.open(run_dir / "samples" / "epoch_002.png")
-    # 2 sample columns of 32px and 6 rows, with 2px padding
-    assert grid.size == (2 + 2 * 34, 2 + 6 * 34)
+    # 6 rows of 2 sample columns of 32px with 2px padding, with labels left and a title above
+    assert grid.size[0] > 2 + 2 * 34 and grid.size[1] > 2 + 6 * 34
 
     with open(run_dir / "losses.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -53,6 +56,8 @@ def test_short_training_writes_the_run_folder(synth_root: Path, tmp_path: Path) 
     assert float(rows[0]["lr"]) == pytest.approx(2e-4)
     assert float(rows[-1]["lr"]) == pytest.approx(1e-4)  # 1 constant + 1 decay epoch
     assert all(float(row["cycle_A"]) > 0 for row in rows)
+    # seconds per step, of which waiting for the loader
+    assert all(float(row["step_s"]) >= float(row["data_s"]) > 0 for row in rows)
     assert (run_dir / "losses.png").stat().st_size > 1000
 
     generator, metadata = load_generator(run_dir / "generators" / "AtoB.safetensors")
@@ -68,19 +73,30 @@ def test_identity_off_logs_zero_identity_terms(synth_root: Path, tmp_path: Path)
     assert all(float(row["idt_A"]) == 0 and float(row["idt_B"]) == 0 for row in rows)
 
 
-@pytest.mark.parametrize("stop_at", [3, 6])  # mid-epoch, and right at an epoch boundary
+# pools of 2 with batches of 2: from the second step on the pools hand out earlier fakes; one
+# DataLoader worker process builds the batches
+RESUMABLE = {"seed": 7, "dropout": 0.2, "pool_size": 2, "batch_size": 2, "workers": 1}
+
+
+@pytest.mark.parametrize("stop_at", [2, 3])  # mid-epoch (3 steps each), and at its end
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(
     synth_root: Path, tmp_path: Path, stop_at: int
 ) -> None:
-    straight = train(tiny_config(synth_root, tmp_path / "straight", seed=7, dropout=0.2))
+    straight = train(tiny_config(synth_root, tmp_path / "straight", **RESUMABLE))
 
-    config = tiny_config(synth_root, tmp_path / "resumed", seed=7, dropout=0.2)
-    run_dir = train(config, should_stop=lambda step: step == stop_at)
+    config = tiny_config(synth_root, tmp_path / "resumed", **RESUMABLE)
+    messages: list[str] = []
+    run_dir = train(config, should_stop=lambda step: step == stop_at, log=messages.append)
     stopped = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert stopped["step"] == stop_at
-    train(config, resume=run_dir / "checkpoints" / "latest.pt")
+    assert [len(stopped["image_pools"][key]["images"]) for key in "ab"] == [2, 2]
+    train(config, resume=run_dir / "checkpoints" / "latest.pt", log=messages.append)
 
     assert_same_weights(straight, run_dir)
+    # the stop and the resume name the same place
+    where = next(m for m in messages if m.startswith("stopped ")).split(";")[0]
+    where = where.removeprefix("stopped ")
+    assert any(m.startswith("resuming ") and m.endswith(where) for m in messages), messages
     with open(run_dir / "losses.csv", newline="") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert steps == sorted(set(steps))  # no row logged twice
@@ -116,14 +132,6 @@ def test_finished_run_resumed_without_changes_does_nothing(
     train(config, resume=run_dir / "checkpoints" / "latest.pt", log=messages.append)
     assert (run_dir / "checkpoints" / "latest.pt").stat().st_mtime_ns == before
     assert any("already trained all 1 epochs" in m for m in messages)
-
-
-def test_resume_refuses_another_architecture(synth_root: Path, tmp_path: Path) -> None:
-    config = tiny_config(synth_root, tmp_path, epochs_decay=0)
-    run_dir = train(config)
-    wider = config.with_overrides({"ngf": 16})
-    with pytest.raises(ConfigError, match="ngf: 8 -> 16"):
-        train(wider, resume=run_dir / "checkpoints" / "latest.pt")
 
 
 def test_new_run_refuses_to_overwrite_an_existing_one(synth_root: Path, tmp_path: Path) -> None:
@@ -176,3 +184,77 @@ def test_file_that_is_no_checkpoint(tmp_path: Path) -> None:
     torch.save({"state_dict": {}}, other)
     with pytest.raises(CheckpointError, match="missing"):
         load_checkpoint(other)
+
+
+# ---- resuming with other options: applied for real, or refused before anything runs --------
+
+
+@pytest.fixture
+def stopped_run(synth_root: Path, tmp_path: Path) -> Path:
+    """A one-epoch run (6 steps of 1 image) with pools of 4, stopped after step 2."""
+    config = tiny_config(synth_root, tmp_path / "runs", pool_size=4, epochs_decay=0)
+    return train(config, should_stop=lambda step: step == 2)
+
+
+def resume_with(run_dir: Path, log: Callable[[str], None] = print, **overrides: object) -> None:
+    latest = run_dir / "checkpoints" / "latest.pt"
+    config = load_checkpoint(latest)["config"].with_overrides(overrides)
+    train(config, resume=latest, overridden=tuple(overrides), log=log)
+
+
+def test_resume_applies_a_new_pool_size_and_adam_betas(stopped_run: Path) -> None:
+    resume_with(stopped_run, pool_size=2, beta1=0.9)
+    checkpoint = load_checkpoint(stopped_run / "checkpoints" / "latest.pt")
+    assert checkpoint["step"] == 6
+    for key in "ab":
+        pool = checkpoint["image_pools"][key]
+        assert pool["size"] == 2 and len(pool["images"]) == 2
+    for optimizer in checkpoint["optimizers"].values():
+        assert tuple(optimizer["param_groups"][0]["betas"]) == (0.9, 0.999)
+
+
+def test_resume_with_a_new_crop_size_starts_empty_pools(stopped_run: Path) -> None:
+    messages: list[str] = []
+    # batches of 2 from the first step: old 32px fakes in a pool would not stack with 24px ones
+    resume_with(stopped_run, messages.append, crop_size=24, batch_size=2)
+    checkpoint = load_checkpoint(stopped_run / "checkpoints" / "latest.pt")
+    assert checkpoint["epoch"] == 1 and checkpoint["step"] == 2 + 2  # 4 images left, in 2s
+    for key in "ab":
+        assert checkpoint["image_pools"][key]["images"].shape[1:] == (3, 24, 24)
+    assert any("emptying the A image pool" in m and "32px" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"seed": 3}, "--seed only applies when a run starts"),
+        ({"init_std": 0.1}, "--init-std only applies when a run starts"),
+        ({"batch_size": 3}, "--batch-size 3 cannot take over after 2 batches of 1 in epoch 1"),
+        ({"ngf": 16}, "another architecture (ngf: 8 -> 16)"),
+        ({"dropout": 0.5}, "another architecture (dropout: 0.0 -> 0.5)"),
+    ],
+)
+def test_resume_refuses_what_it_cannot_apply(
+    stopped_run: Path, overrides: dict[str, object], message: str
+) -> None:
+    latest = stopped_run / "checkpoints" / "latest.pt"
+    before = latest.stat().st_mtime_ns
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resume_with(stopped_run, **overrides)
+    assert latest.stat().st_mtime_ns == before
+
+
+def test_resume_into_another_runs_folder_is_refused(stopped_run: Path, tmp_path: Path) -> None:
+    other = stopped_run.parent / "other"
+    (other / "checkpoints").mkdir(parents=True)
+    shutil.copy(stopped_run / "checkpoints" / "latest.pt", other / "checkpoints" / "latest.pt")
+    with pytest.raises(ConfigError, match="already holds another run"):
+        resume_with(stopped_run, name="other")
+
+
+def test_a_new_best_metric_on_resume_forgets_the_old_best(tmp_path: Path) -> None:
+    best = {"metric": "kid", "value": 0.01, "epoch": 3, "step": 30}
+    same = Config().with_overrides({"best_metric": "kid"})
+    other = Config().with_overrides({"best_metric": "cycle_l1"})
+    assert PeriodicEvaluation(same, tmp_path, print, best).best == best
+    assert PeriodicEvaluation(other, tmp_path, print, best).best == {}  # kid is not cycle L1

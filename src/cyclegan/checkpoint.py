@@ -12,6 +12,7 @@ crash, Ctrl-C or kill -9 at any moment leaves either the old or the new checkpoi
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ REQUIRED_KEYS = (
 )
 MODEL_KEYS = ("gen_ab", "gen_ba", "disc_a", "disc_b")
 GENERATOR_KEYS = {"AtoB": "gen_ab", "BtoA": "gen_ba"}
+
+
+CHECKPOINT_HINT = "give a run folder (runs/NAME) or one of its checkpoints/*.pt files"
 
 
 class CheckpointError(ValueError):
@@ -64,28 +68,33 @@ def load_weights_only(
     error: type[CheckpointError] | None = None,
 ) -> Any:
     """torch.load(weights_only=True), so opening a file runs no code. Any failure raises
-    `error` (CheckpointError) saying "PATH is not NOT_WHAT" with torch's first line."""
+    `error` (CheckpointError) saying "PATH is not NOT_WHAT" and why, in our words: torch's
+    own text advises loading with weights_only=False, which would run the file's code."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as failure:  # arbitrary bytes make the unpickler fail in arbitrary ways
-        text = str(failure).strip()
-        first_line = text.splitlines()[0] if text else type(failure).__name__
-        raise (error or CheckpointError)(
-            f"{path} is not {not_what} (torch.load failed: {first_line})"
-        ) from failure
+        reason = _why_unloadable(path, failure)
+        raise (error or CheckpointError)(f"{path} is not {not_what} ({reason})") from failure
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and validate a checkpoint; raises CheckpointError naming what is wrong."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    checkpoint = load_weights_only(path, "a cyclegan checkpoint", map_location)
+    try:
+        checkpoint = load_weights_only(path, "a cyclegan checkpoint", map_location)
+    except CheckpointError as error:
+        raise CheckpointError(f"{error}; {CHECKPOINT_HINT}") from error
     if not isinstance(checkpoint, dict):
         kind = type(checkpoint).__name__
-        raise CheckpointError(f"{path} is not a cyclegan checkpoint (it holds a {kind})")
+        raise CheckpointError(
+            f"{path} is not a cyclegan checkpoint (it holds a {kind}); {CHECKPOINT_HINT}"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
     if missing:
-        raise CheckpointError(f"{path} is not a cyclegan checkpoint (missing {missing})")
+        raise CheckpointError(
+            f"{path} is not a cyclegan checkpoint (missing {missing}); {CHECKPOINT_HINT}"
+        )
     if checkpoint["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {checkpoint['format_version']}; this cyclegan reads "
@@ -146,6 +155,39 @@ def find_checkpoint(path: Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist: give a run folder or a checkpoint file")
     return path
+
+
+def _why_unloadable(path: Path, failure: Exception) -> str:
+    """What kind of file torch.load failed on, without torch's advice to load it unsafely."""
+    text = str(failure)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it holds Python objects ({found.group(1)}) besides tensors, which a safe load "
+            "never runs"
+        )
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError as error:
+        return f"it cannot be read: {error.strerror or error}"
+    if not head:
+        return "the file is empty"
+    if _looks_like_text(head):
+        return "it is a text file"
+    if "zip archive" in text or "central directory" in text:
+        return "it is not a PyTorch file, or it is truncated or corrupt"
+    return "it is not a file written by torch.save, or it is corrupt"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= len(head) - 3  # a character cut at the end of the sample
+    return True
 
 
 def _fsync_directory(folder: Path) -> None:

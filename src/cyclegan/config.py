@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import os
 import typing
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
@@ -27,6 +28,7 @@ Upsample = Literal["transpose", "resize"]
 GanMode = Literal["lsgan", "vanilla"]
 ResizeMode = Literal["short_side", "square"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+AUTO_WORKERS = -1  # --workers -1: as many DataLoader workers as the machine can spare
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,14 @@ class ModelConfig:
             if getattr(self, name) not in (1, 3):
                 raise ConfigError(f"--{_flag(name)} must be 1 or 3, got {getattr(self, name)}")
 
+    def channels(self, direction: str) -> tuple[int, int]:
+        """(input, output) channels of the generator for `direction`: "AtoB" or "BtoA"."""
+        if direction == "AtoB":
+            return self.channels_a, self.channels_b
+        if direction == "BtoA":
+            return self.channels_b, self.channels_a
+        raise ValueError(f"unknown direction {direction!r}; choose AtoB or BtoA")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -74,22 +84,29 @@ class DataConfig:
     data: str = ""
     """dataset folder holding trainA, trainB, testA, testB"""
     load_size: int = 286
-    """images are resized to this size before the random crop"""
+    """images are resized to this size (at least the crop size) before the random crop"""
     crop_size: int = 256
-    """training crop size"""
+    """training crop size: a multiple of the generator's stride (4; 8 for seed)"""
     resize_mode: ResizeMode = "short_side"
     """short_side keeps the aspect ratio; square stretches to load_size x load_size"""
     flip: bool = True
     """random horizontal flips"""
     batch_size: int = 1
     """images per domain in a batch"""
-    workers: int = 4
-    """DataLoader worker processes (0 loads in the training process)"""
+    workers: int = AUTO_WORKERS
+    """DataLoader worker processes (0 loads in the training process; -1: min(4, CPU cores
+    available - 1))"""
 
     def __post_init__(self) -> None:
         _check_positive(self, "load_size", "crop_size", "batch_size")
-        if self.workers < 0:
-            raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
+        if self.workers < AUTO_WORKERS:
+            raise ConfigError(f"--workers must be 0 or more (or -1: auto), got {self.workers}")
+        if self.load_size < self.crop_size:
+            raise ConfigError(
+                f"--load-size {self.load_size} is smaller than --crop-size {self.crop_size}: "
+                "images are resized to the load size, then cropped; give a load size of at "
+                "least the crop size"
+            )
 
 
 @dataclass(frozen=True)
@@ -140,7 +157,8 @@ class RunConfig:
     """Where the run is written and how it is driven."""
 
     name: str = ""
-    """run name: the run folder is RUNS_DIR/NAME (default: the dataset folder's name)"""
+    """run name, a plain folder name: the run folder is RUNS_DIR/NAME (default: the dataset
+    folder's name)"""
     runs_dir: str = "runs"
     """folder holding the run folders"""
     device: DeviceName = "auto"
@@ -160,6 +178,11 @@ class RunConfig:
         _check_positive(self, "save_every", "log_every")
         if self.num_samples < 0 or self.max_steps_per_epoch < 0:
             raise ConfigError("--num-samples and --max-steps-per-epoch must be 0 or more")
+        if self.name and not _is_plain_name(self.name):
+            raise ConfigError(
+                f"--name {self.name!r} must be a plain folder name (no path separator, no '..'): "
+                f"the run folder is {self.runs_dir}/NAME; choose another parent with --runs-dir"
+            )
 
 
 @dataclass(frozen=True)
@@ -202,6 +225,16 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        channels_a, channels_b = self.model.channels_a, self.model.channels_b
+        if self.loss.lambda_identity > 0 and channels_a != channels_b:
+            raise ConfigError(
+                f"--lambda-identity {self.loss.lambda_identity} needs as many channels in both "
+                f"domains (--channels-a {channels_a}, --channels-b {channels_b}): the identity "
+                "loss feeds each generator images of its own target domain; give "
+                "--lambda-identity 0"
+            )
 
     @property
     def total_epochs(self) -> int:
@@ -342,6 +375,12 @@ def _field_docstrings(cls: type) -> dict[str, str]:
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _is_plain_name(name: str) -> bool:
+    """One path component that stays inside its parent: no separators, not '.' or '..'."""
+    separators = {"/", "\\", os.sep, os.altsep or "/"}
+    return not any(sep in name for sep in separators) and name not in (".", "..")
 
 
 def _check_positive(section: object, *names: str) -> None:

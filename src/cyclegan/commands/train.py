@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,32 +43,37 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from cyclegan.checkpoint import find_checkpoint, load_checkpoint
+    from cyclegan.training.interrupt import TrainingInterrupted
     from cyclegan.training.loop import train
 
     given = given_options(args)
     resume = getattr(args, "resume", None)
-    if resume is not None:
-        checkpoint_path = find_checkpoint(resume)
-        saved: Config = load_checkpoint(checkpoint_path)["config"]
-        run_folder = checkpoint_path.parent.parent
-        if checkpoint_path.parent.name == "checkpoints" and not {"name", "runs_dir"} & set(given):
-            # continue in the folder the checkpoint lives in, even if the run was moved
-            saved = saved.with_overrides(
-                {"runs_dir": str(run_folder.parent), "name": run_folder.name}
+    try:
+        if resume is not None:
+            config, checkpoint_path = resumed_config(resume, given)
+            train(config, resume=checkpoint_path, overridden=tuple(given))
+            return 0
+        if not given.get("data"):
+            raise UserError(
+                "give the dataset folder with --data ROOT (holding trainA and trainB), "
+                "or continue a run with --resume runs/NAME"
             )
-        config = saved.with_overrides(given)
-        previous = saved.flat()
-        for name, value in given.items():
-            if previous[name] != value:
-                print(f"overriding {name}: {previous[name]!r} -> {value!r}", file=sys.stderr)
-        train(config, resume=checkpoint_path, overridden=tuple(given))
+        train(Config().with_overrides(given))
         return 0
-    if not given.get("data"):
-        raise UserError(
-            "give the dataset folder with --data ROOT (holding trainA and trainB), "
-            "or continue a run with --resume runs/NAME"
-        )
-    config = Config().with_overrides(given)
-    train(config)
-    return 0
+    except TrainingInterrupted as stopped:  # stopped cleanly, checkpoint saved
+        return stopped.exit_code
+
+
+def resumed_config(resume: Path, given: dict[str, Any]) -> tuple[Config, Path]:
+    """The saved config with the given options put in, and the checkpoint file."""
+    from cyclegan.checkpoint import find_checkpoint, load_checkpoint
+    from cyclegan.training.run_folder import run_dir_of_checkpoint
+
+    checkpoint_path = find_checkpoint(resume)
+    saved: Config = load_checkpoint(checkpoint_path)["config"]
+    run_folder = run_dir_of_checkpoint(checkpoint_path)
+    if run_folder is not None and not {"name", "runs_dir"} & set(given):
+        # continue in the folder the checkpoint lives in, even if the run was moved
+        saved = saved.with_overrides({"runs_dir": str(run_folder.parent), "name": run_folder.name})
+    # a combination that cannot work is refused here; train() logs what changed
+    return saved.with_overrides(given), checkpoint_path

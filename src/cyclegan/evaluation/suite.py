@@ -2,9 +2,10 @@
 
 Per direction X->Y (AtoB, BtoA): FID and KID of the translated X images against the real Y
 test images, the cycle error |X - G_YX(G_XY(X))| (L1 and PSNR), the identity error
-|Y - G_XY(Y)| (L1), and, where the dataset has ground truth (the built-in dataset's
-testA_truth/ and testB_truth/), PSNR and SSIM of the translations against it. Test images
-are prepared as for the sample grids: short side resized to the crop size, centre crop.
+|Y - G_XY(Y)| (L1; only when both domains have as many channels), and, where the dataset has
+ground truth (the built-in dataset's testA_truth/ and testB_truth/), PSNR and SSIM of the
+translations against it. Test images are prepared as for the sample grids: short side
+resized to the crop size, centre crop.
 """
 
 from __future__ import annotations
@@ -77,10 +78,11 @@ def evaluate_generators(
         truth = test_set.truth_for_a if direction == "AtoB" else test_set.truth_for_b
         translated = _run(forward, source, batch_size)
         cycled = _run(backward, translated, batch_size)
-        same = _run(forward, target, batch_size)
         results[f"cycle_l1_{direction}"] = (cycled - source).abs().mean().item()
         results[f"cycle_psnr_{direction}"] = _mean(psnr(c, s) for c, s in zip(cycled, source))
-        results[f"identity_l1_{direction}"] = (same - target).abs().mean().item()
+        if source.shape[1] == target.shape[1]:  # a generator takes only its source's channels
+            same = _run(forward, target, batch_size)
+            results[f"identity_l1_{direction}"] = (same - target).abs().mean().item()
         if truth is not None:
             results[f"truth_psnr_{direction}"] = _mean(
                 psnr(t, g) for t, g in zip(translated, truth)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from cyclegan.config import ModelConfig
-from cyclegan.models.discriminator import build_discriminator
-from cyclegan.models.generator import ResnetGenerator, build_generator
+from cyclegan.config import ConfigError, ModelConfig
+from cyclegan.models.discriminator import build_discriminator, smallest_side
+from cyclegan.models.generator import ResnetGenerator, build_generator, generator_stride
 
 
 class CycleGAN(nn.Module):
@@ -38,16 +38,58 @@ class CycleGAN(nn.Module):
 
 def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
     """The generator for one direction ("AtoB" or "BtoA") with the config's channels."""
-    if direction not in ("AtoB", "BtoA"):
-        raise ValueError(f"unknown direction {direction!r}; choose AtoB or BtoA")
-    source, target = (
-        (config.channels_a, config.channels_b)
-        if direction == "AtoB"
-        else (config.channels_b, config.channels_a)
-    )
+    source, target = config.channels(direction)
     return build_generator(
         config.generator, source, target, config.ngf, config.dropout, config.upsample
     )
+
+
+def check_crop_size(config: ModelConfig, crop_size: int) -> None:
+    """Refuse a training crop the networks cannot take, naming the sizes that would work.
+
+    The generator needs sides that are multiples of its stride and a bottleneck of at least
+    2x2; the discriminator needs more than one value per channel at every instance norm.
+    """
+    stride = generator_stride(config.generator)
+    discriminator_min = _smallest_discriminator_side(config, config.d_layers)
+    smallest = _round_up(max(2 * stride, discriminator_min), stride)
+    if crop_size % stride == 0 and crop_size >= smallest:
+        return
+    if crop_size % stride:
+        below, above = crop_size - crop_size % stride, _round_up(crop_size, stride)
+        sizes = f"{below} or {above}" if below >= smallest else f"{max(above, smallest)}"
+        raise ConfigError(
+            f"--crop-size {crop_size} is not a multiple of {stride}, the stride of the "
+            f"{config.generator} generator; use --crop-size {sizes}"
+        )
+    if crop_size < 2 * stride:
+        raise ConfigError(
+            f"--crop-size {crop_size} is too small for the {config.generator} generator (its "
+            f"bottleneck would be a single pixel); use --crop-size {smallest} or more"
+        )
+    fewer = [
+        layers
+        for layers in range(config.d_layers - 1, 0, -1)
+        if _smallest_discriminator_side(config, layers) <= crop_size
+    ]
+    layers_hint = ""
+    if fewer and config.discriminator == "patch":
+        layers_hint = f"--d-layers {fewer[0]}{' or fewer' if fewer[0] > 1 else ''}, or "
+    raise ConfigError(
+        f"--crop-size {crop_size} is too small for the {config.discriminator} discriminator"
+        f"{f' with --d-layers {config.d_layers}' if config.discriminator == 'patch' else ''} "
+        f"(its instance norms would see a single value); use {layers_hint}--crop-size "
+        f"{smallest} or more"
+    )
+
+
+def _smallest_discriminator_side(config: ModelConfig, layers: int) -> int:
+    # a width-1 copy has the same geometry and costs nothing to build
+    return smallest_side(build_discriminator(config.discriminator, 1, 1, layers))
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -67,6 +67,27 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
 }
 
 
+def smallest_side(discriminator: nn.Module) -> int:
+    """The smallest square input side a discriminator can judge in training: every layer
+    keeps at least one pixel and every instance norm sees more than one value per channel."""
+    side = 1
+    while not _fits(discriminator, side):
+        side += 1
+    return side
+
+
+def _fits(discriminator: nn.Module, side: int) -> bool:
+    for layer in discriminator.modules():
+        if isinstance(layer, nn.Conv2d):
+            (kernel, _), (stride, _), (padding, _) = layer.kernel_size, layer.stride, layer.padding
+            side = (side + 2 * padding - kernel) // stride + 1  # type: ignore[operator]
+            if side < 1:
+                return False
+        elif isinstance(layer, nn.InstanceNorm2d) and side * side < 2:
+            return False
+    return True
+
+
 def build_discriminator(
     name: str, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3
 ) -> nn.Module:

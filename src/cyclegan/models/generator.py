@@ -138,6 +138,13 @@ GENERATORS: dict[str, tuple[int, int]] = {
 }
 
 
+def generator_stride(name: str) -> int:
+    """Sides of the generator's input must be multiples of this: 2 ** its downsamplings."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
+    return 2 ** GENERATORS[name][1]
+
+
 def build_generator(
     name: str,
     in_channels: int = 3,

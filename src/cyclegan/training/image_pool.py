@@ -40,7 +40,9 @@ class ImagePool:
         return {"size": self.size, "images": stored, "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
-        self.size = int(state["size"])
+        """Restore the stored images and random state; the pool keeps its own size (a resumed
+        run may give another --pool-size), so images beyond it are dropped."""
         stored = state["images"]
-        self.images = [image.to(device) for image in stored] if stored.numel() else []
+        images = [image.to(device) for image in stored] if stored.numel() else []
+        self.images = images[: self.size]
         self.generator.set_state(state["generator"])

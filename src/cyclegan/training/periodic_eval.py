@@ -36,6 +36,10 @@ class PeriodicEvaluation:
         self.run_dir = run_dir
         self.log = log
         self.best: dict[str, Any] = dict(best or {})
+        chosen = config.eval.best_metric
+        if chosen != "auto" and self.best.get("metric", chosen) != chosen:
+            # a resumed run with another --best-metric: the old best measured something else
+            self.best = {}
         self.extractor = extractor
         self._extractor_tried = extractor is not None
         self._test_set: TestSet | None = None

@@ -2,38 +2,66 @@
 
 Loss names say which domain a term is about: D_A is the loss of the discriminator judging
 domain A; G_A the adversarial loss of the fakes in domain A (made by gen_ba); cycle_A is
-|A - gen_ba(gen_ab(A))|; idt_A is |A - gen_ba(A)|.
+|A - gen_ba(gen_ab(A))|; idt_A is |A - gen_ba(A)|. Each row also holds the mean seconds per
+step and, of those, the seconds spent waiting for the data loader (the reference's `time`
+and `data`): a `data_s` close to `step_s` means more --workers would help.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 LOSS_NAMES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
-COLUMNS = ("epoch", "step", "lr", *LOSS_NAMES)
+TIME_NAMES = ("step_s", "data_s")  # seconds per step: in all, waiting for the loader
+COLUMNS = ("epoch", "step", "lr", *LOSS_NAMES, *TIME_NAMES)
 
 
 class RunLog:
     """Appends averaged loss rows to losses.csv and mirrors them to TensorBoard if installed."""
 
-    def __init__(self, run_dir: Path, resume_step: int = 0) -> None:
+    def __init__(
+        self, run_dir: Path, resume_step: int = 0, log: Callable[[str], None] = print
+    ) -> None:
+        self.run_dir = run_dir
         self.csv_path = run_dir / "losses.csv"
         self.plot_path = run_dir / "losses.png"
-        self._drop_rows_after(resume_step)
+        self._keep_rows_up_to(resume_step)
         if not self.csv_path.exists():
             with open(self.csv_path, "w", newline="") as handle:
                 csv.writer(handle).writerow(COLUMNS)
         self.writer = _tensorboard_writer(run_dir / "tensorboard", resume_step)
+        if self.writer is None:
+            log(
+                "TensorBoard is not installed: losses go to losses.csv and losses.png only "
+                "(pip install 'cyclegan[tensorboard]' for TensorBoard logging)"
+            )
 
-    def append(self, epoch: int, step: int, lr: float, losses: dict[str, float]) -> None:
-        row = [epoch, step, f"{lr:.6g}", *(f"{losses[name]:.6f}" for name in LOSS_NAMES)]
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def append(self, epoch: int, step: int, lr: float, values: dict[str, float]) -> None:
+        """One row: `values` holds every loss term and the TIME_NAMES means of the window."""
+        row = [epoch, step, f"{lr:.6g}", *(f"{values[name]:.6f}" for name in LOSS_NAMES)]
+        row += [f"{values[name]:.4f}" for name in TIME_NAMES]
         with open(self.csv_path, "a", newline="") as handle:
             csv.writer(handle).writerow(row)
         if self.writer is not None:
             for name in LOSS_NAMES:
-                self.writer.add_scalar(f"loss/{name}", losses[name], step)
+                self.writer.add_scalar(f"loss/{name}", values[name], step)
+            for name in TIME_NAMES:
+                self.writer.add_scalar(f"time/{name}", values[name], step)
             self.writer.add_scalar("lr", lr, step)
 
     def rows(self) -> list[dict[str, str]]:
@@ -76,15 +104,18 @@ class RunLog:
         if self.writer is not None:
             self.writer.close()
 
-    def _drop_rows_after(self, step: int) -> None:
-        # rows written after the checkpoint we resume from would be logged twice
+    def _keep_rows_up_to(self, step: int) -> None:
+        # rows written after the checkpoint we resume from would be logged twice; a file of
+        # an older version gets today's columns (empty where it had none)
         if not self.csv_path.exists():
             return
-        rows = self.rows()
+        with open(self.csv_path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows, header = list(reader), tuple(reader.fieldnames or ())
         kept = [row for row in rows if int(row["step"]) <= step]
-        if len(kept) != len(rows):
+        if len(kept) != len(rows) or header != COLUMNS:
             with open(self.csv_path, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+                writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(kept)
 

@@ -1,7 +1,9 @@
 """Sample grids: a fixed set of test images translated after every epoch.
 
-Rows: real A, fake B, reconstructed A, then real B, fake A, reconstructed B; one column per
-image. The same images every epoch, so the files show progress at a glance.
+Rows, labelled on the left: real A, fake B, reconstructed A, then real B, fake A,
+reconstructed B; one column per image pair, the epoch on top. The same images every epoch
+(the first readable test images, topped up from train), so the files show progress at a
+glance; both domains show as many images, so no cell is blank.
 """
 
 from __future__ import annotations
@@ -9,16 +11,40 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
+from PIL import Image, ImageDraw, ImageFont
 
+from cyclegan.data.images import load_first_images, tensor_to_image
 from cyclegan.models import CycleGAN
+
+ROW_LABELS = ("real A", "fake B", "reconstructed A", "real B", "fake A", "reconstructed B")
+PADDING = 2  # pixels between cells
+
+
+def fixed_samples(
+    root: Path, count: int, channels_a: int, channels_b: int, size: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`count` images per domain (test first, then train), as many of A as of B; None if a
+    domain has none or `count` is 0."""
+    if count == 0:
+        return None
+    domains = []
+    for domain, channels in (("A", channels_a), ("B", channels_b)):
+        images, _ = load_first_images(root / f"test{domain}", count, channels, size)
+        if len(images) < count:
+            extra, _ = load_first_images(
+                root / f"train{domain}", count - len(images), channels, size
+            )
+            images = torch.cat([images, extra])
+        domains.append(images)
+    shown = min(len(images) for images in domains)
+    return (domains[0][:shown], domains[1][:shown]) if shown else None
 
 
 @torch.no_grad()
 def save_sample_grid(
-    model: CycleGAN, real_a: torch.Tensor, real_b: torch.Tensor, path: Path
+    model: CycleGAN, real_a: torch.Tensor, real_b: torch.Tensor, path: Path, epoch: int
 ) -> None:
-    """Translate both fixed batches and write the 6-row grid to `path` (PNG)."""
+    """Translate both fixed batches (N images each) and write the labelled grid (PNG)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -26,21 +52,31 @@ def save_sample_grid(
     fake_b = model.gen_ab(real_a)
     fake_a = model.gen_ba(real_b)
     rows = [real_a, fake_b, model.gen_ba(fake_b), real_b, fake_a, model.gen_ab(fake_a)]
-    columns = max(len(real_a), len(real_b))
-    padded = [_pad_row(_as_rgb(row), columns) for row in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # images are in [-1, 1]; save_image expects [0, 1]
-    save_image(torch.cat(padded) * 0.5 + 0.5, path, nrow=columns, padding=2, pad_value=1.0)
     model.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labelled_grid(rows, ROW_LABELS, f"epoch {epoch}").save(path)
 
 
-def _as_rgb(images: torch.Tensor) -> torch.Tensor:
-    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
-
-
-def _pad_row(images: torch.Tensor, columns: int) -> torch.Tensor:
-    # domains may have different numbers of test images; blank cells keep the grid aligned
-    if len(images) == columns:
-        return images
-    blank = torch.ones(columns - len(images), *images.shape[1:], device=images.device)
-    return torch.cat([images, blank])
+def labelled_grid(rows: list[torch.Tensor], labels: tuple[str, ...], title: str) -> Image.Image:
+    """Rows of (N, C, S, S) images in [-1, 1] as one white sheet: labels left, title on top."""
+    columns, side = len(rows[0]), rows[0].shape[-1]
+    font = ImageFont.load_default(size=max(11, side // 10))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max(measure.textbbox((0, 0), text, font=font)[2] for text in labels) + 8
+    title_height = measure.textbbox((0, 0), title, font=font)[3] + 6
+    cell = side + PADDING
+    sheet = Image.new(
+        "RGB",
+        (max(label_width + columns * cell + PADDING, int(measure.textlength(title, font=font)) + 8),
+         title_height + len(rows) * cell + PADDING),
+        "white",
+    )  # fmt: skip
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 2), title, fill="black", font=font)
+    for row_index, (images, label) in enumerate(zip(rows, labels)):
+        top = title_height + PADDING + row_index * cell
+        draw.text((4, top + side // 2), label, fill="black", font=font, anchor="lm")
+        for column, image in enumerate(images.cpu()):
+            left = label_width + PADDING + column * cell
+            sheet.paste(tensor_to_image(image).convert("RGB"), (left, top))
+    return sheet

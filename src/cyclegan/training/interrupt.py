@@ -1,0 +1,74 @@
+"""Ctrl-C and SIGTERM during training: the first asks for a clean stop, a second aborts.
+
+The handler is installed in the training process; DataLoader workers forked from it inherit
+it, so it ignores a Ctrl-C that reaches a worker (the terminal sends it to every process of
+the group): the main process decides, says so once, and stops its loader itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm import tqdm
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped cleanly on a signal, after saving a checkpoint."""
+
+    def __init__(self, signal_number: int, run_dir: Path) -> None:
+        super().__init__(f"stopped by signal {signal_number}; checkpoint in {run_dir}")
+        self.signal_number = signal_number
+        self.run_dir = run_dir
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number  # the shell's convention: 130 for Ctrl-C
+
+
+class StopRequest:
+    """Whether (and by which signal) a stop was asked for."""
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+
+@contextmanager
+def stop_on_interrupt() -> Iterator[StopRequest]:
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second aborts."""
+    request = StopRequest()
+    main_process = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != main_process:  # a forked DataLoader worker: the main process decides
+            if signum != signal.SIGINT:  # anything else ends the worker, as it would have
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
+        if request.requested:
+            raise KeyboardInterrupt
+        request.signal_number = signum
+        tqdm.write("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    try:
+        for sig in SIGNALS:
+            signal.signal(sig, handler)
+        installed = True
+    except ValueError:  # not the main thread: signals stay with the caller
+        installed = False
+    try:
+        yield request
+    finally:
+        if installed:
+            for sig, old in previous.items():
+                signal.signal(sig, old)

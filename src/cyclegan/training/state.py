@@ -1,0 +1,233 @@
+"""The training state: everything a checkpoint holds besides the config, in one object.
+
+Networks, both optimizers, the image pools, where training stands (`Progress`), the best
+metric so far and the random states. `to_checkpoint` gives the dict `cyclegan.checkpoint`
+writes; `restore` loads one back into a freshly built state, applying the options a resumed
+run overrides, or refusing them (ConfigError) before anything has changed on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cyclegan.checkpoint import FORMAT_VERSION, MODEL_KEYS, load_model_states
+from cyclegan.config import Config, ConfigError, OptimConfig
+from cyclegan.models import CycleGAN
+from cyclegan.training.image_pool import ImagePool
+
+# model options that change parameter shapes: a resumed run cannot change them
+ARCHITECTURE_OPTIONS = (
+    "generator",
+    "discriminator",
+    "ngf",
+    "ndf",
+    "d_layers",
+    "upsample",
+    "channels_a",
+    "channels_b",
+)
+# options used once, when a run starts; a resumed run continues its weights and random states
+START_OPTIONS = ("init_std", "seed")
+SCHEDULE_OPTIONS = ("lr", "epochs", "epochs_decay")
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # batches completed within the current epoch
+    step: int = 0  # batches completed in total
+    schedule_start: int = 0  # epoch at which the current lr schedule began
+
+    def end_epoch(self, optim: OptimConfig) -> int:
+        """The epoch count at which the current schedule ends."""
+        return self.schedule_start + optim.epochs + optim.epochs_decay
+
+    def where(self) -> str:
+        """The same words for stopping and resuming, e.g. "in epoch 15 after step 2345"."""
+        if self.batch == 0:
+            return f"after epoch {self.epoch} (step {self.step})"
+        return f"in epoch {self.epoch + 1} after step {self.step}"
+
+
+@dataclass
+class Optimizers:
+    """Adam for both generators, Adam for both discriminators (paper sec. 4)."""
+
+    gen: torch.optim.Adam
+    disc: torch.optim.Adam
+
+    @classmethod
+    def for_model(cls, model: CycleGAN, optim: OptimConfig) -> Optimizers:
+        betas = (optim.beta1, optim.beta2)
+        return cls(
+            gen=torch.optim.Adam(model.generators.parameters(), lr=optim.lr, betas=betas),
+            disc=torch.optim.Adam(model.discriminators.parameters(), lr=optim.lr, betas=betas),
+        )
+
+    @property
+    def lr(self) -> float:
+        return float(self.gen.param_groups[0]["lr"])
+
+    def set_lr(self, lr: float) -> None:
+        self._set("lr", lr)
+
+    def set_betas(self, beta1: float, beta2: float) -> None:
+        self._set("betas", (beta1, beta2))
+
+    def _set(self, name: str, value: object) -> None:
+        for optimizer in (self.gen, self.disc):
+            for group in optimizer.param_groups:
+                group[name] = value
+
+
+@dataclass
+class TrainingState:
+    """Everything a checkpoint holds besides the config."""
+
+    model: CycleGAN
+    optimizers: Optimizers
+    pools: tuple[ImagePool, ImagePool]
+    progress: Progress = field(default_factory=Progress)
+    best: dict[str, Any] = field(default_factory=dict)  # metric, value, epoch of best.pt
+
+    @classmethod
+    def create(cls, config: Config, device: torch.device) -> TrainingState:
+        """Fresh networks initialised from the run's seed, their optimizers, empty pools."""
+        torch.manual_seed(config.run.seed)
+        model = CycleGAN(config.model).to(device)
+        size, seed = config.optim.pool_size, config.run.seed
+        return cls(
+            model,
+            Optimizers.for_model(model, config.optim),
+            (ImagePool(size, seed=seed), ImagePool(size, seed=seed + 1)),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to_checkpoint(self, config: Config) -> dict[str, Any]:
+        """The checkpoint dict (format of `cyclegan.checkpoint`): tensors and primitives."""
+        progress = self.progress
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "epoch": progress.epoch,
+            "batch": progress.batch,
+            "step": progress.step,
+            "models": {key: getattr(self.model, key).state_dict() for key in MODEL_KEYS},
+            "optimizers": {
+                "gen": self.optimizers.gen.state_dict(),
+                "disc": self.optimizers.disc.state_dict(),
+            },
+            "schedulers": {"schedule_start": progress.schedule_start},
+            "image_pools": {"a": self.pools[0].state_dict(), "b": self.pools[1].state_dict()},
+            "best": self.best,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+        }
+
+    def restore(
+        self,
+        checkpoint: dict[str, Any],
+        config: Config,
+        *,
+        source: Path,
+        overridden: tuple[str, ...] = (),
+        log: Callable[[str], None] = print,
+    ) -> None:
+        """Continue from a loaded checkpoint with `config` (the saved config plus overrides).
+
+        Every changed option is applied here or refused before anything is loaded.
+        """
+        saved: Config = checkpoint["config"]
+        progress = Progress(
+            epoch=int(checkpoint["epoch"]),
+            batch=int(checkpoint.get("batch", 0)),  # old checkpoints stopped at epoch ends
+            step=int(checkpoint["step"]),
+            schedule_start=int(checkpoint["schedulers"]["schedule_start"]),
+        )
+        check_resumable(saved, config, progress, source)
+        for name, (old, new) in changed_options(saved, config).items():
+            log(f"overriding {name}: {old!r} -> {new!r}")
+        load_model_states(self.model, checkpoint["models"], source)
+        self.optimizers.gen.load_state_dict(checkpoint["optimizers"]["gen"])
+        self.optimizers.disc.load_state_dict(checkpoint["optimizers"]["disc"])
+        # the optimizer state carries the saved betas; the lr is set every epoch
+        self.optimizers.set_betas(config.optim.beta1, config.optim.beta2)
+        self._restore_pools(checkpoint["image_pools"], config, log)
+        # the same images done, counted in batches of a new --batch-size
+        progress.batch = progress.batch * saved.data.batch_size // config.data.batch_size
+        if any(name in overridden for name in SCHEDULE_OPTIONS):
+            # new schedule settings start a new segment here, as a user lowering the lr expects
+            progress.schedule_start = progress.epoch
+        self.progress = progress
+        self.best = dict(checkpoint.get("best") or {})
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if self.device.type == "cuda" and checkpoint["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+
+    def _restore_pools(
+        self, states: dict[str, Any], config: Config, log: Callable[[str], None]
+    ) -> None:
+        crop = config.data.crop_size
+        for pool, key in zip(self.pools, ("a", "b")):
+            pool.load_state_dict(states[key], self.device)  # keeps this run's --pool-size
+            channels = getattr(config.model, f"channels_{key}")
+            stored = tuple(pool.images[0].shape) if pool.images else None
+            if stored is not None and stored != (channels, crop, crop):
+                log(
+                    f"emptying the {key.upper()} image pool: it holds {stored[-1]}px fakes, "
+                    f"the crops are now {crop}px"
+                )
+                pool.images.clear()
+
+
+def changed_options(saved: Config, config: Config) -> dict[str, tuple[Any, Any]]:
+    """Options whose value differs, except where the run is written (name, runs_dir)."""
+    old, new = saved.flat(), config.flat()
+    return {
+        name: (old[name], new[name])
+        for name in new
+        if old[name] != new[name] and name not in ("name", "runs_dir")
+    }
+
+
+def check_resumable(saved: Config, config: Config, progress: Progress, source: Path) -> None:
+    """Refuse the overrides a resumed run cannot apply, naming each."""
+    changed = [
+        name
+        for name in ARCHITECTURE_OPTIONS
+        if getattr(saved.model, name) != getattr(config.model, name)
+    ]
+    if (saved.model.dropout > 0) != (config.model.dropout > 0):
+        changed.append("dropout")  # a dropout layer shifts the residual blocks' layer keys
+    if changed:
+        details = ", ".join(
+            f"{name}: {getattr(saved.model, name)!r} -> {getattr(config.model, name)!r}"
+            for name in changed
+        )
+        raise ConfigError(f"cannot resume {source} with another architecture ({details})")
+    saved_flat, flat = saved.flat(), config.flat()
+    for name in START_OPTIONS:
+        if saved_flat[name] != flat[name]:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} only applies when a run starts: a resumed run "
+                f"continues its weights and random states; start a new run (--name) to change it"
+            )
+    saved_size, batch_size = saved.data.batch_size, config.data.batch_size
+    if progress.batch * saved_size % batch_size:
+        raise ConfigError(
+            f"--batch-size {batch_size} cannot take over after {progress.batch} batches of "
+            f"{saved_size} in epoch {progress.epoch + 1}; resume with --batch-size {saved_size} "
+            "and change it at an epoch boundary (e.g. from a checkpoints/epoch_NNN.pt)"
+        )
