@@ -3,7 +3,6 @@ truth folder, the colour gap between domains, reuse of a finished dataset and at
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -126,14 +125,11 @@ def test_no_temporary_folder_is_left_behind(
     assert [p.name for p in parent.iterdir()] == ["ds"]
 
 
-def test_default_size_is_fast(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_default_dataset_has_the_documented_shape(tmp_path: Path) -> None:
     root = make_synthetic_dataset(tmp_path / "ds")
-    elapsed = time.perf_counter() - start
     assert len(list_images(root / "trainB")) == 200 and len(list_images(root / TRUTH_DIR)) == 20
     with Image.open(root / "testB" / "019.png") as image:
         assert image.size == (64, 64)
-    assert elapsed < 5.0
 
 
 def test_reuse_with_other_settings_is_refused(tmp_path: Path) -> None:

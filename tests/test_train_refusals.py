@@ -39,6 +39,7 @@ from tests.test_cli import tiny_flags
         (["--name", "/tmp/elsewhere"], "must be a plain folder name"),
         (["--name", ".."], "must be a plain folder name"),
         (["--workers", "-2"], "--workers must be 0 or more (or -1: auto)"),
+        (["--inception-weights", "missing.pth"], "--inception-weights missing.pth does not exist"),
     ],
 )
 def test_settings_that_cannot_train_are_refused_up_front(

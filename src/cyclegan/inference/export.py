@@ -302,4 +302,4 @@ def model_stride(model: ModelConfig) -> int:
 
 
 def _in_channels(model: ModelConfig, direction: str) -> int:
-    return model.channels_a if direction == "AtoB" else model.channels_b
+    return model.channels(direction)[0]

@@ -96,12 +96,7 @@ class Translator:
         self.source = source
         self._warned_about_tiles = False
         self.stride = model_stride(model)
-        source_channels, target_channels = model.channels_a, model.channels_b
-        self.in_channels, self.out_channels = (
-            (source_channels, target_channels)
-            if direction == "AtoB"
-            else (target_channels, source_channels)
-        )
+        self.in_channels, self.out_channels = model.channels(direction)
         if isinstance(generator, OnnxGenerator):
             self.backend: Backend = "onnxruntime"
             self.device = torch.device("cpu")  # tensors go to the session through numpy
@@ -188,7 +183,7 @@ class Translator:
             proto = onnx_model(generator, loaded.model, metadata)
             generator = OnnxGenerator(
                 onnx_session(proto.SerializeToString(), device),
-                loaded.model.channels_a if loaded.direction == "AtoB" else loaded.model.channels_b,
+                loaded.model.channels(loaded.direction)[0],
                 proto,
                 device,
             )

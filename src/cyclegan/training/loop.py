@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import AUTO_WORKERS, Config, OptimConfig, save_config
+from cyclegan.config import AUTO_WORKERS, Config, ConfigError, OptimConfig, save_config
 from cyclegan.data.check import check_training_images
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.device import pick_device
@@ -68,6 +68,7 @@ def train(
     """
     # ---- setup: every check before anything is written, so a refused start leaves nothing
     check_crop_size(config.model, config.data.crop_size)
+    check_named_files(config)
     device = pick_device(config.run.device)
     dataset = load_training_set(config, log)
     state = TrainingState.create(config, device)
@@ -138,6 +139,17 @@ def train(
 
     log(f"done: {run_dir} (generators in {run_dir / 'generators'})")
     return run_dir
+
+
+def check_named_files(config: Config) -> None:
+    """A file the user named must exist: finding out at the first evaluation costs the epochs
+    before it."""
+    weights = config.eval.inception_weights
+    if weights and config.eval.fid and not Path(weights).is_file():
+        raise ConfigError(
+            f"--inception-weights {weights} does not exist: give the FID Inception weights "
+            "file (pt_inception-2015-12-05), or leave the option out to download them once"
+        )
 
 
 def run_epoch(
