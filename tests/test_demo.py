@@ -17,9 +17,24 @@ def test_demo_trains_translates_scores_and_says_where_things_are(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "A->B translations against the true B images: PSNR" in out
-    assert "untranslated A images (baseline):" in out and "gain:" in out
+    assert "a flat mid-grey image (learned nothing):" in out
+    assert "the untranslated A images:" in out and "margin over a flat grey image:" in out
     run = runs / "demo"
     assert (run / "checkpoints" / "latest.pt").is_file()
     assert len(list((run / "translated_testA").glob("*.png"))) == 20
     assert f"run folder:   {run}" in out
     assert (root / "testA_truth").is_dir()
+
+
+def test_flat_grey_scores_what_theory_says(tmp_path: Path) -> None:
+    # mid-grey against white is off by half the range everywhere: PSNR = 10 log10(1 / 0.25)
+    from PIL import Image
+
+    from cyclegan.evaluation.suite import score_flat_grey
+
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (16, 16), (255, 255, 255)).save(truth / name)
+    psnr_db, _ = score_flat_grey(truth)
+    assert psnr_db == pytest.approx(6.0206, abs=1e-3)

@@ -15,7 +15,7 @@ import torch
 
 from cyclegan.config import Config
 from cyclegan.data.synthetic import TRUTH_DIR, TRUTH_DIR_B, make_synthetic_dataset
-from cyclegan.evaluation.suite import score_against_truth
+from cyclegan.evaluation.suite import score_against_truth, score_flat_grey
 from cyclegan.inference.files import plan_inputs, translate_files
 from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
@@ -62,17 +62,19 @@ def run_demo(root: Path, runs_dir: Path, minutes: float, threads: int = 1) -> No
     translate_files(plan_inputs([root / "testA"], "AtoB", out), {"AtoB": translator})
     translated, translated_ssim = score_against_truth(out, root / TRUTH_DIR)
     untranslated, untranslated_ssim = score_against_truth(root / "testA", root / TRUTH_DIR)
+    grey, grey_ssim = score_flat_grey(root / TRUTH_DIR)
     samples = sorted((run_dir / "samples").glob("*.png"))
     print()
+    for label, scores in (
+        ("A->B translations against the true B images:", (translated, translated_ssim)),
+        ("a flat mid-grey image (learned nothing):", (grey, grey_ssim)),
+        ("the untranslated A images:", (untranslated, untranslated_ssim)),
+    ):
+        print(f"{label:<45}PSNR {scores[0]:.2f} dB, SSIM {scores[1]:.3f}")
     print(
-        f"A->B translations against the true B images: PSNR {translated:.2f} dB, "
-        f"SSIM {translated_ssim:.3f}"
+        f"margin over a flat grey image: {translated - grey:+.2f} dB "
+        f"(over the untranslated images: {translated - untranslated:+.2f} dB)"
     )
-    print(
-        f"untranslated A images (baseline):             PSNR {untranslated:.2f} dB, "
-        f"SSIM {untranslated_ssim:.3f}"
-    )
-    print(f"gain: {translated - untranslated:+.2f} dB")
     print()
     print(f"run folder:   {run_dir}")
     print(f"  config:     {run_dir / 'config.yaml'}")

@@ -118,6 +118,20 @@ def score_against_truth(folder: Path, truth: Path) -> tuple[float, float]:
     return _mean(psnr(a, b) for a, b in pairs), _mean(ssim(a, b) for a, b in pairs)
 
 
+def score_flat_grey(truth: Path) -> tuple[float, float]:
+    """Mean PSNR (dB) and SSIM of a flat mid-grey image against each image in `truth`: the
+    score of a translation that learned nothing but the average, the bar to clear."""
+    paths = list_images(truth)
+    if not paths:
+        raise ValueError(f"{truth} holds no images to score")
+    targets = [image_to_tensor(load_image(path)) for path in paths]
+    greys = [torch.zeros_like(target) for target in targets]  # 0 is mid-grey in [-1, 1]
+    return (
+        _mean(psnr(grey, target) for grey, target in zip(greys, targets)),
+        _mean(ssim(grey, target) for grey, target in zip(greys, targets)),
+    )
+
+
 def is_better(metric: str, value: float, best: float | None) -> bool:
     if best is None or math.isnan(best):
         return not math.isnan(value)
