@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 import yaml
 
-GeneratorName = Literal["resnet_9blocks", "resnet_6blocks", "seed"]
+GeneratorName = Literal["resnet_9blocks", "resnet_6blocks", "resnet_3blocks", "seed"]
+PresetName = Literal["paper", "fast"]
 DiscriminatorName = Literal["patch", "seed"]
 Upsample = Literal["transpose", "resize"]
 GanMode = Literal["lsgan", "vanilla"]
@@ -40,7 +41,8 @@ class ModelConfig:
     """The four networks."""
 
     generator: GeneratorName = "resnet_9blocks"
-    """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), seed"""
+    """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), resnet_3blocks
+    (small crops, CPU budgets), seed"""
     discriminator: DiscriminatorName = "patch"
     """discriminator: patch (70x70 PatchGAN) or seed (one score per image)"""
     ngf: int = 64
@@ -59,6 +61,9 @@ class ModelConfig:
     """image channels of domain B (3 for RGB, 1 for grayscale)"""
     init_std: float = 0.02
     """standard deviation of the N(0, std) weight initialisation"""
+    residual: bool = False
+    """generators predict a change to their input and start as the identity (needs as many
+    channels in both domains)"""
 
     def __post_init__(self) -> None:
         _check_positive(self, "ngf", "ndf", "d_layers")
@@ -67,6 +72,12 @@ class ModelConfig:
         for name in ("channels_a", "channels_b"):
             if getattr(self, name) not in (1, 3):
                 raise ConfigError(f"--{_flag(name)} must be 1 or 3, got {getattr(self, name)}")
+        if self.residual and self.channels_a != self.channels_b:
+            raise ConfigError(
+                f"--residual needs as many channels in both domains (--channels-a "
+                f"{self.channels_a}, --channels-b {self.channels_b}): a generator adds its "
+                "change to its input; leave --residual off"
+            )
 
     def channels(self, direction: str) -> tuple[int, int]:
         """(input, output) channels of the generator for `direction`: "AtoB" or "BtoA"."""
@@ -156,6 +167,10 @@ class OptimConfig:
 class RunConfig:
     """Where the run is written and how it is driven."""
 
+    preset: PresetName = "paper"
+    """what the other options start from: paper (the paper's exact settings) or fast (learns
+    in CPU minutes: a small residual generator that starts as the identity); options given
+    with it override it"""
     name: str = ""
     """run name, a plain folder name: the run folder is RUNS_DIR/NAME (default: the dataset
     folder's name)"""
@@ -266,7 +281,10 @@ class Config:
         return cls(**built)
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
-        """A copy with flat option values (`{"lr": 1e-4}`) put into their sections."""
+        """A copy with flat option values (`{"lr": 1e-4}`) put into their sections. A `preset`
+        among them puts its settings in first, so the other options given override it."""
+        if "preset" in overrides:
+            overrides = {**preset_options(overrides["preset"]), **overrides}
         by_section: dict[str, dict[str, Any]] = {}
         for key, value in overrides.items():
             by_section.setdefault(section_of(key), {})[key] = value
@@ -278,6 +296,33 @@ class Config:
     def flat(self) -> dict[str, Any]:
         """Every option by its flat name, e.g. {"lr": 0.0002, "ngf": 64, ...}."""
         return {k: v for section in self.to_dict().values() for k, v in section.items()}
+
+
+# Named starting points for the options. paper is the dataclasses' defaults (the paper's
+# settings); fast was chosen on benchmarks/learn_photos.py (real photographs, known maps), see
+# benchmarks/RESULTS.md: a narrow 3-block generator that predicts a change to its input (so it
+# starts as the identity and keeps the input's detail), resize-convolution upsampling (no
+# checkerboard), a 34x34 PatchGAN, batches of 4 and no identity loss.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "fast": {
+        "generator": "resnet_3blocks",
+        "ngf": 16,
+        "ndf": 32,
+        "d_layers": 2,
+        "upsample": "resize",
+        "residual": True,
+        "lambda_identity": 0.0,
+        "batch_size": 4,
+    },
+}
+
+
+def preset_options(name: str) -> dict[str, Any]:
+    """The options a preset sets (paper sets none: it is the defaults)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -26,6 +26,9 @@ class CycleGAN(nn.Module):
         )
         for module in (self.gen_ab, self.gen_ba, self.disc_a, self.disc_b):
             init_weights(module, config.init_std)
+        if config.residual:
+            for generator in (self.gen_ab, self.gen_ba):
+                generator.start_as_identity()
 
     @property
     def generators(self) -> nn.ModuleDict:
@@ -40,7 +43,13 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
     """The generator for one direction ("AtoB" or "BtoA") with the config's channels."""
     source, target = config.channels(direction)
     return build_generator(
-        config.generator, source, target, config.ngf, config.dropout, config.upsample
+        config.generator,
+        source,
+        target,
+        config.ngf,
+        config.dropout,
+        config.upsample,
+        config.residual,
     )
 
 

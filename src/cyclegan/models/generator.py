@@ -4,6 +4,11 @@ c7s1-ngf, stride-2 downsamplings (doubling the channels each time), residual blo
 lowest resolution, as many upsamplings back, c7s1-C and tanh. Reflection padding avoids
 border artefacts; instance norm has no affine parameters, so the convolutions carry biases.
 The seed preset downsamples three times (to 8*ngf channels) with 3 residual blocks.
+
+With `residual=True` the network predicts a change to its input instead of a new image:
+out = tanh(atanh(x) + change(x)), its last convolution starting at zero, so a new generator is
+exactly the identity. Translations keep the input's detail from the first step and only learn
+what differs between the domains, which is what makes training on a CPU budget work.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 Upsample = Literal["transpose", "resize"]
+# atanh(+-1) is infinite; 1 - 1e-3 maps to about +-3.8 and back to within 1e-3 of the input
+RESIDUAL_LIMIT = 1.0 - 1e-3
 
 
 def conv_norm_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
@@ -79,9 +86,16 @@ class ResnetGenerator(nn.Module):
         num_downsamplings: int = 2,
         dropout: float = 0.0,
         upsample: Upsample = "transpose",
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        if residual and in_channels != out_channels:
+            raise ValueError(
+                f"a residual generator needs as many output as input channels, "
+                f"got {in_channels} -> {out_channels}"
+            )
         self.stride = 2**num_downsamplings
+        self.residual = residual
         encoder: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, base_channels, kernel_size=7),
@@ -98,15 +112,25 @@ class ResnetGenerator(nn.Module):
         for _ in range(num_downsamplings):
             decoder += upsample_norm_relu(channels, channels // 2, upsample)
             channels //= 2
-        decoder += [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(channels, out_channels, kernel_size=7),
-            nn.Tanh(),
-        ]
+        decoder += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, kernel_size=7)]
+        if not residual:
+            decoder.append(nn.Tanh())
         self.decoder = nn.Sequential(*decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.blocks(self.encoder(x)))
+        out = self.decoder(self.blocks(self.encoder(x)))
+        if not self.residual:
+            return out
+        # the change is added before the tanh, so the output stays in (-1, 1) without clipping
+        return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)) + out)
+
+    def start_as_identity(self) -> None:
+        """Zero the last convolution of a residual generator: it then returns its input."""
+        if not self.residual:
+            raise ValueError("only a residual generator starts as the identity")
+        last = self.decoder[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
 
 def translate_any_size(
@@ -134,6 +158,7 @@ def translate_any_size(
 GENERATORS: dict[str, tuple[int, int]] = {
     "resnet_9blocks": (9, 2),
     "resnet_6blocks": (6, 2),
+    "resnet_3blocks": (3, 2),
     "seed": (3, 3),
 }
 
@@ -152,10 +177,18 @@ def build_generator(
     base_channels: int = 64,
     dropout: float = 0.0,
     upsample: Upsample = "transpose",
+    residual: bool = False,
 ) -> ResnetGenerator:
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
     num_blocks, num_downsamplings = GENERATORS[name]
     return ResnetGenerator(
-        in_channels, out_channels, base_channels, num_blocks, num_downsamplings, dropout, upsample
+        in_channels,
+        out_channels,
+        base_channels,
+        num_blocks,
+        num_downsamplings,
+        dropout,
+        upsample,
+        residual,
     )
