@@ -58,7 +58,7 @@ from photo_maps import MAPS, TRUTH_DIR, Photo, load_photos, plan_crops, write_da
 from PIL import Image, ImageDraw
 
 from cyclegan.checkpoint import generator_from_checkpoint, load_checkpoint
-from cyclegan.config import Config, ConfigError, options
+from cyclegan.config import Config, ConfigError, options, parse_assignment
 from cyclegan.evaluation.metrics import psnr, ssim
 from cyclegan.training.loop import train
 
@@ -198,7 +198,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.variant is None and args.preset is None:
         args.variant = DEFAULT_VARIANT
     try:
-        args.overrides = dict(parse_override(item) for item in args.overrides)
+        args.overrides = dict(parse_assignment(item) for item in args.overrides)
     except ConfigError as error:
         parser.error(str(error))
     if args.preset is not None and "preset" not in {option.name for option in options()}:
@@ -209,33 +209,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.label is None:
         args.label = (args.preset or args.variant) + ("-custom" if args.overrides else "")
     return args
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """`KEY=VALUE` -> (key, value converted to the option's type)."""
-    key, sep, text = item.partition("=")
-    key, text = key.strip().replace("-", "_"), text.strip()
-    by_name = {option.name: option for option in options()}
-    if not sep:
-        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-    if key not in by_name:
-        raise ConfigError(f"--set: unknown option {key!r}; see cyclegan train --help")
-    option = by_name[key]
-    if option.choices is not None:
-        if text not in option.choices:
-            raise ConfigError(f"--set {key}: expected one of {option.choices}, got {text!r}")
-        return key, text
-    kind = typing.get_origin(option.type) or option.type
-    try:
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return key, text.lower() in ("true", "1", "yes")
-        if kind in (int, float):
-            return key, kind(text)
-    except ValueError as error:
-        raise ConfigError(f"--set {key}: cannot read {text!r} as {kind.__name__}") from error
-    return key, text
 
 
 def chosen_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import resource
 import shutil
 import tempfile
 import time
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ import torch
 from PIL import Image
 
 from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import Config, ConfigError, options
+from cyclegan.config import Config, ConfigError, parse_assignment
 from cyclegan.data.images import list_images
 from cyclegan.data.synthetic import TRUTH_DIR, make_synthetic_dataset
 from cyclegan.evaluation.suite import score_against_truth
@@ -134,38 +133,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.threads < 1:
         parser.error("--threads must be at least 1")
     try:
-        args.overrides = dict(parse_override(item) for item in args.overrides)
+        args.overrides = dict(parse_assignment(item) for item in args.overrides)
     except ConfigError as error:
         parser.error(str(error))
     return args
-
-
-def parse_override(item: str) -> tuple[str, Any]:
-    """`KEY=VALUE` -> (key, value converted to the option's type)."""
-    key, sep, text = item.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep:
-        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-    by_name = {option.name: option for option in options()}
-    if key not in by_name:
-        raise ConfigError(f"--set: unknown option {key!r}")
-    option = by_name[key]
-    text = text.strip()
-    if option.choices is not None:
-        if text not in option.choices:
-            raise ConfigError(f"--set {key}: expected one of {option.choices}, got {text!r}")
-        return key, text
-    kind = typing.get_origin(option.type) or option.type
-    try:
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(text)
-            return key, text.lower() in ("true", "1", "yes")
-        if kind in (int, float):
-            return key, kind(text)
-    except ValueError as error:
-        raise ConfigError(f"--set {key}: cannot read {text!r} as {kind.__name__}") from error
-    return key, text
 
 
 def build_config(

@@ -105,3 +105,20 @@ def test_residual_generator_exports_to_onnx_that_matches_pytorch(tmp_path: Path)
     assert (expected - images).abs().mean() > 1e-3  # not the identity any more
     exported = Translator.from_file(run / "exported" / "AtoB.onnx", device="cpu")
     assert (exported.translate_tensor(images) - expected).abs().max() < 1e-3
+
+
+def test_options_parse_from_key_value_text() -> None:
+    from cyclegan.config import parse_assignment
+
+    assert parse_assignment("ngf=8") == ("ngf", 8)
+    assert parse_assignment("lambda-identity = 0.25") == ("lambda_identity", 0.25)
+    assert parse_assignment("residual=yes") == ("residual", True)
+    assert parse_assignment("preset=fast") == ("preset", "fast")
+    for bad, message in [
+        ("ngf", "expects KEY=VALUE"),
+        ("width=3", "unknown option 'width'"),
+        ("upsample=bilinear", "expected one of"),
+        ("ngf=eight", "cannot read 'eight' as int"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse_assignment(bad)

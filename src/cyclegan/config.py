@@ -401,6 +401,34 @@ def section_of(name: str) -> str:
     raise ConfigError(f"unknown option {name!r}")
 
 
+def parse_assignment(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE` (a flat option name, as in the benchmarks' `--set`) -> (name, the value
+    converted to the option's type); a ConfigError says what is wrong."""
+    key, sep, text = item.partition("=")
+    key, text = key.strip().replace("-", "_"), text.strip()
+    by_name = {option.name: option for option in options()}
+    if not sep:
+        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+    if key not in by_name:
+        raise ConfigError(f"--set: unknown option {key!r}; see cyclegan train --help")
+    option = by_name[key]
+    if option.choices is not None:
+        if text not in option.choices:
+            raise ConfigError(f"--set {key}: expected one of {option.choices}, got {text!r}")
+        return key, text
+    kind = typing.get_origin(option.type) or option.type
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return key, text.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            return key, kind(text)
+    except ValueError as error:
+        raise ConfigError(f"--set {key}: cannot read {text!r} as {kind.__name__}") from error
+    return key, text
+
+
 def _field_docstrings(cls: type) -> dict[str, str]:
     """The string literal written under each field (the convention used above)."""
     tree = ast.parse(inspect.getsource(cls))
