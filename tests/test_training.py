@@ -232,6 +232,7 @@ def test_resume_with_a_new_crop_size_starts_empty_pools(stopped_run: Path) -> No
         ({"batch_size": 3}, "--batch-size 3 cannot take over after 2 batches of 1 in epoch 1"),
         ({"ngf": 16}, "another architecture (ngf: 8 -> 16)"),
         ({"dropout": 0.5}, "another architecture (dropout: 0.0 -> 0.5)"),
+        ({"residual": True}, "another architecture (residual: False -> True)"),
     ],
 )
 def test_resume_refuses_what_it_cannot_apply(

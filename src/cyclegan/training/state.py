@@ -20,7 +20,8 @@ from cyclegan.config import Config, ConfigError, OptimConfig
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
 
-# model options that change parameter shapes: a resumed run cannot change them
+# model options that change parameter shapes or what the weights compute (residual: the
+# same weights, another function): a resumed run cannot change them
 ARCHITECTURE_OPTIONS = (
     "generator",
     "discriminator",
@@ -28,6 +29,7 @@ ARCHITECTURE_OPTIONS = (
     "ndf",
     "d_layers",
     "upsample",
+    "residual",
     "channels_a",
     "channels_b",
 )
