@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import shlex
 import shutil
 import sys
@@ -54,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from cpu_load import busy_cpu_seconds, own_cpu_seconds
 from photo_maps import MAPS, TRUTH_DIR, Photo, load_photos, plan_crops, write_dataset
 from PIL import Image, ImageDraw
 
@@ -284,23 +283,6 @@ def translate(generator: torch.nn.Module, images: torch.Tensor, batch: int = 16)
 
 
 # ---- training with a learning curve --------------------------------------------------------
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux), or None elsewhere."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    ticks = [int(value) for value in fields]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (the data loader workers)."""
-    usages = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return sum(usage.ru_utime + usage.ru_stime for usage in usages)
 
 
 class Deadline:

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import shutil
 import tempfile
 import time
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from cpu_load import busy_cpu_seconds, own_cpu_seconds
 from PIL import Image
 
 from cyclegan.checkpoint import load_checkpoint
@@ -153,26 +152,6 @@ def build_config(
         {**chosen, "data": str(data), "runs_dir": str(runs_dir), "name": RUN_NAME}
     )
     return config, chosen
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds spent busy by the whole machine since boot (Linux), or None elsewhere."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    ticks = [int(value) for value in fields]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (the data loader workers)."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
 
 
 def gray_reference(data: Path, work: Path) -> float:
