@@ -29,9 +29,9 @@ collapse as soon as anything else runs on a 2-core machine (30 steps of current-
 with 2 threads next to other jobs, 4.6 s with 1; OMP_WAIT_POLICY=PASSIVE gave 6.5 s), as
 RESULTS.md also found for learn_synth.py.
 
-Settings: a named variant (`--variant`, the VARIANTS below), then `--preset NAME` where the
-config has presets, then `--set KEY=VALUE` options in order. A strip per map (rows: input, ours
-for each seed, truth) and a JSON of every figure go into `--out`.
+Settings: a named variant (`--variant`, the VARIANTS below), then `--preset NAME` (the
+config's presets: paper, fast), then `--set KEY=VALUE` options in order. A strip per map
+(rows: input, ours for each seed, truth) and a JSON of every figure go into `--out`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from photo_maps import MAPS, TRUTH_DIR, Photo, load_photos, plan_crops, write_da
 from PIL import Image, ImageDraw
 
 from cyclegan.checkpoint import generator_from_checkpoint, load_checkpoint
-from cyclegan.config import Config, ConfigError, options, parse_assignment
+from cyclegan.config import PRESETS, Config, ConfigError, parse_assignment
 from cyclegan.evaluation.metrics import psnr, ssim
 from cyclegan.training.loop import train
 
@@ -152,7 +152,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"named option set (default {DEFAULT_VARIANT}; none when --preset is given)",
     )
     parser.add_argument(
-        "--preset", default=None, help="a preset of the config, where cyclegan has presets"
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="a preset of cyclegan's config (cyclegan train --preset)",
     )
     parser.add_argument(
         "--set",
@@ -200,8 +203,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.overrides = dict(parse_assignment(item) for item in args.overrides)
     except ConfigError as error:
         parser.error(str(error))
-    if args.preset is not None and "preset" not in {option.name for option in options()}:
-        parser.error("this cyclegan has no presets yet: use --variant NAME or --set KEY=VALUE")
     own = sorted(set(args.overrides) & set(OWN_KEYS))
     if own:
         parser.error(f"--set {own[0]} is set by this script; leave it out")
