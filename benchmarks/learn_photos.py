@@ -170,6 +170,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--minutes", type=float, default=DEFAULT_MINUTES, help="training budget per map and seed"
     )
     parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="a budget in training steps instead of minutes (for a loaded machine: the steps the "
+        "minutes give on an idle one); --minutes then only bounds the wall time",
+    )
+    parser.add_argument(
         "--maps", nargs="+", choices=list(MAPS), default=list(MAPS), help="maps to learn"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2], help="training seeds")
@@ -195,6 +202,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.steps < 0:
+        parser.error("--steps must be 0 (use --minutes) or more")
     if args.size < 16 or args.size % 4:
         parser.error("--size must be a multiple of 4 and at least 16 (64 or 128 are measured)")
     if args.variant is None and args.preset is None:
@@ -242,7 +251,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
     words += ["--minutes", f"{args.minutes:g}", "--size", str(args.size), "--maps", *args.maps]
     words += ["--seeds", *map(str, args.seeds), "--threads", str(args.threads)]
     defaults = parse_args([])
-    for name in ("train_crops", "test_crops", "curve_points", "strip_crops"):
+    for name in ("steps", "train_crops", "test_crops", "curve_points", "strip_crops"):
         if getattr(args, name) != getattr(defaults, name):
             words += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return shlex.join(words)
@@ -296,11 +305,12 @@ class Deadline:
     def __init__(self, trained: float, target: float) -> None:
         self.started = time.monotonic()
         self.trained, self.target = trained, target
+        self.steps = 0  # with a step budget: stop at this step too
         self.stopped_at: float | None = None
 
     def __call__(self, step: int) -> bool:
         elapsed = self.trained + time.monotonic() - self.started
-        if elapsed >= self.target:
+        if elapsed >= self.target or (self.steps and step >= self.steps):
             self.stopped_at = elapsed
         return self.stopped_at is not None
 
@@ -317,16 +327,26 @@ def log_epochs(line: str) -> None:
 
 
 def train_with_curve(
-    config: Config, budget: float, points: int, test_a: torch.Tensor, truth: torch.Tensor
+    config: Config,
+    budget: float,
+    points: int,
+    test_a: torch.Tensor,
+    truth: torch.Tensor,
+    steps: int = 0,
 ) -> SeedRun:
-    """Train for `budget` seconds, stopping `points` times to score the latest checkpoint."""
+    """Train for `budget` seconds (or `steps` steps, if given, within the time), stopping
+    `points` times to score the latest checkpoint."""
     latest = Path(config.run.runs_dir) / config.run.name / "checkpoints" / "latest.pt"
     curve: list[CurvePoint] = []
     trained, resume, completed = 0.0, None, False
     busy_before, own_before = busy_cpu_seconds(), own_cpu_seconds()
     for point in range(1, points + 1):
-        stop = Deadline(trained, budget * point / points)
-        train(config, resume=resume, should_stop=stop, log=log_epochs)
+        stop = Deadline(trained, budget if steps else budget * point / points)
+        if steps:
+            stop.steps = round(steps * point / points)
+        # a resumed run goes on with its saved config: with --minutes it holds the fitted schedule
+        resumed_config = config if resume is None else load_checkpoint(resume)["config"]
+        train(resumed_config, resume=resume, should_stop=stop, log=log_epochs)
         trained = stop.total()
         checkpoint = load_checkpoint(latest)
         generator = generator_from_checkpoint(checkpoint, "AtoB", latest)
@@ -337,7 +357,7 @@ def train_with_curve(
             f"SSIM {value.ssim:.3f}, HF ratio {value.hf_ratio:.2f}",
             flush=True,
         )
-        completed = checkpoint["epoch"] >= config.total_epochs
+        completed = checkpoint["epoch"] >= checkpoint["config"].total_epochs  # --minutes fits it
         if completed:
             break
         resume = latest
@@ -435,6 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{len(photos)} photos, {len(plan.train_a)} train crops per domain, {len(plan.test)} "
         f"test crops of {args.size} px; budget {args.minutes:g} min per map and seed"
+        + (f", {args.steps} steps" if args.steps else "")
     )
     work = args.work or Path(tempfile.mkdtemp(prefix="learn_photos."))
     out = args.out / f"{args.label}_{args.size}px"
@@ -446,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "options": chosen,
         "size": args.size,
         "minutes": args.minutes,
+        "steps": args.steps,
         "threads": args.threads,
         "torch": torch.__version__,
         "photos": [photo.name for photo in photos],
@@ -467,7 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  seed {seed}:", flush=True)
                 config = run_config(chosen, data, work / "runs", f"{name}_seed{seed}", seed)
                 shutil.rmtree(work / "runs" / f"{name}_seed{seed}", ignore_errors=True)
-                run = train_with_curve(config, args.minutes * 60, args.curve_points, test_a, truth)
+                run = train_with_curve(
+                    config, args.minutes * 60, args.curve_points, test_a, truth, args.steps
+                )
                 runs.append(run)
                 latest = work / "runs" / f"{name}_seed{seed}" / "checkpoints" / "latest.pt"
                 generator = generator_from_checkpoint(load_checkpoint(latest), "AtoB", latest)

@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import math
 import os
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -151,6 +152,10 @@ class OptimConfig:
     """epochs at the initial learning rate"""
     epochs_decay: int = 100
     """epochs of linear decay to zero after that"""
+    minutes: float = 0.0
+    """train for about this many minutes instead: after ~25 steps the speed is measured and
+    --epochs/--epochs-decay (and --max-steps-per-epoch if epochs are long) are fitted so the
+    lr decays to zero as the time runs out; config.yaml records the fitted values (0: off)"""
     pool_size: int = 50
     """generated images kept per domain for discriminator updates (0 turns the pool off)"""
 
@@ -161,6 +166,8 @@ class OptimConfig:
             raise ConfigError("--epochs and --epochs-decay must be >= 0 and not both 0")
         if self.pool_size < 0:
             raise ConfigError(f"--pool-size must be 0 or more, got {self.pool_size}")
+        if self.minutes < 0 or not math.isfinite(self.minutes):
+            raise ConfigError(f"--minutes must be 0 (off) or more, got {self.minutes}")
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,35 @@ class RunConfig:
                 f"--name {self.name!r} must be a plain folder name (no path separator, no '..'): "
                 f"the run folder is {self.runs_dir}/NAME; choose another parent with --runs-dir"
             )
+
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """How each step is computed: none of these change what is learned beyond float rounding
+    (benchmarks/train_speed.py measures each; tests compare each with the plain step)."""
+
+    batched_passes: bool = True
+    """one network call where passes can share it: a generator on its real input and (identity
+    loss) its own domain's image, a discriminator on real and pooled fake images (instance norm
+    keeps each image's statistics apart, so the result is the same)"""
+    split_backward: bool = True
+    """back-propagate each translation direction's losses as soon as they are computed, so its
+    activations are freed before the other direction runs (same gradients, lower peak memory)"""
+    channels_last: bool = False
+    """channels-last memory format for the images and activations"""
+    fused_adam: bool = True
+    """Adam's fused implementation (one kernel for all parameters) where the device has one"""
+    precision: Precision = "auto"
+    """automatic mixed precision: auto is bf16 on a CUDA GPU that supports it, else fp16 with a
+    gradient scaler there, and fp32 on the CPU (bf16 measured no faster there)"""
+    compile: bool = False
+    """torch.compile the four networks (the first steps then take minutes)"""
+    checkpoint_blocks: bool = False
+    """recompute the generators' residual blocks in the backward pass instead of keeping their
+    activations: less memory for large crops on small GPUs, more time"""
 
 
 @dataclass(frozen=True)
@@ -240,6 +276,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def __post_init__(self) -> None:
         channels_a, channels_b = self.model.channels_a, self.model.channels_b

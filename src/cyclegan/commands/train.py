@@ -18,8 +18,8 @@ def add_train_command(commands: Any) -> None:
         help="train a CycleGAN (or resume one)",
         description="Train a CycleGAN on ROOT/trainA and ROOT/trainB. With --resume, continue a "
         "run from its checkpoint; options given with --resume override the saved ones (giving "
-        "--lr, --epochs or --epochs-decay starts a new schedule there: --epochs more epochs at "
-        "--lr, then --epochs-decay decaying to 0).",
+        "--lr, --epochs, --epochs-decay or --minutes starts a new schedule there: --epochs more "
+        "epochs at --lr, then --epochs-decay decaying to 0).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS,
     )

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 Upsample = Literal["transpose", "resize"]
 # atanh(+-1) is infinite; 1 - 1e-3 maps to about +-3.8 and back to within 1e-3 of the input
@@ -96,6 +97,7 @@ class ResnetGenerator(nn.Module):
             )
         self.stride = 2**num_downsamplings
         self.residual = residual
+        self.checkpoint_blocks = False  # training option: recompute the blocks in backward
         encoder: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, base_channels, kernel_size=7),
@@ -118,7 +120,13 @@ class ResnetGenerator(nn.Module):
         self.decoder = nn.Sequential(*decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(self.blocks(self.encoder(x)))
+        features = self.encoder(x)
+        if self.checkpoint_blocks and torch.is_grad_enabled():
+            for block in self.blocks:  # keep only each block's input; recompute the rest
+                features = checkpoint(block, features, use_reentrant=False)
+        else:
+            features = self.blocks(features)
+        out = self.decoder(features)
         if not self.residual:
             return out
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping

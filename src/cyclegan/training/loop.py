@@ -37,6 +37,7 @@ from cyclegan.training.samples import fixed_samples, save_sample_grid
 from cyclegan.training.schedule import lr_factor
 from cyclegan.training.state import Progress, TrainingState
 from cyclegan.training.step import train_step
+from cyclegan.training.time_budget import TimeBudget
 
 if TYPE_CHECKING:
     from cyclegan.evaluation.metrics import FeatureExtractor
@@ -70,6 +71,8 @@ def train(
     check_crop_size(config.model, config.data.crop_size)
     check_named_files(config)
     device = pick_device(config.run.device)
+    if device.type == "cuda":  # the crops keep one size: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = True
     dataset = load_training_set(config, log)
     state = TrainingState.create(config, device)
 
@@ -88,9 +91,14 @@ def train(
         )
         return run_dir
     workers = loader_workers(config.data.workers, log)
+    length = (
+        f"about {config.optim.minutes:g} minutes"
+        if config.optim.minutes
+        else f"epochs {progress.epoch + 1}..{end_epoch}"
+    )
     log(
         f"training {run_dir} on {device}: {len(dataset.paths_a)} A and {len(dataset.paths_b)} B "
-        f"images, epochs {progress.epoch + 1}..{end_epoch}, {workers} loader worker(s)"
+        f"images, {length}, {workers} loader worker(s)"
     )
     samples = fixed_samples(
         Path(config.data.data),
@@ -113,7 +121,13 @@ def train(
         def stop_requested() -> bool:
             return interrupt.requested or (should_stop is not None and should_stop(progress.step))
 
-        while progress.epoch < end_epoch:
+        budget = TimeBudget(config.optim.minutes) if config.optim.minutes else None
+        first_step = progress.step
+
+        def fit_due() -> bool:
+            return budget is not None and budget.due(progress.step - first_step)
+
+        while progress.epoch < end_epoch or budget is not None:  # --minutes sets the end
             state.optimizers.set_lr(epoch_lr(config.optim, progress))
             loader = epoch_loader(dataset, config, progress, workers, device)
             finished = run_epoch(
@@ -121,12 +135,17 @@ def train(
                 loader,
                 config=config,
                 run_log=run_log,
-                stop_requested=stop_requested,
+                stop_requested=lambda: stop_requested() or fit_due(),
                 log=log,
             )
             if finished:
                 progress.epoch, progress.batch = progress.epoch + 1, 0
                 finish_epoch(state, config, run_dir, evaluation, samples, run_log)
+            if budget is not None and fit_due():
+                batches = math.ceil(len(dataset) / config.data.batch_size)
+                config = fit_to_budget(budget, config, progress, batches, first_step, log)
+                save_config(config, run_dir / "config.yaml")
+                end_epoch, budget = progress.end_epoch(config.optim), None
             if progress.epoch < end_epoch and stop_requested():
                 write_checkpoint(run_dir, config, state)
                 log(
@@ -139,6 +158,29 @@ def train(
 
     log(f"done: {run_dir} (generators in {run_dir / 'generators'})")
     return run_dir
+
+
+def fit_to_budget(
+    budget: TimeBudget,
+    config: Config,
+    progress: Progress,
+    epoch_batches: int,
+    first_step: int,
+    log: Callable[[str], None],
+) -> Config:
+    """--minutes: the config with the schedule fitted to the time left (training/time_budget)."""
+    steps_per_epoch = epoch_batches
+    if config.run.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.run.max_steps_per_epoch)
+    in_segment = (progress.epoch - progress.schedule_start) * steps_per_epoch + progress.batch
+    fitted_config, fitted, rate = budget.fit(
+        config, progress.step - first_step, in_segment, steps_per_epoch
+    )
+    log(
+        f"--minutes {config.optim.minutes:g}: {rate:.2f} steps/s, so the schedule is "
+        f"{fitted.options()} (in config.yaml; a resumed run continues it)"
+    )
+    return fitted_config
 
 
 def check_named_files(config: Config) -> None:
@@ -183,7 +225,14 @@ def run_epoch(
             real_a = batch["a"].to(device, non_blocking=True)
             real_b = batch["b"].to(device, non_blocking=True)
             losses = train_step(
-                state.model, state.optimizers, state.pools, real_a, real_b, config.loss
+                state.model,
+                state.optimizers,
+                state.pools,
+                real_a,
+                real_b,
+                config.loss,
+                config.speed,
+                state.scaler,
             )
             check_finite(losses, progress, run_log.run_dir)
             progress.batch += 1
@@ -253,7 +302,10 @@ class Window:
 
 
 def epoch_lr(optim: OptimConfig, progress: Progress) -> float:
-    """The lr of the current epoch: constant, then linear decay (paper sec. 4)."""
+    """The lr of the current epoch: constant, then linear decay (paper sec. 4). Until
+    --minutes has fitted the schedule, the initial lr (every fitted schedule starts with it)."""
+    if optim.minutes:
+        return optim.lr
     factor = lr_factor(progress.epoch, optim.epochs, optim.epochs_decay, progress.schedule_start)
     return optim.lr * factor
 

@@ -19,6 +19,7 @@ from cyclegan.checkpoint import FORMAT_VERSION, MODEL_KEYS, load_model_states
 from cyclegan.config import Config, ConfigError, OptimConfig
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
+from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
 
 # model options that change parameter shapes or what the weights compute (residual: the
 # same weights, another function): a resumed run cannot change them
@@ -35,7 +36,7 @@ ARCHITECTURE_OPTIONS = (
 )
 # options used once, when a run starts; a resumed run continues its weights and random states
 START_OPTIONS = ("init_std", "seed")
-SCHEDULE_OPTIONS = ("lr", "epochs", "epochs_decay")
+SCHEDULE_OPTIONS = ("lr", "epochs", "epochs_decay", "minutes")
 
 
 @dataclass
@@ -66,11 +67,12 @@ class Optimizers:
     disc: torch.optim.Adam
 
     @classmethod
-    def for_model(cls, model: CycleGAN, optim: OptimConfig) -> Optimizers:
-        betas = (optim.beta1, optim.beta2)
+    def for_model(cls, model: CycleGAN, optim: OptimConfig, fused: bool = False) -> Optimizers:
+        """fused: Adam's one-kernel implementation (the same update up to float rounding)."""
+        options = {"lr": optim.lr, "betas": (optim.beta1, optim.beta2), "fused": fused or None}
         return cls(
-            gen=torch.optim.Adam(model.generators.parameters(), lr=optim.lr, betas=betas),
-            disc=torch.optim.Adam(model.discriminators.parameters(), lr=optim.lr, betas=betas),
+            gen=torch.optim.Adam(model.generators.parameters(), **options),
+            disc=torch.optim.Adam(model.discriminators.parameters(), **options),
         )
 
     @property
@@ -98,17 +100,21 @@ class TrainingState:
     pools: tuple[ImagePool, ImagePool]
     progress: Progress = field(default_factory=Progress)
     best: dict[str, Any] = field(default_factory=dict)  # metric, value, epoch of best.pt
+    scaler: torch.amp.GradScaler | None = None  # fp16 mixed precision only
 
     @classmethod
     def create(cls, config: Config, device: torch.device) -> TrainingState:
         """Fresh networks initialised from the run's seed, their optimizers, empty pools."""
         torch.manual_seed(config.run.seed)
         model = CycleGAN(config.model).to(device)
+        prepare_networks(model, config.speed)
         size, seed = config.optim.pool_size, config.run.seed
+        fused = config.speed.fused_adam and fused_adam_available(device)
         return cls(
             model,
-            Optimizers.for_model(model, config.optim),
+            Optimizers.for_model(model, config.optim, fused=fused),
             (ImagePool(size, seed=seed), ImagePool(size, seed=seed + 1)),
+            scaler=gradient_scaler(device, config.speed),
         )
 
     @property
@@ -132,6 +138,7 @@ class TrainingState:
             "schedulers": {"schedule_start": progress.schedule_start},
             "image_pools": {"a": self.pools[0].state_dict(), "b": self.pools[1].state_dict()},
             "best": self.best,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -162,8 +169,8 @@ class TrainingState:
         for name, (old, new) in changed_options(saved, config).items():
             log(f"overriding {name}: {old!r} -> {new!r}")
         load_model_states(self.model, checkpoint["models"], source)
-        self.optimizers.gen.load_state_dict(checkpoint["optimizers"]["gen"])
-        self.optimizers.disc.load_state_dict(checkpoint["optimizers"]["disc"])
+        load_optimizer_state(self.optimizers.gen, checkpoint["optimizers"]["gen"])
+        load_optimizer_state(self.optimizers.disc, checkpoint["optimizers"]["disc"])
         # the optimizer state carries the saved betas; the lr is set every epoch
         self.optimizers.set_betas(config.optim.beta1, config.optim.beta2)
         self._restore_pools(checkpoint["image_pools"], config, log)
@@ -174,6 +181,8 @@ class TrainingState:
             progress.schedule_start = progress.epoch
         self.progress = progress
         self.best = dict(checkpoint.get("best") or {})
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if self.device.type == "cuda" and checkpoint["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
@@ -192,6 +201,14 @@ class TrainingState:
                     f"the crops are now {crop}px"
                 )
                 pool.images.clear()
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a saved Adam state, keeping this run's choice of implementation (--fused-adam):
+    the saved param groups would otherwise bring back the one the run was saved with."""
+    fused = optimizer.param_groups[0].get("fused")
+    groups = [{**group, "fused": fused} for group in state["param_groups"]]
+    optimizer.load_state_dict({**state, "param_groups": groups})
 
 
 def changed_options(saved: Config, config: Config) -> dict[str, tuple[Any, Any]]:

@@ -4,18 +4,39 @@ Generators first: fool both discriminators (eq. 1), close both cycles (eq. 2) an
 identity weight, leave images of their own target domain unchanged (sec. 5.2); the total is
 eq. 3. Then the discriminators, on real images and on fakes drawn from the image pools,
 each loss halved (sec. 4).
+
+The generators' objective is computed one translation direction at a time: A -> B -> A with
+G_AB's identity term, then B -> A -> B with G_BA's. The sum is eq. 3 either way; with
+`split_backward` each direction is back-propagated at once, so its activations are freed
+before the other direction runs. With `batched_passes` a generator takes its real input and
+its identity input in one call, and a discriminator its real and pooled fake images.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
-from cyclegan.config import LossConfig
+import torch
+from torch import nn
+
+from cyclegan.config import LossConfig, SpeedConfig
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.run_log import LOSS_NAMES
+from cyclegan.training.speed import mixed_precision
 from cyclegan.training.state import Optimizers
+
+
+@dataclass
+class Direction:
+    """The generator terms of one translation direction, X -> Y -> X."""
+
+    fake: torch.Tensor  # G_XY(x), detached: the pool's input
+    adversarial: torch.Tensor  # D_Y(G_XY(x)) judged real
+    cycle: torch.Tensor  # |G_YX(G_XY(x)) - x|
+    identity: torch.Tensor  # |G_XY(y) - y| (0 without the identity loss)
+    total: torch.Tensor  # the weighted sum, the part of eq. 3 this direction contributes
 
 
 def train_step(
@@ -25,50 +46,119 @@ def train_step(
     real_a: torch.Tensor,
     real_b: torch.Tensor,
     loss: LossConfig,
+    speed: SpeedConfig | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    """One CycleGAN update on (N, C, H, W) batches in [-1, 1]; returns every loss term."""
+    """One CycleGAN update on (N, C, H, W) batches in [-1, 1]; returns every loss term.
+
+    speed: how to compute it (default: the plain way, every option off); scaler: the fp16
+    gradient scaler when `speed.precision` resolves to fp16.
+    """
+    speed = speed or PLAIN
+    if speed.channels_last:
+        real_a = real_a.contiguous(memory_format=torch.channels_last)
+        real_b = real_b.contiguous(memory_format=torch.channels_last)
+    autocast = mixed_precision(real_a.device, speed.precision)
     gen_ab, gen_ba, disc_a, disc_b = model.gen_ab, model.gen_ba, model.disc_a, model.disc_b
     pool_a, pool_b = pools
 
     # generators: fool both discriminators, close both cycles, keep each own domain
     set_requires_grad((disc_a, disc_b), False)
     optimizers.gen.zero_grad(set_to_none=True)
-    fake_b = gen_ab(real_a)
-    fake_a = gen_ba(real_b)
-    cycled_a = gen_ba(fake_b)
-    cycled_b = gen_ab(fake_a)
-    loss_gen_a = adversarial_loss(disc_a(fake_a), True, loss.gan_mode)
-    loss_gen_b = adversarial_loss(disc_b(fake_b), True, loss.gan_mode)
-    loss_cycle_a = cycle_loss(real_a, cycled_a)
-    loss_cycle_b = cycle_loss(real_b, cycled_b)
-    if loss.lambda_identity > 0:
-        loss_idt_a = identity_loss(real_a, gen_ba(real_a))
-        loss_idt_b = identity_loss(real_b, gen_ab(real_b))
-    else:  # no identity forward passes at all
-        loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
-    loss_gen = (
-        loss_gen_a
-        + loss_gen_b
-        + loss.lambda_cycle * (loss_cycle_a + loss_cycle_b)
-        + loss.lambda_cycle * loss.lambda_identity * (loss_idt_a + loss_idt_b)
-    )
-    loss_gen.backward()
-    optimizers.gen.step()
+    directions = []
+    for forward, backward, judge, real, other in (
+        (gen_ab, gen_ba, disc_b, real_a, real_b),
+        (gen_ba, gen_ab, disc_a, real_b, real_a),
+    ):
+        with autocast:
+            direction = translate_and_cycle(forward, backward, judge, real, other, loss, speed)
+        if speed.split_backward:
+            scaled(direction.total, scaler).backward()
+        directions.append(direction)
+    to_b, to_a = directions
+    if not speed.split_backward:
+        scaled(to_b.total + to_a.total, scaler).backward()
+    optimizer_step(optimizers.gen, scaler)
 
     # discriminators: real vs pooled fakes, each loss halved
     set_requires_grad((disc_a, disc_b), True)
     optimizers.disc.zero_grad(set_to_none=True)
-    pooled_a = pool_a.query(fake_a.detach())
-    pooled_b = pool_b.query(fake_b.detach())
-    loss_disc_a = discriminator_loss(disc_a(real_a), disc_a(pooled_a), loss.gan_mode)
-    loss_disc_b = discriminator_loss(disc_b(real_b), disc_b(pooled_b), loss.gan_mode)
-    (loss_disc_a + loss_disc_b).backward()
-    optimizers.disc.step()
+    pooled_a = pool_a.query(to_a.fake)
+    pooled_b = pool_b.query(to_b.fake)
+    with autocast:
+        loss_disc_a = discriminator_loss(
+            *judge_pair(disc_a, real_a, pooled_a, speed.batched_passes), loss.gan_mode
+        )
+        loss_disc_b = discriminator_loss(
+            *judge_pair(disc_b, real_b, pooled_b, speed.batched_passes), loss.gan_mode
+        )
+    scaled(loss_disc_a + loss_disc_b, scaler).backward()
+    optimizer_step(optimizers.disc, scaler)
+    if scaler is not None:
+        scaler.update()
 
-    terms = [loss_disc_a, loss_disc_b, loss_gen_a, loss_gen_b]
-    terms += [loss_cycle_a, loss_cycle_b, loss_idt_a, loss_idt_b]
-    values = torch.stack(terms).detach().cpu().tolist()  # one device sync per step
+    terms = [loss_disc_a, loss_disc_b, to_a.adversarial, to_b.adversarial]
+    terms += [to_b.cycle, to_a.cycle, to_a.identity, to_b.identity]
+    values = torch.stack([t.float() for t in terms]).detach().cpu().tolist()  # one device sync
     return dict(zip(LOSS_NAMES, values))
+
+
+PLAIN = SpeedConfig(
+    batched_passes=False,
+    split_backward=False,
+    channels_last=False,
+    fused_adam=False,
+    precision="fp32",
+    compile=False,
+    checkpoint_blocks=False,
+)
+
+
+def translate_and_cycle(
+    forward: nn.Module,
+    backward: nn.Module,
+    judge: nn.Module,
+    real: torch.Tensor,
+    other: torch.Tensor,
+    loss: LossConfig,
+    speed: SpeedConfig,
+) -> Direction:
+    """x -> G_XY(x) -> G_YX(G_XY(x)) with D_Y's verdict, and G_XY's identity term on y
+    (|G_XY(y) - y|, which the paper's code calls idt_Y)."""
+    identity_weight = loss.lambda_cycle * loss.lambda_identity
+    if identity_weight > 0 and speed.batched_passes:
+        fake, same = forward(torch.cat([real, other])).split([len(real), len(other)])
+    else:
+        fake = forward(real)
+        same = forward(other) if identity_weight > 0 else None
+    adversarial = adversarial_loss(judge(fake), True, loss.gan_mode)
+    cycle = cycle_loss(real, backward(fake))
+    no_identity = torch.zeros((), device=real.device)
+    identity = identity_loss(other, same) if same is not None else no_identity
+    total = adversarial + loss.lambda_cycle * cycle + identity_weight * identity
+    # the pool keeps fp32 fakes whatever the precision, so a resume may change it
+    return Direction(fake.detach().float(), adversarial, cycle, identity, total)
+
+
+def judge_pair(
+    disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, batched: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """D(real), D(fake): one call on both when batched (each image is normalised alone)."""
+    if not batched:
+        return disc(real), disc(fake)
+    both = disc(torch.cat([real, fake]))
+    return both[: len(real)], both[len(real) :]
+
+
+def scaled(value: torch.Tensor, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
+    return value if scaler is None else scaler.scale(value)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
 
 
 def set_requires_grad(networks: tuple[torch.nn.Module, ...], flag: bool) -> None:
