@@ -65,13 +65,22 @@ def train_step(
     # generators: fool both discriminators, close both cycles, keep each own domain
     set_requires_grad((disc_a, disc_b), False)
     optimizers.gen.zero_grad(set_to_none=True)
+    identity_weight = loss.lambda_cycle * loss.lambda_identity
+    identity_apart = identity_weight > 0 and speed.split_backward and not speed.batched_passes
     directions = []
     for forward, backward, judge, real, other in (
         (gen_ab, gen_ba, disc_b, real_a, real_b),
         (gen_ba, gen_ab, disc_a, real_b, real_a),
     ):
+        identity = None
+        if identity_apart:  # its own backward: at most two generator passes held at once
+            with autocast:
+                identity = identity_loss(other, forward(other))
+            scaled(identity_weight * identity, scaler).backward()
         with autocast:
-            direction = translate_and_cycle(forward, backward, judge, real, other, loss, speed)
+            direction = translate_and_cycle(
+                forward, backward, judge, real, other, loss, speed, identity
+            )
         if speed.split_backward:
             scaled(direction.total, scaler).backward()
         directions.append(direction)
@@ -122,10 +131,18 @@ def translate_and_cycle(
     other: torch.Tensor,
     loss: LossConfig,
     speed: SpeedConfig,
+    identity_done: torch.Tensor | None = None,
 ) -> Direction:
     """x -> G_XY(x) -> G_YX(G_XY(x)) with D_Y's verdict, and G_XY's identity term on y
-    (|G_XY(y) - y|, which the paper's code calls idt_Y)."""
+    (|G_XY(y) - y|, which the paper's code calls idt_Y). identity_done: that term, already
+    back-propagated by the caller (it is then reported, not added to the total)."""
     identity_weight = loss.lambda_cycle * loss.lambda_identity
+    if identity_done is not None:
+        fake = forward(real)
+        adversarial = adversarial_loss(judge(fake), True, loss.gan_mode)
+        cycle = cycle_loss(real, backward(fake))
+        total = adversarial + loss.lambda_cycle * cycle
+        return Direction(fake.detach().float(), adversarial, cycle, identity_done.detach(), total)
     if identity_weight > 0 and speed.batched_passes:
         fake, same = forward(torch.cat([real, other])).split([len(real), len(other)])
     else:
