@@ -13,32 +13,35 @@ import torch
 from cyclegan.config import LossConfig
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
+from cyclegan.training.distributed import Replicas, unwrap
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.run_log import LOSS_NAMES
 from cyclegan.training.state import Optimizers
 
 
 def train_step(
-    model: CycleGAN,
+    model: CycleGAN | Replicas,
     optimizers: Optimizers,
     pools: tuple[ImagePool, ImagePool],
     real_a: torch.Tensor,
     real_b: torch.Tensor,
     loss: LossConfig,
 ) -> dict[str, float]:
-    """One CycleGAN update on (N, C, H, W) batches in [-1, 1]; returns every loss term."""
+    """One CycleGAN update on (N, C, H, W) batches in [-1, 1]; returns every loss term.
+    `model`: the CycleGAN, or in a torchrun run its DDP replicas (training/distributed.py)."""
     gen_ab, gen_ba, disc_a, disc_b = model.gen_ab, model.gen_ba, model.disc_a, model.disc_b
     pool_a, pool_b = pools
 
     # generators: fool both discriminators, close both cycles, keep each own domain
     set_requires_grad((disc_a, disc_b), False)
+    judge_a, judge_b = unwrap(disc_a), unwrap(disc_b)  # frozen: no gradients of theirs to sync
     optimizers.gen.zero_grad(set_to_none=True)
     fake_b = gen_ab(real_a)
     fake_a = gen_ba(real_b)
     cycled_a = gen_ba(fake_b)
     cycled_b = gen_ab(fake_a)
-    loss_gen_a = adversarial_loss(disc_a(fake_a), True, loss.gan_mode)
-    loss_gen_b = adversarial_loss(disc_b(fake_b), True, loss.gan_mode)
+    loss_gen_a = adversarial_loss(judge_a(fake_a), True, loss.gan_mode)
+    loss_gen_b = adversarial_loss(judge_b(fake_b), True, loss.gan_mode)
     loss_cycle_a = cycle_loss(real_a, cycled_a)
     loss_cycle_b = cycle_loss(real_b, cycled_b)
     if loss.lambda_identity > 0:
