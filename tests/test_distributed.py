@@ -154,7 +154,7 @@ def test_resume_from_two_processes_on_one(
 def test_resume_from_one_process_on_two_in_the_middle_of_an_epoch(
     synth_root: Path, tmp_path: Path
 ) -> None:
-    config = tiny_config(synth_root, tmp_path, **SMALL, epochs=1)
+    config = tiny_config(synth_root, tmp_path, **SMALL, epochs=1, num_samples=0)
     run_dir = train(config, should_stop=lambda step: step == 2)  # 2 of 6 images done
     code, output = finish(torchrun_train("--resume", str(run_dir)))
     assert code == 0, output
