@@ -159,7 +159,7 @@ def test_resume_from_one_process_on_two_in_the_middle_of_an_epoch(
     code, output = finish(torchrun_train("--resume", str(run_dir)))
     assert code == 0, output
     assert "epoch 1 continues after its first 2 images" in output
-    assert "ranks 1..1 start with empty image pools" in output
+    assert "rank 1 starts with empty image pools" in output
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert (checkpoint["epoch"], checkpoint["step"]) == (1, 2 + 2)  # 4 images in 2 steps of 2
     assert checkpoint["config"].run.world_size == 2

@@ -254,7 +254,9 @@ def world_size_change(saved: Config, config: Config, progress: Progress, saved_r
     if progress.batch:
         done = progress.batch * images_per_step(saved)
         note += f"; epoch {progress.epoch + 1} continues after its first {done} images"
-    if new > saved_ranks:
+    if new == saved_ranks + 1:
+        note += f"; rank {saved_ranks} starts with empty image pools"
+    elif new > saved_ranks:
         note += f"; ranks {saved_ranks}..{new - 1} start with empty image pools"
     return note
 
