@@ -36,7 +36,12 @@ USAGE_ERRORS = (
     "cyclegan.data.images.UnreadableImageError",
 )
 # ... runs that failed exit with 1:
-RUN_FAILURES = ("cyclegan.training.loop.TrainingDiverged", "cyclegan.downloads.DownloadError")
+RUN_FAILURES = (
+    "cyclegan.training.loop.TrainingDiverged",
+    "cyclegan.training.distributed.PeerFailure",
+    "cyclegan.training.distributed.ReplicasDiverged",
+    "cyclegan.downloads.DownloadError",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -104,7 +104,7 @@ class DataConfig:
     flip: bool = True
     """random horizontal flips"""
     batch_size: int = 1
-    """images per domain in a batch"""
+    """images per domain in a batch (in each process, under torchrun)"""
     workers: int = AUTO_WORKERS
     """DataLoader worker processes (0 loads in the training process; -1: min(4, CPU cores
     available - 1))"""
@@ -195,9 +195,18 @@ class RunConfig:
     """test images per domain in the sample grids"""
     max_steps_per_epoch: int = 0
     """cap the steps of an epoch (0: the whole dataset); for quick runs"""
+    dist_timeout: int = 1800
+    """(torchrun) seconds a process waits for the others, also while rank 0 evaluates and
+    writes an epoch's records, before it stops with an error naming the missing rank"""
+    check_replicas: bool = False
+    """(torchrun) compare every process's weights after every step and stop if they differ
+    (a debugging aid: it costs a little every step)"""
+    world_size: int = 1
+    """processes the run trains on (recorded from torchrun, not an option): the effective
+    batch is batch_size x world_size"""
 
     def __post_init__(self) -> None:
-        _check_positive(self, "save_every", "log_every")
+        _check_positive(self, "save_every", "log_every", "dist_timeout", "world_size")
         if self.num_samples < 0 or self.max_steps_per_epoch < 0:
             raise ConfigError("--num-samples and --max-steps-per-epoch must be 0 or more")
         if self.name and not _is_plain_name(self.name):
@@ -410,6 +419,10 @@ def _section_classes() -> dict[str, type]:
     return {f.name: hints[f.name] for f in fields(Config)}
 
 
+# fields the run records about itself rather than options anyone gives: no flag, no --set
+RECORDED = ("world_size",)
+
+
 @cache
 def options() -> tuple[Option, ...]:
     """All options of all sections, in declaration order."""
@@ -417,6 +430,7 @@ def options() -> tuple[Option, ...]:
         option
         for section, cls in _section_classes().items()
         for option in dataclass_options(cls, section)
+        if option.name not in RECORDED
     ]
     names = [o.name for o in result]
     assert len(names) == len(set(names)), "option names must be unique across sections"

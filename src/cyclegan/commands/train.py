@@ -19,7 +19,9 @@ def add_train_command(commands: Any) -> None:
         description="Train a CycleGAN on ROOT/trainA and ROOT/trainB. With --resume, continue a "
         "run from its checkpoint; options given with --resume override the saved ones (giving "
         "--lr, --epochs, --epochs-decay or --minutes starts a new schedule there: --epochs more "
-        "epochs at --lr, then --epochs-decay decaying to 0).",
+        "epochs at --lr, then --epochs-decay decaying to 0). Under torchrun (torchrun "
+        "--nproc-per-node N -m cyclegan train ...) it trains on N processes; --batch-size is "
+        "per process.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         argument_default=argparse.SUPPRESS,
     )
@@ -43,6 +45,7 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from cyclegan.training.distributed import ReportedElsewhere
     from cyclegan.training.interrupt import TrainingInterrupted
     from cyclegan.training.loop import train
 
@@ -61,6 +64,8 @@ def run_train(args: argparse.Namespace) -> int:
         train(Config().with_overrides(given))
         return 0
     except TrainingInterrupted as stopped:  # stopped cleanly, checkpoint saved
+        return stopped.exit_code
+    except ReportedElsewhere as stopped:  # under torchrun: another process says why
         return stopped.exit_code
 
 

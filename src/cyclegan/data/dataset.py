@@ -3,11 +3,14 @@ loader that feed them to training. Pairing is unaligned: the sampler walks a fre
 domain A each epoch and draws a random B image for every A image. Each index the sampler yields
 carries its own sample seed, so augmentation is reproducible from (seed, epoch) alone, identical
 with any number of workers, and a run resumed mid-epoch sees exactly the samples it would have
-seen. Unreadable files are skipped (and reported) instead of killing a long training run.
+seen. With several processes (torchrun) they deal out the same epoch's positions in turn, so a
+step of W processes with batches of B covers the images of one process's batch of B x W.
+Unreadable files are skipped (and reported) instead of killing a long training run.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ __all__ = [
     "UnpairedSampler",
     "domain_dirs",
     "make_loader",
+    "padded_epoch_length",
 ]
 
 PHASES = ("train", "test")
@@ -164,19 +168,41 @@ class UnpairedSampler(Sampler[tuple[int, int, int]]):
     (continued with fresh permutations when B is larger), each paired with a uniformly random B
     index and a random 63-bit sample seed. `start` drops the first `start` positions so a resumed
     run continues with exactly the samples the interrupted one had not yet seen.
+
+    With `world_size` processes, every process draws the same epoch; its positions, wrapped
+    round to a multiple of world_size (every process must take as many steps), are dealt out
+    in turn: process `rank` takes positions rank, rank + world_size, ... after `start`.
     """
 
-    def __init__(self, num_a: int, num_b: int, *, seed: int, epoch: int, start: int = 0) -> None:
+    def __init__(
+        self,
+        num_a: int,
+        num_b: int,
+        *,
+        seed: int,
+        epoch: int,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if num_a < 1 or num_b < 1:
             raise ValueError(f"both domains need at least one image, got {num_a} and {num_b}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.num_a = num_a
         self.num_b = num_b
         self.seed = seed
         self.epoch = epoch
         self.length = max(num_a, num_b)
-        if not 0 <= start <= self.length:
-            raise ValueError(f"start must be in [0, {self.length}], got {start}")
+        self.padded_length = padded_epoch_length(self.length, world_size)
+        if not 0 <= start <= self.padded_length or start % world_size:
+            raise ValueError(
+                f"start must be a multiple of {world_size} in [0, {self.padded_length}], "
+                f"got {start}"
+            )
         self.start = start
+        self.rank = rank
+        self.world_size = world_size
 
     def _epoch_indices(self) -> list[tuple[int, int, int]]:
         generator = torch.Generator()
@@ -191,10 +217,18 @@ class UnpairedSampler(Sampler[tuple[int, int, int]]):
         return list(zip(order_a.tolist(), order_b.tolist(), seeds.tolist(), strict=True))
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        return iter(self._epoch_indices()[self.start :])
+        positions = self._epoch_indices()
+        padded = list(itertools.islice(itertools.cycle(positions), self.padded_length))
+        return iter(padded[self.start :][self.rank :: self.world_size])
 
     def __len__(self) -> int:
-        return self.length - self.start
+        return (self.padded_length - self.start) // self.world_size
+
+
+def padded_epoch_length(length: int, world_size: int) -> int:
+    """An epoch's positions wrapped round to a multiple of `world_size` (the length itself
+    for one process)."""
+    return -(-length // world_size) * world_size
 
 
 def make_loader(
@@ -206,16 +240,22 @@ def make_loader(
     epoch: int,
     start_batch: int = 0,
     pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader[dict[str, Any]]:
-    """A DataLoader over one epoch of `dataset`, starting after `start_batch` batches."""
+    """A DataLoader over one epoch of `dataset` for process `rank` of `world_size`, starting
+    after `start_batch` batches (of every process)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if start_batch < 0:
         raise ValueError(f"start_batch must be >= 0, got {start_batch}")
     num_a, num_b = len(dataset.paths_a), len(dataset.paths_b)
     # Resuming after the last (possibly partial) batch means the epoch is done: start at its end.
-    start = min(start_batch * batch_size, max(num_a, num_b))
-    sampler = UnpairedSampler(num_a, num_b, seed=seed, epoch=epoch, start=start)
+    length = padded_epoch_length(max(num_a, num_b), world_size)
+    start = min(start_batch * batch_size * world_size, length)
+    sampler = UnpairedSampler(
+        num_a, num_b, seed=seed, epoch=epoch, start=start, rank=rank, world_size=world_size
+    )
     # A private generator keeps the loader from drawing worker base seeds from the global RNG;
     # the samples themselves depend only on the sampler's seeds.
     generator = torch.Generator()

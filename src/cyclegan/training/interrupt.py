@@ -3,6 +3,10 @@
 The handler is installed in the training process; DataLoader workers forked from it inherit
 it, so it ignores a Ctrl-C that reaches a worker (the terminal sends it to every process of
 the group): the main process decides, says so once, and stops its loader itself.
+
+Under torchrun a Ctrl-C reaches every training process twice (from the terminal, then
+forwarded by torchrun), so there a repeated signal is no second Ctrl-C: it does not abort, and
+torchrun itself kills processes that have not stopped within its --shutdown-timeout.
 """
 
 from __future__ import annotations
@@ -43,8 +47,11 @@ class StopRequest:
 
 
 @contextmanager
-def stop_on_interrupt() -> Iterator[StopRequest]:
-    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; a second aborts."""
+def stop_on_interrupt(
+    *, announce: bool = True, repeat_aborts: bool = True
+) -> Iterator[StopRequest]:
+    """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; with
+    `repeat_aborts` a second aborts. `announce`: say so (one process of a run says it)."""
     request = StopRequest()
     main_process = os.getpid()
 
@@ -55,9 +62,13 @@ def stop_on_interrupt() -> Iterator[StopRequest]:
                 os.kill(os.getpid(), signum)
             return
         if request.requested:
-            raise KeyboardInterrupt
+            if repeat_aborts:
+                raise KeyboardInterrupt
+            return
         request.signal_number = signum
-        tqdm.write("stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+        if announce:
+            again = " (Ctrl-C again to abort)" if repeat_aborts else ""
+            tqdm.write(f"stopping after this step and saving a checkpoint{again}")
 
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     try:

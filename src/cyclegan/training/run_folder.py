@@ -25,8 +25,9 @@ def run_dir_of_checkpoint(checkpoint: Path) -> Path | None:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
 
 
-def prepare_run_dir(config: Config, resume: Path | None) -> Path:
-    """Create the run folder; refuse one that holds another run."""
+def prepare_run_dir(config: Config, resume: Path | None, create: bool = True) -> Path:
+    """Create the run folder (with `create`: only rank 0 of a torchrun run writes); refuse one
+    that holds another run."""
     run_dir = run_dir_of(config)
     if (run_dir / "checkpoints" / "latest.pt").exists() and not _same_run(run_dir, resume):
         if resume is None:
@@ -37,7 +38,8 @@ def prepare_run_dir(config: Config, resume: Path | None) -> Path:
         raise ConfigError(
             f"{run_dir} already holds another run; pick another --name to continue {resume} in"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 

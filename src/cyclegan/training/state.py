@@ -4,6 +4,11 @@ Networks, both optimizers, the image pools, where training stands (`Progress`), 
 metric so far and the random states. `to_checkpoint` gives the dict `cyclegan.checkpoint`
 writes; `restore` loads one back into a freshly built state, applying the options a resumed
 run overrides, or refusing them (ConfigError) before anything has changed on disk.
+
+In a torchrun run every process holds the same networks, optimizers and progress, but image
+pools and random states of its own (`rank_state`): rank 0's checkpoints hold its own at the
+top and the other processes' under "other_ranks", so a resumed run on as many processes
+continues every process's pools; a process the checkpoint has none for starts empty pools.
 """
 
 from __future__ import annotations
@@ -100,20 +105,26 @@ class TrainingState:
     pools: tuple[ImagePool, ImagePool]
     progress: Progress = field(default_factory=Progress)
     best: dict[str, Any] = field(default_factory=dict)  # metric, value, epoch of best.pt
+    # rank_state() of processes 1, 2, ... of a torchrun run, gathered by rank 0 to write
+    other_ranks: list[dict[str, Any]] = field(default_factory=list)
     scaler: torch.amp.GradScaler | None = None  # fp16 mixed precision only
 
     @classmethod
-    def create(cls, config: Config, device: torch.device) -> TrainingState:
-        """Fresh networks initialised from the run's seed, their optimizers, empty pools."""
+    def create(cls, config: Config, device: torch.device, rank: int = 0) -> TrainingState:
+        """Fresh networks initialised from the run's seed (alike in every process), their
+        optimizers, empty pools; a process other than rank 0 of a torchrun run gets pools and
+        random numbers (dropout) of its own."""
         torch.manual_seed(config.run.seed)
         model = CycleGAN(config.model).to(device)
         prepare_networks(model, config.speed)
         size, seed = config.optim.pool_size, config.run.seed
+        if rank:
+            torch.manual_seed(rank_seed(seed, rank))
         fused = config.speed.fused_adam and fused_adam_available(device)
         return cls(
             model,
             Optimizers.for_model(model, config.optim, fused=fused),
-            (ImagePool(size, seed=seed), ImagePool(size, seed=seed + 1)),
+            (ImagePool(size, seed=seed + 2 * rank), ImagePool(size, seed=seed + 2 * rank + 1)),
             scaler=gradient_scaler(device, config.speed),
         )
 
@@ -136,9 +147,16 @@ class TrainingState:
                 "disc": self.optimizers.disc.state_dict(),
             },
             "schedulers": {"schedule_start": progress.schedule_start},
-            "image_pools": {"a": self.pools[0].state_dict(), "b": self.pools[1].state_dict()},
             "best": self.best,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            **self.rank_state(),
+            **({"other_ranks": self.other_ranks} if self.other_ranks else {}),
+        }
+
+    def rank_state(self) -> dict[str, Any]:
+        """What differs between the processes of a torchrun run: image pools, random states."""
+        return {
+            "image_pools": {"a": self.pools[0].state_dict(), "b": self.pools[1].state_dict()},
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -153,8 +171,10 @@ class TrainingState:
         source: Path,
         overridden: tuple[str, ...] = (),
         log: Callable[[str], None] = print,
+        rank: int = 0,
     ) -> None:
-        """Continue from a loaded checkpoint with `config` (the saved config plus overrides).
+        """Continue from a loaded checkpoint with `config` (the saved config plus overrides,
+        its world_size the processes training now) as process `rank`.
 
         Every changed option is applied here or refused before anything is loaded.
         """
@@ -173,9 +193,14 @@ class TrainingState:
         load_optimizer_state(self.optimizers.disc, checkpoint["optimizers"]["disc"])
         # the optimizer state carries the saved betas; the lr is set every epoch
         self.optimizers.set_betas(config.optim.beta1, config.optim.beta2)
-        self._restore_pools(checkpoint["image_pools"], config, log)
-        # the same images done, counted in batches of a new --batch-size
-        progress.batch = progress.batch * saved.data.batch_size // config.data.batch_size
+        others = checkpoint.get("other_ranks") or []
+        own = checkpoint if rank == 0 else others[rank - 1] if rank <= len(others) else None
+        if own is not None:  # else this process starts with the empty pools it was made with
+            self._restore_pools(own["image_pools"], config, log)
+        if saved.run.world_size != config.run.world_size:
+            log(world_size_change(saved, config, progress, saved_ranks=1 + len(others)))
+        # the same images done, counted in steps of a new --batch-size x processes
+        progress.batch = progress.batch * images_per_step(saved) // images_per_step(config)
         if any(name in overridden for name in SCHEDULE_OPTIONS):
             # new schedule settings start a new segment here, as a user lowering the lr expects
             progress.schedule_start = progress.epoch
@@ -183,9 +208,12 @@ class TrainingState:
         self.best = dict(checkpoint.get("best") or {})
         if self.scaler is not None and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and checkpoint["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        if own is None:
+            torch.manual_seed(rank_seed(config.run.seed, rank, progress.step))
+            return
+        torch.set_rng_state(own["rng"]["torch"])
+        if self.device.type == "cuda" and own["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(own["rng"]["cuda"])
 
     def _restore_pools(
         self, states: dict[str, Any], config: Config, log: Callable[[str], None]
@@ -212,13 +240,42 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
 
 def changed_options(saved: Config, config: Config) -> dict[str, tuple[Any, Any]]:
-    """Options whose value differs, except where the run is written (name, runs_dir)."""
+    """Options whose value differs, except where the run is written (name, runs_dir) and the
+    processes it trains on (world_size: torchrun's choice, logged on its own)."""
     old, new = saved.flat(), config.flat()
     return {
         name: (old[name], new[name])
         for name in new
-        if old[name] != new[name] and name not in ("name", "runs_dir")
+        if old[name] != new[name] and name not in ("name", "runs_dir", "world_size")
     }
+
+
+def images_per_step(config: Config) -> int:
+    """The effective batch: --batch-size in each of the processes."""
+    return config.data.batch_size * config.run.world_size
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """A torch seed of process `rank`'s own (from `step` on, for one that joins a resumed run)."""
+    return ((seed * 1_000_003 + rank) * 1_000_003 + step) % (1 << 63)
+
+
+def world_size_change(saved: Config, config: Config, progress: Progress, saved_ranks: int) -> str:
+    """What resuming on another number of processes changes, in one line."""
+    old, new = saved.run.world_size, config.run.world_size
+    note = (
+        f"the run trained on {old} process(es), now on {new}: {images_per_step(config)} images "
+        f"a step instead of {images_per_step(saved)} (--batch-size {config.data.batch_size} in "
+        "each process)"
+    )
+    if progress.batch:
+        done = progress.batch * images_per_step(saved)
+        note += f"; epoch {progress.epoch + 1} continues after its first {done} images"
+    if new == saved_ranks + 1:
+        note += f"; rank {saved_ranks} starts with empty image pools"
+    elif new > saved_ranks:
+        note += f"; ranks {saved_ranks}..{new - 1} start with empty image pools"
+    return note
 
 
 def check_resumable(saved: Config, config: Config, progress: Progress, source: Path) -> None:
@@ -244,9 +301,19 @@ def check_resumable(saved: Config, config: Config, progress: Progress, source: P
                 f"continues its weights and random states; start a new run (--name) to change it"
             )
     saved_size, batch_size = saved.data.batch_size, config.data.batch_size
-    if progress.batch * saved_size % batch_size:
+    saved_world, world = saved.run.world_size, config.run.world_size
+    if progress.batch * images_per_step(saved) % images_per_step(config) == 0:
+        return
+    if saved_world == world:
         raise ConfigError(
             f"--batch-size {batch_size} cannot take over after {progress.batch} batches of "
             f"{saved_size} in epoch {progress.epoch + 1}; resume with --batch-size {saved_size} "
             "and change it at an epoch boundary (e.g. from a checkpoints/epoch_NNN.pt)"
         )
+    raise ConfigError(
+        f"{world} process(es) x --batch-size {batch_size} cannot take over after "
+        f"{progress.batch} steps of {saved_world} process(es) x {saved_size} images in epoch "
+        f"{progress.epoch + 1}: the images done do not fill whole steps; resume on "
+        f"{saved_world} process(es) with --batch-size {saved_size} and change at an epoch "
+        "boundary (e.g. from a checkpoints/epoch_NNN.pt)"
+    )

@@ -14,7 +14,7 @@ its identity input in one call, and a discriminator its real and pooled fake ima
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from torch import nn
 from cyclegan.config import LossConfig, SpeedConfig
 from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
 from cyclegan.models import CycleGAN
+from cyclegan.training.distributed import Replicas, unwrap
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.run_log import LOSS_NAMES
 from cyclegan.training.speed import mixed_precision
@@ -40,7 +41,7 @@ class Direction:
 
 
 def train_step(
-    model: CycleGAN,
+    model: CycleGAN | Replicas,
     optimizers: Optimizers,
     pools: tuple[ImagePool, ImagePool],
     real_a: torch.Tensor,
@@ -51,10 +52,13 @@ def train_step(
 ) -> dict[str, float]:
     """One CycleGAN update on (N, C, H, W) batches in [-1, 1]; returns every loss term.
 
+    `model`: the CycleGAN, or in a torchrun run its DDP replicas (training/distributed.py);
     speed: how to compute it (default: the plain way, every option off); scaler: the fp16
     gradient scaler when `speed.precision` resolves to fp16.
     """
     speed = speed or PLAIN
+    if isinstance(model, Replicas):  # DDP averages gradients in one backward per forward
+        speed = replace(speed, split_backward=False)
     if speed.channels_last:
         real_a = real_a.contiguous(memory_format=torch.channels_last)
         real_b = real_b.contiguous(memory_format=torch.channels_last)
@@ -64,13 +68,14 @@ def train_step(
 
     # generators: fool both discriminators, close both cycles, keep each own domain
     set_requires_grad((disc_a, disc_b), False)
+    judge_a, judge_b = unwrap(disc_a), unwrap(disc_b)  # frozen: no gradients of theirs to sync
     optimizers.gen.zero_grad(set_to_none=True)
     identity_weight = loss.lambda_cycle * loss.lambda_identity
     identity_apart = identity_weight > 0 and speed.split_backward and not speed.batched_passes
     directions = []
     for forward, backward, judge, real, other in (
-        (gen_ab, gen_ba, disc_b, real_a, real_b),
-        (gen_ba, gen_ab, disc_a, real_b, real_a),
+        (gen_ab, gen_ba, judge_b, real_a, real_b),
+        (gen_ba, gen_ab, judge_a, real_b, real_a),
     ):
         identity = None
         if identity_apart:  # its own backward: at most two generator passes held at once

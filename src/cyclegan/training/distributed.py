@@ -1,0 +1,373 @@
+"""Training on several processes: torchrun's environment, DDP replicas, stopping together.
+
+`torchrun --nproc-per-node N -m cyclegan train ...` starts N copies of `cyclegan train`, one
+per GPU (or N on the CPU), and tells each its RANK, WORLD_SIZE and LOCAL_RANK. `join_team`
+turns that into a `Team`: the process group (nccl between GPUs, gloo on CPUs), this
+process's device, and a gloo group for the small CPU-side messages of every step. The four
+networks train as DistributedDataParallel replicas: every backward pass averages the
+gradients over the processes, so each applies the same update and the weights stay
+identical (`--check-replicas` verifies it after every step). After every step the processes
+share their losses and whether one of them wants to stop (a signal, a non-finite loss), so
+all of them stop at the same step.
+
+A process that fails posts its error in torchrun's key-value store before it exits. The
+others find out at their next collective (at once when its connection closes, after
+--dist-timeout when it hangs), take the roll call in the store, and the lowest surviving
+rank says in one line which rank failed and why, or which stopped answering. A process
+started without torchrun is a team of one, and none of this runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from cyclegan.checkpoint import MODEL_KEYS
+from cyclegan.config import ConfigError, RunConfig
+from cyclegan.device import pick_device
+from cyclegan.models import CycleGAN
+
+FAILED_KEY = "cyclegan/failed/{rank}"  # the one-line error a process failed with
+ALIVE_KEY = "cyclegan/alive/{rank}"  # a process that lost contact with the others answers here
+ROLL_CALL_S = 5.0  # how long a process that lost contact waits for the others to answer
+# what a collective raises when another process went away or hung: DistError, or from inside
+# DDP's backward pass a RuntimeError with the backend's words
+LOST_CONTACT_MARKS = ("gloo", "NCCL", "Connection closed by peer", "Connection reset", "Timed out")
+
+
+class PeerFailure(RuntimeError):
+    """Another process of the run failed or stopped answering; the message names its rank."""
+
+
+class ReplicasDiverged(RuntimeError):
+    """--check-replicas found processes holding different weights."""
+
+
+class ReportedElsewhere(Exception):
+    """This process stopped with the run and another one reports why: one message per run."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"stopped with the other processes (exit code {exit_code})")
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class StopWish:
+    """Whether a process wants training to stop, and the signal that asked, if one did."""
+
+    requested: bool = False
+    signal_number: int | None = None
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What the processes told each other after a step."""
+
+    losses: dict[str, float]  # the mean over the processes: the losses of the whole step
+    losses_by_rank: list[dict[str, float]]
+    stop: StopWish  # the processes' wishes together: stop if one asks
+
+
+@dataclass
+class Replicas:
+    """The four networks as DDP replicas, for train_step: calling them averages the gradients
+    of their backward passes over the processes."""
+
+    gen_ab: nn.Module
+    gen_ba: nn.Module
+    disc_a: nn.Module
+    disc_b: nn.Module
+
+
+@dataclass
+class Team:
+    """The processes training together (torchrun's), or this process alone."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_world_size: int = 1  # processes on this machine
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    control: Any = None  # gloo group for CPU tensors (None: the default group, itself gloo)
+    broken: bool = False  # a process failed: the group can no longer be trusted to tear down
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that writes the run folder, logs and shows progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def wrap(self, model: CycleGAN) -> CycleGAN | Replicas:
+        """The networks train_step calls: the model itself, or DDP replicas of its four
+        networks. Each replica's parameters are the model's own, so checkpoints, samples
+        and evaluation keep using `model` (plain state dicts, no `module.` prefixes)."""
+        if not self.distributed:
+            return model
+        # every parameter takes part in every backward pass of its network (the step freezes
+        # the discriminators by calling their plain modules), so DDP need not search the
+        # graph for unused ones; instance norm keeps no running statistics to synchronise
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return Replicas(
+            **{
+                key: DistributedDataParallel(getattr(model, key), device_ids=ids)
+                for key in MODEL_KEYS
+            }
+        )
+
+    def share_step(self, losses: dict[str, float], wish: StopWish) -> StepReport:
+        """Every process's losses and stop wish after a step, one small exchange."""
+        if not self.distributed:
+            return StepReport(losses, [losses], wish)
+        names = list(losses)
+        mine = [*losses.values(), *wish_values(wish)]
+        rows = self._all_gather(torch.tensor(mine, dtype=torch.float64))
+        by_rank = [dict(zip(names, row[: len(names)].tolist())) for row in rows]
+        mean = {name: sum(row[name] for row in by_rank) / self.world_size for name in names}
+        return StepReport(mean, by_rank, merged_wish(rows[:, len(names) :]))
+
+    def agree(self, wish: StopWish) -> StopWish:
+        """The processes' stop wishes together."""
+        if not self.distributed:
+            return wish
+        return merged_wish(self._all_gather(torch.tensor(wish_values(wish), dtype=torch.float64)))
+
+    def gather_to_main(self, item: Any) -> list[Any] | None:
+        """Every process's `item` (picklable, on the CPU), in rank order, on rank 0; None on the
+        others."""
+        if not self.distributed:
+            return [item]
+        gathered: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(item, gathered, dst=0, group=self.control)
+        return gathered
+
+    def wait_for_main(self) -> None:
+        """The other processes wait here while rank 0 writes (bounded by --dist-timeout)."""
+        if self.distributed:
+            dist.barrier(group=self.control)
+
+    def check_replicas(self, model: CycleGAN, step: int) -> None:
+        """Raise ReplicasDiverged unless every process holds the same weights."""
+        if not self.distributed:
+            return
+        names, sums = weight_checksums(model)
+        difference = first_difference(names, self._all_gather(sums))
+        if difference is not None:
+            raise ReplicasDiverged(
+                f"after step {step} the processes hold different weights: {difference}; "
+                "their gradients were not averaged (a network called outside its DDP wrapper?)"
+            )
+
+    def handle_failure(self, error: Exception, run_dir: Path) -> None:
+        """After `error` ended training in a torchrun run. If it is a collective that lost
+        contact, raise the run's one-line report (PeerFailure on the lowest surviving rank,
+        ReportedElsewhere on the others); else post it for the others and return, so the
+        caller re-raises it."""
+        if not self.distributed:
+            return
+        self.broken = True
+        store = default_store()
+        if lost_contact(error):
+            raise self._report_lost_contact(store, error, run_dir) from error
+        store_set(store, FAILED_KEY.format(rank=self.rank), one_line(error))
+
+    def _report_lost_contact(self, store: Any, error: Exception, run_dir: Path) -> Exception:
+        store_set(store, ALIVE_KEY.format(rank=self.rank), "1")
+        failed, alive = roll_call(store, self.world_size, ROLL_CALL_S)
+        silent = sorted(set(range(self.world_size)) - set(failed) - alive - {self.rank})
+        if min(alive | {self.rank}) != self.rank:
+            return ReportedElsewhere(1)
+        causes = [f"rank {rank} failed ({message})" for rank, message in sorted(failed.items())]
+        if silent:
+            ranks = ", ".join(str(rank) for rank in silent)
+            causes.append(
+                f"rank {ranks} stopped answering (killed, out of memory, hung past "
+                "--dist-timeout, or its machine went down)"
+            )
+        if not causes:
+            causes.append(f"rank {self.rank} lost contact with the others ({one_line(error)})")
+        latest = run_dir / "checkpoints" / "latest.pt"
+        kept = (
+            f"the last checkpoint is kept; continue with --resume {run_dir}"
+            if latest.exists()
+            else "no checkpoint had been written yet"
+        )
+        return PeerFailure(f"{'; '.join(causes)}: every process stopped, {kept}")
+
+    def _all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """(world_size, *tensor.shape): every process's `tensor` (on the CPU), in rank order."""
+        rows = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(rows, tensor, group=self.control)
+        return torch.stack(rows)
+
+
+@contextmanager
+def join_team(run: RunConfig) -> Iterator[Team]:
+    """This process's place in a torchrun run (RANK, WORLD_SIZE and LOCAL_RANK in the
+    environment), or a team of one; the process group lives as long as the context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        yield Team(device=pick_device(run.device))
+        return
+    if "RANK" not in os.environ:
+        raise ConfigError(
+            f"WORLD_SIZE is {world_size} but RANK is not set: start several processes with "
+            "torchrun (torchrun --nproc-per-node N -m cyclegan train ...)"
+        )
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    device = process_device(run.device, local_rank, local_world_size)
+    timeout = timedelta(seconds=run.dist_timeout)
+    if device.type == "cuda":
+        dist.init_process_group("nccl", timeout=timeout, device_id=device)
+        control = dist.new_group(backend="gloo", timeout=timeout)
+    else:
+        dist.init_process_group("gloo", timeout=timeout)
+        control = None
+    team = Team(rank, world_size, local_world_size, device, control)
+    try:
+        yield team
+    finally:
+        if not team.broken:  # a broken group can block in its teardown; the process is ending
+            dist.destroy_process_group()
+
+
+def process_device(name: str, local_rank: int, local_world_size: int) -> torch.device:
+    """--device for one of several processes: on GPUs, the one of its LOCAL_RANK."""
+    device = pick_device(name)
+    if device.type == "mps":
+        raise ConfigError(
+            "--device mps cannot train on several processes (torch.distributed has no MPS "
+            "backend); use --device cpu, or train in one process without torchrun"
+        )
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count()
+    if local_world_size > count:
+        raise ConfigError(
+            f"torchrun started {local_world_size} processes on a machine with {count} GPU(s): "
+            f"one process per GPU, so give --nproc-per-node {count} (or --device cpu)"
+        )
+    device = torch.device("cuda", local_rank)
+    torch.cuda.set_device(device)
+    return device
+
+
+def unwrap(network: nn.Module) -> nn.Module:
+    """The plain module inside a DDP replica (a plain module as it is): calling it computes
+    the same, but leaves its gradients unsynchronised."""
+    return network.module if isinstance(network, DistributedDataParallel) else network
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def wish_values(wish: StopWish) -> list[float]:
+    return [float(wish.requested), float(wish.signal_number or 0)]
+
+
+def merged_wish(rows: torch.Tensor) -> StopWish:
+    """(world_size, 2) rows of wish_values -> stop if one asks, by the highest signal if any."""
+    signal_number = int(rows[:, 1].max())
+    return StopWish(bool(rows[:, 0].any()), signal_number or None)
+
+
+def weight_checksums(model: CycleGAN) -> tuple[list[str], torch.Tensor]:
+    """Every parameter's name, and its sum and sum of squares in float64: (P, 2) on the CPU."""
+    names, sums = [], []
+    for key in MODEL_KEYS:
+        for name, parameter in getattr(model, key).named_parameters():
+            values = parameter.detach().double()
+            names.append(f"{key}.{name}")
+            sums.append(torch.stack((values.sum(), values.square().sum())))
+    return names, torch.stack(sums).cpu()
+
+
+def first_difference(names: list[str], rows: torch.Tensor) -> str | None:
+    """rows: (world_size, P, 2) weight checksums by rank. The first parameter that differs from
+    rank 0's, and on which ranks; None if every rank holds the same weights."""
+    for index, name in enumerate(names):
+        ranks = [
+            rank
+            for rank in range(1, len(rows))
+            if not torch.equal(rows[rank, index], rows[0, index])
+        ]
+        if ranks:
+            return f"{name} differs from rank 0's on rank {', '.join(map(str, ranks))}"
+    return None
+
+
+def lost_contact(error: BaseException) -> bool:
+    """Whether `error` is a collective failing because another process went away or hung."""
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(mark in text for mark in LOST_CONTACT_MARKS)
+
+
+def one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def roll_call(store: Any, world_size: int, wait_s: float) -> tuple[dict[int, str], set[int]]:
+    """The processes that posted a failure (rank -> error) and those that answered as alive,
+    once every process did one or the other, or after `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        failed = {
+            rank: message
+            for rank in range(world_size)
+            if (message := store_get(store, FAILED_KEY.format(rank=rank))) is not None
+        }
+        alive = {
+            rank for rank in range(world_size) if store_has(store, ALIVE_KEY.format(rank=rank))
+        }
+        if len(failed.keys() | alive) == world_size or time.monotonic() > deadline:
+            return failed, alive
+        time.sleep(0.1)
+
+
+def default_store() -> Any:
+    """The key-value store the process group was set up with. Under torchrun it is served by
+    torchrun's agent, so it outlives any training process. (torch has no public accessor.)"""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (RuntimeError, ValueError):
+        return None
+
+
+# store calls never raise: a process that is failing must not fail differently for want of
+# the store (its host may be the process that died, when torchrun's agent does not serve it)
+def store_set(store: Any, key: str, value: str) -> None:
+    with suppress(Exception):
+        store.set(key, value)
+
+
+def store_has(store: Any, key: str) -> bool:
+    try:
+        return bool(store.check([key]))
+    except Exception:
+        return False
+
+
+def store_get(store: Any, key: str) -> str | None:
+    if not store_has(store, key):
+        return None
+    try:
+        return bytes(store.get(key)).decode(errors="replace")
+    except Exception:
+        return None
