@@ -31,6 +31,8 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
+from cyclegan.ui.models import list_models, load_translator
+from cyclegan.ui.run_records import read_run
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -173,6 +175,32 @@ def fetched_image(page: Page, url: str, src: str) -> Image.Image:
     response = page.request.get(urllib.parse.urljoin(url, src))
     assert response.ok, response.status
     return Image.open(io.BytesIO(response.body()))
+
+
+# ---- what the page is built from, for a run the project's training made ------------------------
+
+
+def test_a_trained_runs_models_and_records(server: str, runs: Path) -> None:
+    choices = [choice for choice in list_models(runs) if choice.name == "tiny"]
+    assert [choice.label for choice in choices] == [
+        "tiny: latest",
+        "tiny: epoch 2",
+        "tiny: epoch 1",
+        "tiny: checkpoints/best.pt",
+    ]
+    photo = Image.open(SEED_PHOTOS / "B_type" / "6.jpeg")
+    first = load_translator(choices[2], "BtoA", runs, device="cpu")
+    expected = Translator.from_run(runs / "tiny", "BtoA", "cpu", epoch=1)
+    assert np.array_equal(np.asarray(first(photo)), np.asarray(expected(photo)))
+
+    view = read_run(runs, "tiny")
+    assert view.config is not None and view.config.run.max_steps_per_epoch == 2
+    assert view.progress is not None
+    assert (view.progress.epoch, view.progress.step, view.progress.state) == (2, 4, "finished")
+    assert view.progress.steps_per_epoch == 2
+    assert [int(row["epoch"]) for row in view.metrics] == [1, 2]
+    assert {"truth_psnr", "cycle_l1"} <= set(view.metric_names())
+    assert view.sample_epochs == [1, 2]
 
 
 # ---- the Translate tab -------------------------------------------------------------------------

@@ -91,24 +91,26 @@ def list_runs(runs: Path) -> list[str]:
 
 def list_models(runs: Path, cache: Path | None = None) -> list[ModelChoice]:
     """Every generator the interface can load: per run its latest, its numbered checkpoints,
-    best.pt and its exports; then the cached pretrained generators."""
+    best.pt and its exports; then the cached pretrained generators. Files that lead outside
+    their folder (links) are left out."""
     choices: list[ModelChoice] = []
     for name in list_runs(runs):
         folder = run_folder(runs, name)
-        checkpoints = folder / "checkpoints"
-        if (folder / "generators").is_dir() or (checkpoints / "latest.pt").is_file():
+        if (folder / "generators").is_dir() or _confined_file(folder, "checkpoints/latest.pt"):
             choices.append(ModelChoice("run", name))
-        for path in sorted(checkpoints.glob("epoch_*.pt"), reverse=True):
+        for path in sorted((folder / "checkpoints").glob("epoch_*.pt"), reverse=True):
             epoch = path.stem.removeprefix("epoch_")
-            if epoch.isdigit():
+            if epoch.isdigit() and _confined_file(folder, f"checkpoints/{path.name}"):
                 choices.append(ModelChoice("epoch", name, str(int(epoch))))
-        if (checkpoints / "best.pt").is_file():
-            choices.append(ModelChoice("file", name, "checkpoints/best.pt"))
-        exported = folder / "exported"
-        suffixes = set(EXPORT_SUFFIXES.values())
-        for path in sorted(exported.glob("*")) if exported.is_dir() else []:
-            if path.suffix in suffixes and path.is_file():
-                choices.append(ModelChoice("file", name, f"exported/{path.name}"))
+        files = ["checkpoints/best.pt"]
+        files += sorted(
+            f"exported/{path.name}"
+            for path in (folder / "exported").glob("*")
+            if path.suffix in EXPORT_SUFFIXES.values()
+        )
+        choices += [
+            ModelChoice("file", name, file) for file in files if _confined_file(folder, file)
+        ]
     pretrained = cache_dir(cache)
     for name in PRETRAINED:
         if _confined_file(pretrained, f"{name}.pth") is not None:
