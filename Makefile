@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch/torchvision are pinned here (builds known to work together); pyproject declares ranges.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -18,13 +18,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/cyclegan demo
 
-test: install
-	$(BIN)/ruff check src tests benchmarks
+test: install browser
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
+# Debian's chromium, which the tests of `cyclegan ui` drive (Playwright cannot download its own here)
+browser:
+	scripts/ensure-chromium
+
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

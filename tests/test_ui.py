@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from cyclegan.config import Config
 from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
 from cyclegan.ui.models import list_models, load_translator
@@ -98,7 +100,7 @@ def served_ui(runs: Path, work: Path, *flags: str) -> Iterator[Server]:
     waits until it answers) and stopped at the end."""
     port = free_port()
     log = work / "server.log"
-    environment = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio")}
+    environment = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "cyclegan", "ui", "--runs", str(runs)]
     command += ["--port", str(port), *flags]
     with open(log, "w") as output:
@@ -110,6 +112,23 @@ def served_ui(runs: Path, work: Path, *flags: str) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread, as the server runs (on a busy machine two mostly wait for each
+    other), so that results computed here match the server's to the bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def quiet_training(config: Config) -> None:
+    with one_thread():
+        train(config, log=lambda message: None)
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
@@ -139,7 +158,7 @@ def server(runs: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactor
             eval_every=1,
             fid=False,  # metrics without the Inception download: cycle L1, PSNR against truth
         )
-        train(config, log=lambda message: None)
+        quiet_training(config)
         yield started.wait()
 
 
@@ -220,7 +239,8 @@ def test_a_photo_is_translated_at_its_size_by_the_runs_generator(
     expect(link).to_have_attribute("download", "horse_AtoB.png")
     result = fetched_image(page, server, link.get_attribute("href") or "")
     assert result.size == Image.open(photo).size == (272, 185)
-    expected = Translator.from_run(runs / "tiny", "AtoB", device="cpu")(Image.open(photo))
+    with one_thread():
+        expected = Translator.from_run(runs / "tiny", "AtoB", device="cpu")(Image.open(photo))
     assert np.array_equal(np.asarray(result.convert("RGB")), np.asarray(expected))
     # the slider compares input and output at full resolution
     widths = page.locator("#comparison img").evaluate_all(
@@ -296,7 +316,7 @@ def test_a_run_that_trains_is_followed_and_two_runs_compare(
     config = tiny_config(
         synth_root, runs, name="live", epochs=1, epochs_decay=0, max_steps_per_epoch=2
     )
-    train(config, log=lambda message: None)
+    quiet_training(config)
     # the page's timer finds the new run's records without a reload
     expect(page.locator("#run-status")).to_contain_text("finished · epoch 1 of 1")
 

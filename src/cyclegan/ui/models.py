@@ -74,8 +74,9 @@ class ModelChoice:
 
 
 def list_runs(runs: Path) -> list[str]:
-    """Names of the run folders in `runs` (those holding config.yaml), newest first; folders
-    that lead outside `runs` (links) are left out."""
+    """Names of the run folders in `runs` (those holding config.yaml), the last started or
+    resumed first (training writes config.yaml then); folders that lead outside `runs` (links)
+    are left out."""
     if not runs.is_dir():
         return []
     found = []
@@ -84,8 +85,9 @@ def list_runs(runs: Path) -> list[str]:
             folder = run_folder(runs, entry.name)
         except (PathRefused, ConfigError):
             continue
-        if (folder / "config.yaml").is_file():
-            found.append((folder.stat().st_mtime, entry.name))
+        config = folder / "config.yaml"
+        if config.is_file():
+            found.append((config.stat().st_mtime, entry.name))
     return [name for _, name in sorted(found, reverse=True)]
 
 

@@ -33,13 +33,26 @@ PREFERRED_METRICS = ("truth_psnr", "kid", "fid", "cycle_psnr", "cycle_l1")
 RUN_ERRORS = (PathRefused, ConfigError, OSError)
 
 
+# what a panel shows, in the order of its event outputs (the run's name is set apart)
+PARTS = ("status", "body", "losses", "metric", "metric_plot", "sample", "epoch", "config", "seen")
+
+
+def _in_order(parts: Any) -> list[Any]:
+    flat: list[Any] = []
+    for name in PARTS:
+        value = getattr(parts, name)
+        flat += value if isinstance(value, list) else [value]
+    return flat
+
+
 @dataclass
 class RunPanel:
     """The components of one panel."""
 
     run: gr.Dropdown
     status: gr.Markdown
-    loss_plots: list[gr.LinePlot]
+    body: gr.Column  # everything below the status line: hidden when there is no run to show
+    losses: list[gr.LinePlot]
     metric: gr.Dropdown
     metric_plot: gr.LinePlot
     sample: gr.Image
@@ -48,23 +61,15 @@ class RunPanel:
     seen: gr.State  # (signature, latest sample epoch) of what is shown
 
     def outputs(self) -> list[Any]:
-        return [
-            self.status,
-            *self.loss_plots,
-            self.metric,
-            self.metric_plot,
-            self.sample,
-            self.epoch,
-            self.config,
-            self.seen,
-        ]
+        return _in_order(self)
 
 
 @dataclass
 class Shown:
-    """New values (or updates, or gr.skip()) for a panel's outputs, in RunPanel's order."""
+    """New values (or updates, or gr.skip()) for a panel's parts."""
 
     status: Any
+    body: Any
     losses: list[Any]
     metric: Any
     metric_plot: Any
@@ -74,22 +79,14 @@ class Shown:
     seen: Any
 
     def values(self) -> list[Any]:
-        return [
-            self.status,
-            *self.losses,
-            self.metric,
-            self.metric_plot,
-            self.sample,
-            self.epoch,
-            self.config,
-            self.seen,
-        ]
+        return _in_order(self)
 
     @classmethod
     def skipped(cls, status: Any = None) -> Shown:
         """Nothing changes, except the status line when given."""
         return cls(
             gr.skip() if status is None else status,
+            gr.skip(),
             [gr.skip() for _ in LOSS_GROUPS],
             *(gr.skip() for _ in range(6)),
         )
@@ -132,26 +129,43 @@ def build_panel(label: str, key: str) -> RunPanel:
         elem_id=f"{key}-name",
     )
     status = gr.Markdown(elem_id=f"{key}-status")
-    sample = gr.Image(
-        label="Sample grid", type="pil", format="png", interactive=False, elem_id=f"{key}-sample"
-    )
-    epoch = gr.Slider(
-        1, 2, step=1, value=1, label="After epoch", interactive=False, elem_id=f"{key}-epoch"
-    )
-    loss_plots = [
-        gr.LinePlot(
-            x="step", y="loss", color="term", title=title, height=240, elem_id=f"{key}-losses-{i}"
+    with gr.Column(visible=False) as body:
+        sample = gr.Image(  # the grid is titled with its epoch, a label would cover that
+            type="pil", format="png", interactive=False, show_label=False, elem_id=f"{key}-sample"
         )
-        for i, title in enumerate(LOSS_GROUPS)
-    ]
-    metric = gr.Dropdown(label="Metric", choices=[], elem_id=f"{key}-metric")
-    metric_plot = gr.LinePlot(
-        x="epoch", y="value", color="direction", height=240, elem_id=f"{key}-metrics"
-    )
-    with gr.Accordion("Config", open=False):
-        config = gr.Code(language="yaml", elem_id=f"{key}-config")
+        epoch = gr.Slider(
+            1,
+            2,
+            step=1,
+            value=1,
+            label="Sample grid after epoch",
+            interactive=False,
+            elem_id=f"{key}-epoch",
+        )
+        losses = [
+            gr.LinePlot(
+                x="step",
+                y="loss",
+                color="term",
+                title=title,
+                height=240,
+                elem_id=f"{key}-losses-{i}",
+            )
+            for i, title in enumerate(LOSS_GROUPS)
+        ]
+        metric = gr.Dropdown(label="Metric", choices=[], elem_id=f"{key}-metric")
+        metric_plot = gr.LinePlot(
+            x="epoch",
+            y="value",
+            color="direction",
+            x_axis_format="d",  # whole epochs
+            height=240,
+            elem_id=f"{key}-metrics",
+        )
+        with gr.Accordion("Config", open=False):
+            config = gr.Code(language="yaml", elem_id=f"{key}-config")
     seen = gr.State(None)
-    return RunPanel(run, status, loss_plots, metric, metric_plot, sample, epoch, config, seen)
+    return RunPanel(run, status, body, losses, metric, metric_plot, sample, epoch, config, seen)
 
 
 # ---- what a panel shows --------------------------------------------------------------------
@@ -160,7 +174,7 @@ def build_panel(label: str, key: str) -> RunPanel:
 def show_run(runs: Path, name: str | None, metric: str | None) -> Shown:
     """Everything a panel shows of run `name`."""
     if not name:
-        return _blank("Pick a run to show it here.")
+        return _blank("Pick a run to show it here (or type its name).")
     try:
         view = read_run(runs, name)
         stamp = signature(runs, name)
@@ -175,9 +189,10 @@ def show_run(runs: Path, name: str | None, metric: str | None) -> Shown:
     latest = epochs[-1] if epochs else None
     return Shown(
         status=progress_text(view),
+        body=gr.Column(visible=True),
         losses=[loss_frame(view, names) for names in LOSS_GROUPS.values()],
         metric=gr.Dropdown(choices=[(LABELS[m], m) for m in metrics], value=metric),
-        metric_plot=metric_frame(view, metric),
+        metric_plot=metric_plot(view, metric),
         sample=_sample_image(runs, name, latest),
         epoch=_epoch_slider(epochs, latest),
         config=view.config_text,
@@ -189,6 +204,7 @@ def _blank(message: str) -> Shown:
     empty = pd.DataFrame()
     return Shown(
         status=message,
+        body=gr.Column(visible=False),
         losses=[empty for _ in LOSS_GROUPS],
         metric=gr.Dropdown(choices=[], value=None),
         metric_plot=empty,
@@ -247,6 +263,11 @@ def loss_frame(view: RunView, names: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "loss", "term"])
 
 
+def metric_plot(view: RunView, metric: str | None) -> Any:
+    """The metric's curves, its name on the y axis."""
+    return gr.LinePlot(metric_frame(view, metric), y_title=LABELS.get(metric or "", "value"))
+
+
 def metric_frame(view: RunView, metric: str | None) -> pd.DataFrame:
     """One metric against the epoch, both directions."""
     rows = [
@@ -289,9 +310,9 @@ def _shower(runs: Path) -> Any:
 
 
 def _metric_plotter(runs: Path) -> Any:
-    def plot(name: str | None, metric: str | None) -> pd.DataFrame:
+    def plot(name: str | None, metric: str | None) -> Any:
         try:
-            return metric_frame(read_run(runs, name), metric) if name else pd.DataFrame()
+            return metric_plot(read_run(runs, name), metric) if name else pd.DataFrame()
         except RUN_ERRORS:
             return pd.DataFrame()
 
