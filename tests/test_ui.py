@@ -294,7 +294,19 @@ def test_uploads_over_the_limits_or_not_images_are_refused_with_reasons(
 # ---- the Runs tab ------------------------------------------------------------------------------
 
 
-def test_the_runs_tab_shows_the_run_its_curves_and_samples(page: Page, server: str) -> None:
+def grid_shown(page: Page, url: str, panel: str) -> np.ndarray:
+    sample = page.locator(f"#{panel}-sample img")
+    expect(sample).to_be_visible()
+    return np.asarray(fetched_image(page, url, sample.get_attribute("src") or "").convert("RGB"))
+
+
+def sample_grid(runs: Path, name: str, epoch: int) -> np.ndarray:
+    return np.asarray(Image.open(runs / name / "samples" / f"epoch_{epoch:03d}.png").convert("RGB"))
+
+
+def test_the_runs_tab_shows_the_run_its_curves_and_samples(
+    page: Page, server: str, runs: Path
+) -> None:
     page.goto(server)
     page.get_by_role("tab", name="Runs").click()
     expect(page.locator("#run-status")).to_contain_text("finished · epoch 2 of 2 · step 4")
@@ -303,9 +315,12 @@ def test_the_runs_tab_shows_the_run_its_curves_and_samples(page: Page, server: s
         expect(page.locator(f"{plot} .mark-line path").first).to_be_attached()
     assert page.locator("#run-losses-0 .mark-line path").count() == 4  # D_A, D_B, G_A, G_B
     expect(page.locator("#run-metric input")).to_have_value("PSNR vs truth (dB)")
-    sample = page.locator("#run-sample img")
-    expect(sample).to_be_visible()
-    assert sample.evaluate("image => image.naturalWidth") > 100  # the labelled grid
+    assert np.array_equal(grid_shown(page, server, "run"), sample_grid(runs, "tiny", 2))
+    # the scrubber goes back to the grid of an earlier epoch
+    latest = page.locator("#run-sample img").get_attribute("src") or ""
+    page.locator("#run-epoch input[type=range]").fill("1")
+    expect(page.locator("#run-sample img")).not_to_have_attribute("src", latest)
+    assert np.array_equal(grid_shown(page, server, "run"), sample_grid(runs, "tiny", 1))
 
 
 def test_a_run_that_trains_is_followed_and_two_runs_compare(

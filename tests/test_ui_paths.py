@@ -6,6 +6,7 @@ refusals. No server and no browser here (tests/test_ui.py has those)."""
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 import zipfile
 from pathlib import Path
@@ -297,6 +298,21 @@ def test_command_mistakes_are_one_line(
     assert main(["ui", *defaults, *argv]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_taken_port_is_one_line_after_the_exposure_warning(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["ui", "--runs", str(runs), "--host", "0.0.0.0", "--port", str(port)]
+        assert main(argv) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("cyclegan: warning: serving on 0.0.0.0: anyone who can reach")
+    assert lines[-1] == f"cyclegan: error: port {port} is in use: pick another with --port"
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,12 @@ def run_ui(args: argparse.Namespace) -> int:
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels)
     with tempfile.TemporaryDirectory(prefix="cyclegan-ui-") as work_dir:
         settings = Settings(args.runs, Path(work_dir), args.cache_dir, args.device, limits)
-        serve(build_app(settings), settings, args.host, args.port)
+        try:
+            serve(build_app(settings), settings, args.host, args.port)
+        except OSError as error:
+            if "Cannot find empty port" not in str(error):  # Gradio's words for a taken port
+                raise
+            raise UserError(f"port {args.port} is in use: pick another with --port") from None
     return 0
 
 

@@ -105,7 +105,13 @@ def build_runs_tab(runs: Path) -> tuple[RunPanel, RunPanel]:
     for panel in (main, other):
         panel.run.change(_shower(runs), [panel.run, panel.metric], panel.outputs())
         panel.metric.change(_metric_plotter(runs), [panel.run, panel.metric], [panel.metric_plot])
-        panel.epoch.release(_sample_shower(runs), [panel.run, panel.epoch], [panel.sample])
+        panel.epoch.change(
+            _sample_shower(runs),
+            [panel.run, panel.epoch],
+            [panel.sample],
+            trigger_mode="always_last",  # while the slider is dragged: its last position
+            show_progress="hidden",
+        )
         timer.tick(
             _refresher(runs),
             [panel.run, panel.metric, panel.epoch, panel.seen],
