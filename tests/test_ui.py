@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -348,6 +349,37 @@ def test_a_run_name_that_leaves_the_runs_folder_is_refused(
     page.goto(f"{server}?run={urllib.parse.quote(name, safe='')}")
     expect(page.locator("#run-status")).to_contain_text(f"run name {name!r} is refused")
     expect(page.locator("#run-sample img")).to_have_count(0)
+
+
+def api_call(url: str, endpoint: str, data: list[object]) -> str:
+    """A request to the page's API as a script would craft it; returns the event stream."""
+    request = urllib.request.Request(
+        f"{url}gradio_api/call/{endpoint}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60) as stream:
+        return stream.read().decode()
+
+
+def test_crafted_requests_read_nothing_outside(server: str, runs: Path) -> None:
+    secret = runs.parent / "secret.png"
+    Image.new("RGB", (8, 8)).save(secret)
+    model = json.dumps(["run", "tiny", ""])
+    options = [0, "native", 0, "same as input"]
+    upload = [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]
+    # a file that was never uploaded: Gradio refuses to hand it to the translation
+    answer = api_call(server, "translate", [model, "AtoB", upload, *options])
+    assert answer.startswith("event: error") and "secret" not in answer.split("data:", 1)[1]
+    # a model outside the list: refused before anything is read
+    crafted = json.dumps(["file", "tiny", "../../secret.png"])
+    answer = api_call(server, "translate", [crafted, "AtoB", upload, *options])
+    assert answer.startswith("event: error")
+    # a run name outside the runs folder: the panel says so and shows nothing
+    answer = api_call(server, "show", ["../tiny", None])
+    assert "is refused" in answer and "generator:" not in answer  # no line of its config
 
 
 def test_gradio_serves_no_file_of_the_runs_folder_or_the_system(server: str, runs: Path) -> None:

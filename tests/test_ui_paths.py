@@ -9,6 +9,7 @@ import shutil
 import socket
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from cyclegan.ui.safe_paths import PathRefused, inside, plain_name, run_folder
 from cyclegan.ui.uploads import Limits, UploadRefused, translate_uploads
 from tests.test_imports import modules_after
 from tests.test_translate_files import SEED_PHOTOS, WEIGHTS, make_run
+
+LIMITS = Limits(max_upload_bytes=20_000_000, max_pixels=40_000_000)
 
 
 @pytest.fixture
@@ -186,7 +189,7 @@ def test_uploads_are_translated_at_their_size_and_refused_with_reasons(
     Image.new("RGB", (600, 400)).save(uploads / "wide.png")  # few bytes, many pixels
     (uploads / "notes.txt").write_text("no image")
     (uploads / "fake.png").write_text("no image either")
-    limits = Limits(max_upload_bytes=200_000, max_pixels=200_000)
+    limits = replace(LIMITS, max_upload_bytes=200_000, max_pixels=200_000)
     translator = Translator.from_run(runs / "run", "AtoB", "cpu")
     out = tmp_path / "out"
     out.mkdir()
@@ -222,13 +225,13 @@ def test_upload_options_are_checked(runs: Path, tmp_path: Path) -> None:
     photo = tmp_path / "photo.jpeg"
     shutil.copy(SEED_PHOTOS / "B_type" / "6.jpeg", photo)
     with pytest.raises(ConfigError, match="multiple of the generator's stride 4"):
-        translate_uploads([photo], translator, OutputOptions(tile=30), Limits(), tmp_path)
+        translate_uploads([photo], translator, OutputOptions(tile=30), LIMITS, tmp_path)
     with pytest.raises(UploadRefused, match="more than 1 at once"):
         translate_uploads(
-            [photo, photo], translator, OutputOptions(), Limits(max_files=1), tmp_path
+            [photo, photo], translator, OutputOptions(), replace(LIMITS, max_files=1), tmp_path
         )
     outcome = translate_uploads(
-        [photo], translator, OutputOptions(size=64, format="webp"), Limits(), tmp_path
+        [photo], translator, OutputOptions(size=64, format="webp"), LIMITS, tmp_path
     )
     assert outcome.download == tmp_path / "photo_AtoB.webp"
     assert Image.open(outcome.download).size == (64, 64)

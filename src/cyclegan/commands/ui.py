@@ -12,6 +12,8 @@ from typing import Any
 from cyclegan.commands.common import UserError
 
 LOCAL_HOSTS = ("localhost",)
+DEFAULT_MAX_UPLOAD_MB = 20.0
+DEFAULT_MAX_PIXELS = 40_000_000  # a 8000x5000 photo; the decompression-bomb guard
 
 
 def add_ui_command(commands: Any) -> None:
@@ -41,13 +43,17 @@ def add_ui_command(commands: Any) -> None:
         help="device (default: auto)",
     )
     ui.add_argument(
-        "--max-upload-mb", type=float, default=20, help="largest upload in MB (default: 20)"
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"largest upload in MB (default: {DEFAULT_MAX_UPLOAD_MB:g})",
     )
     ui.add_argument(
         "--max-pixels",
         type=int,
-        default=40_000_000,
-        help="largest image in pixels, a decompression-bomb guard (default: 40,000,000)",
+        default=DEFAULT_MAX_PIXELS,
+        help=f"largest image in pixels, a decompression-bomb guard (default: "
+        f"{DEFAULT_MAX_PIXELS:,})",
     )
     ui.set_defaults(handler=run_ui)
 
@@ -77,7 +83,7 @@ def run_ui(args: argparse.Namespace) -> int:
         print(f"cyclegan: warning: {warning}", file=sys.stderr)
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels)
     with tempfile.TemporaryDirectory(prefix="cyclegan-ui-") as work_dir:
-        settings = Settings(args.runs, Path(work_dir), args.cache_dir, args.device, limits)
+        settings = Settings(args.runs, Path(work_dir), limits, args.cache_dir, args.device)
         try:
             serve(build_app(settings), settings, args.host, args.port)
         except OSError as error:

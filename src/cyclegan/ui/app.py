@@ -9,7 +9,7 @@ are stored and in pixels before they are decoded, and translations wait in one q
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,10 @@ class Settings:
     """the runs folder (`cyclegan train --runs-dir`)"""
     work_dir: Path
     """a folder of the server's own, for the examples and the results"""
+    limits: Limits
     cache: Path | None = None
     """the pretrained generators' cache (None: the user cache)"""
     device: str = "auto"
-    limits: Limits = field(default_factory=Limits)
 
 
 def build_app(settings: Settings) -> gr.Blocks:

@@ -95,12 +95,15 @@ def read_numbers(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     rows = []
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                rows.append({key: float(value) for key, value in row.items() if value})
-            except (TypeError, ValueError):  # a row cut off half way: None or '0.12'
-                continue
+    with open(path, newline="", errors="replace") as handle:
+        try:
+            for row in csv.DictReader(handle):
+                try:
+                    rows.append({key: float(value) for key, value in row.items() if value})
+                except (TypeError, ValueError):  # a row cut off half way: None or '0.12'
+                    continue
+        except csv.Error:  # not a CSV file after all (e.g. NUL bytes): what was read counts
+            pass
     return [row for row in rows if "epoch" in row and "step" in row]
 
 

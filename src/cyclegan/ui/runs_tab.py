@@ -88,7 +88,7 @@ class Shown:
             gr.skip() if status is None else status,
             gr.skip(),
             [gr.skip() for _ in LOSS_GROUPS],
-            *(gr.skip() for _ in range(6)),
+            *(gr.skip() for _ in PARTS[3:]),  # the parts after status, body and losses
         )
 
 

@@ -131,7 +131,7 @@ def build_translate_tab(
                 f"Translated {len(outcome.pairs)} of {len(uploaded)} image(s) "
                 f"({translator.direction}) with {choice.label} in {outcome.seconds:.1f} s."
             ]
-            lines += [f"- refused: {reason}" for reason in outcome.refused]
+            lines += [f"- {reason}" for reason in outcome.refused]
             if outcome.refused:
                 gr.Warning("\n".join(outcome.refused))
             shown = [(str(source), str(result)) for source, result in outcome.pairs]

@@ -34,10 +34,10 @@ class UploadRefused(ValueError):
 class Limits:
     """What one request may upload."""
 
-    max_upload_bytes: int = 20_000_000
-    """bytes per file"""
-    max_pixels: int = 40_000_000
-    """pixels per image (width x height)"""
+    max_upload_bytes: int
+    """bytes per file (`cyclegan ui --max-upload-mb`)"""
+    max_pixels: int
+    """pixels per image, width x height (`cyclegan ui --max-pixels`)"""
     max_files: int = 32
     """files per request"""
 
