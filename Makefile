@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch/torchvision are pinned here (builds known to work together); pyproject declares ranges.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# Gradio 6.31 (the ui extra, in dev) caps Pillow below 13, but Pillow 12 cannot read back the
+# YCbCr TIFFs tests/test_data.py writes; Gradio runs on 13 (tests/test_ui.py), so 13 goes in last.
+PILLOW_PIN := pillow==13.0.0
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -13,18 +16,23 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH_PINS)
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(PILLOW_PIN)
 	touch $@
 
 demo: install
 	$(BIN)/cyclegan demo
 
-test: install
-	$(BIN)/ruff check src tests benchmarks
+test: install browser
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
+# Debian's chromium, which the tests of `cyclegan ui` drive (Playwright cannot download its own here)
+browser:
+	scripts/ensure-chromium
+
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

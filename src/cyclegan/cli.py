@@ -1,4 +1,4 @@
-"""The `cyclegan` command: train, translate, data, demo (one module each in `commands/`).
+"""The `cyclegan` command: train, translate, data, demo, ui (one module each in `commands/`).
 
 The training options are generated from the config dataclasses (`cyclegan.config.options`),
 so each flag, its type, choices, default and help are written once. User mistakes end in
@@ -26,6 +26,7 @@ from cyclegan.commands.export import add_export_command
 from cyclegan.commands.pretrained import add_pretrained_command
 from cyclegan.commands.train import add_train_command
 from cyclegan.commands.translate import add_translate_command
+from cyclegan.commands.ui import add_ui_command
 from cyclegan.config import ConfigError
 
 # Errors of the library's layers, by module and name: caught without importing their modules
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_command(commands)
     add_evaluate_command(commands)
     add_demo_command(commands)
+    add_ui_command(commands)
     return parser
 
 

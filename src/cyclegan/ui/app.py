@@ -1,0 +1,94 @@
+"""The web interface: one Gradio page with a Translate tab and a Runs tab, served locally.
+
+What the server may hand out is kept narrow: results and sample grids go to the page as
+Gradio's own copies (no folder of ours is in Gradio's `allowed_paths`, so its file route
+serves nothing from the runs folder or the cache), uploads are capped in bytes before they
+are stored and in pixels before they are decoded, and translations wait in one queue.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# no telemetry or version checks: the interface talks to nobody but its own page
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # after the variable: Gradio reads it on import
+
+from cyclegan.ui.models import list_runs
+from cyclegan.ui.runs_tab import build_runs_tab, show_panels
+from cyclegan.ui.translate_tab import build_translate_tab, refreshed_models
+from cyclegan.ui.uploads import Limits
+
+QUEUE_SIZE = 64  # requests waiting at once; more are told the queue is full
+CACHE_CLEANUP = (3600, 3600)  # every hour, Gradio removes its copies older than an hour
+# system fonts: the default theme fetches fonts from Google, and the page must work offline
+THEME = gr.themes.Soft(
+    font=["system-ui", "-apple-system", "Segoe UI", "sans-serif"], font_mono=["monospace"]
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `cyclegan ui` serves."""
+
+    runs: Path
+    """the runs folder (`cyclegan train --runs-dir`)"""
+    work_dir: Path
+    """a folder of the server's own, for the examples and the results"""
+    limits: Limits
+    cache: Path | None = None
+    """the pretrained generators' cache (None: the user cache)"""
+    device: str = "auto"
+
+
+def build_app(settings: Settings) -> gr.Blocks:
+    """The page; `?run=NAME&compare=OTHER` opens the Runs tab on those runs."""
+    with gr.Blocks(title="cyclegan", analytics_enabled=False, delete_cache=CACHE_CLEANUP) as app:
+        gr.Markdown(
+            f"## cyclegan\nModels and runs from `{settings.runs}`; "
+            "translations run one at a time, in the order they were asked for."
+        )
+        with gr.Tabs() as tabs:
+            model = build_translate_tab(
+                settings.runs, settings.cache, settings.device, settings.limits, settings.work_dir
+            )
+            panels = build_runs_tab(settings.runs)
+
+        def open_page(request: gr.Request) -> tuple[Any, ...]:
+            """Today's models and runs; the runs the address names, else the newest run."""
+            asked = dict(request.query_params) if request is not None else {}
+            names = list_runs(settings.runs)
+            run = asked.get("run") or (names[0] if names else None)
+            return (
+                refreshed_models(settings.runs, settings.cache),
+                gr.Tabs(selected="runs") if {"run", "compare"} & set(asked) else gr.skip(),
+                gr.Dropdown(choices=names, value=run),
+                gr.Dropdown(choices=names, value=asked.get("compare")),
+            )
+
+        opened = app.load(open_page, None, [model, tabs, *(panel.run for panel in panels)])
+        show_panels(opened, settings.runs, panels)
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    return app
+
+
+def serve(app: gr.Blocks, settings: Settings, host: str, port: int, block: bool = True) -> None:
+    """Serve the page on host:port (blocking unless `block` is False)."""
+    app.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=settings.limits.max_upload_bytes,
+        theme=THEME,
+        ssr_mode=False,
+        share=False,
+        show_error=False,
+        prevent_thread_lock=not block,
+        footer_links=["gradio", "settings"],
+        run_history=False,  # it would offer to store requests on Hugging Face
+        enable_monitoring=False,
+        mcp_server=False,
+    )

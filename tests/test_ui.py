@@ -1,0 +1,390 @@
+"""`cyclegan ui` in a real browser: Debian's Chromium, driven by Playwright, against the
+command serving on a free port of 127.0.0.1, with a run trained here by the project's own
+training. One server, one browser and one run per module keep it to seconds per test.
+
+Chromium must be installed (`make test` installs it with scripts/ensure-chromium): without
+it these tests fail and say so, they are not skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from cyclegan.config import Config
+from cyclegan.inference.translator import Translator
+from cyclegan.training.loop import train
+from cyclegan.ui.models import list_models, load_translator
+from cyclegan.ui.run_records import read_run
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+SEED_PHOTOS = Path(__file__).parent / "data" / "seed_photos"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+WAIT_MS = 90_000  # the machine may be busy: generous, and only spent when something is wrong
+# the server's limits: 1.jpg (252 KB) is over the bytes, 7.jpg (666x444) over the pixels
+MAX_UPLOAD_MB = 0.2
+MAX_PIXELS = 200_000
+expect.set_options(timeout=WAIT_MS)
+
+
+# ---- the browser and the server (scripts/ui_screenshots.py uses them too) ----------------------
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium ($CHROMIUM overrides); Playwright's own download cannot work here."""
+    found = os.environ.get("CHROMIUM") or next(
+        filter(None, map(shutil.which, CHROMIUM_NAMES)), None
+    )
+    if not found:
+        pytest.fail(
+            "Chromium is missing: the web interface's tests drive Debian's chromium; install it "
+            "with scripts/ensure-chromium (make test does), or name one in $CHROMIUM",
+            pytrace=False,
+        )
+    return found
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    return playwright.chromium.launch(
+        executable_path=chromium_executable(), args=["--no-sandbox", "--disable-gpu"]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def wait(self) -> str:
+        """Until the page answers; fails with the server's log if it does not within WAIT_MS
+        or exits. Returns its address."""
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while time.monotonic() < deadline and self.process.poll() is None:
+            with contextlib.suppress(OSError), urllib.request.urlopen(self.url, timeout=5):
+                return self.url
+            time.sleep(0.5)
+        pytest.fail(f"cyclegan ui did not answer at {self.url}:\n{self.log.read_text()}")
+
+
+@contextlib.contextmanager
+def served_ui(runs: Path, work: Path, *flags: str) -> Iterator[Server]:
+    """`cyclegan ui --runs RUNS FLAGS` on a free port of 127.0.0.1, started (`Server.wait`
+    waits until it answers) and stopped at the end."""
+    port = free_port()
+    log = work / "server.log"
+    environment = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "cyclegan", "ui", "--runs", str(runs)]
+    command += ["--port", str(port), *flags]
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment
+        )
+    try:
+        yield Server(f"http://127.0.0.1:{port}/", process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread, as the server runs (on a busy machine two mostly wait for each
+    other), so that results computed here match the server's to the bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def quiet_training(config: Config) -> None:
+    with one_thread():
+        train(config, log=lambda message: None)
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ui") / "runs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(runs: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`cyclegan ui` serving a runs folder that holds one tiny run of two epochs, metrics
+    measured after each; the run trains while the server starts."""
+    work = tmp_path_factory.mktemp("server")
+    limits = ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-pixels", str(MAX_PIXELS)]
+    with served_ui(runs, work, *limits) as started:
+        config = tiny_config(
+            synth_root,
+            runs,
+            epochs=1,
+            epochs_decay=1,
+            max_steps_per_epoch=2,
+            save_every=1,
+            eval_every=1,
+            fid=False,  # metrics without the Inception download: cycle L1, PSNR against truth
+        )
+        quiet_training(config)
+        yield started.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+def open_translate(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.locator("#model input")).to_have_value("tiny: latest")
+
+
+def upload(page: Page, *paths: Path) -> None:
+    page.locator("#uploads input[type=file]").set_input_files([str(path) for path in paths])
+    expect(page.locator("#uploads tr")).to_have_count(len(paths))  # one row per file, uploaded
+
+
+def fetched_image(page: Page, url: str, src: str) -> Image.Image:
+    """An image the page shows or offers, fetched as the browser would."""
+    response = page.request.get(urllib.parse.urljoin(url, src))
+    assert response.ok, response.status
+    return Image.open(io.BytesIO(response.body()))
+
+
+# ---- what the page is built from, for a run the project's training made ------------------------
+
+
+def test_a_trained_runs_models_and_records(server: str, runs: Path) -> None:
+    choices = [choice for choice in list_models(runs) if choice.name == "tiny"]
+    assert [choice.label for choice in choices] == [
+        "tiny: latest",
+        "tiny: epoch 2",
+        "tiny: epoch 1",
+        "tiny: checkpoints/best.pt",
+    ]
+    photo = Image.open(SEED_PHOTOS / "B_type" / "6.jpeg")
+    first = load_translator(choices[2], "BtoA", runs, device="cpu")
+    expected = Translator.from_run(runs / "tiny", "BtoA", "cpu", epoch=1)
+    assert np.array_equal(np.asarray(first(photo)), np.asarray(expected(photo)))
+
+    view = read_run(runs, "tiny")
+    assert view.config is not None and view.config.run.max_steps_per_epoch == 2
+    assert view.progress is not None
+    assert (view.progress.epoch, view.progress.step, view.progress.state) == (2, 4, "finished")
+    assert view.progress.steps_per_epoch == 2
+    assert [int(row["epoch"]) for row in view.metrics] == [1, 2]
+    assert {"truth_psnr", "cycle_l1"} <= set(view.metric_names())
+    assert view.sample_epochs == [1, 2]
+
+
+# ---- the Translate tab -------------------------------------------------------------------------
+
+
+def test_a_photo_is_translated_at_its_size_by_the_runs_generator(
+    page: Page, server: str, runs: Path, tmp_path: Path
+) -> None:
+    photo = tmp_path / "horse.png"  # a real photo, as PNG so the result is compared exactly
+    Image.open(SEED_PHOTOS / "B_type" / "2.jpeg").convert("RGB").save(photo)
+    open_translate(page, server)
+    upload(page, photo)
+    page.locator("#translate-button").click()
+    expect(page.locator("#translate-status")).to_contain_text("Translated 1 of 1")
+
+    link = page.locator("#download a").first
+    expect(link).to_have_attribute("download", "horse_AtoB.png")
+    result = fetched_image(page, server, link.get_attribute("href") or "")
+    assert result.size == Image.open(photo).size == (272, 185)
+    with one_thread():
+        expected = Translator.from_run(runs / "tiny", "AtoB", device="cpu")(Image.open(photo))
+    assert np.array_equal(np.asarray(result.convert("RGB")), np.asarray(expected))
+    # the slider compares input and output at full resolution
+    widths = page.locator("#comparison img").evaluate_all(
+        "images => images.map(i => i.naturalWidth)"
+    )
+    assert widths and set(widths) == {272}
+
+
+def test_two_users_at_once_both_get_their_results(browser: Browser, server: str) -> None:
+    contexts = [browser.new_context() for _ in range(2)]
+    pages = [context.new_page() for context in contexts]
+    photos = [SEED_PHOTOS / "B_type" / "6.jpeg", SEED_PHOTOS / "B_type" / "2.jpeg"]
+    for page, photo in zip(pages, photos):
+        page.set_default_timeout(WAIT_MS)
+        open_translate(page, server)
+        upload(page, photo)
+    for page in pages:  # both asked before either is answered: the queue serves them in turn
+        page.locator("#translate-button").click()
+    for page, photo in zip(pages, photos):
+        expect(page.locator("#translate-status")).to_contain_text("Translated 1 of 1")
+        expect(page.locator("#download")).to_contain_text(f"{photo.stem}_AtoB")
+    for context in contexts:
+        context.close()
+
+
+def test_uploads_over_the_limits_or_not_images_are_refused_with_reasons(
+    page: Page, server: str, tmp_path: Path
+) -> None:
+    open_translate(page, server)
+    # over the bytes: Gradio refuses the upload itself, before it is stored
+    page.locator("#uploads input[type=file]").set_input_files(str(SEED_PHOTOS / "A_type" / "1.jpg"))
+    expect(page.get_by_text(re.compile("exceed the maximum allowed size"))).to_be_visible()
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    disguised = tmp_path / "photo.png"
+    disguised.write_text("not a picture either")
+    page.reload()
+    expect(page.locator("#model input")).to_have_value("tiny: latest")
+    good = SEED_PHOTOS / "B_type" / "6.jpeg"
+    upload(page, notes, disguised, SEED_PHOTOS / "A_type" / "7.jpg", good)
+    page.locator("#translate-button").click()
+    status = page.locator("#translate-status")
+    expect(status).to_contain_text("Translated 1 of 4")
+    expect(status).to_contain_text("notes.txt is refused: not an image")
+    expect(status).to_contain_text("photo.png is refused: not an image")
+    expect(status).to_contain_text("7.jpg is 666x444, 0.30 megapixels, over the limit of 0.2")
+    expect(page.locator("#download")).to_contain_text("6_AtoB")
+
+
+# ---- the Runs tab ------------------------------------------------------------------------------
+
+
+def grid_shown(page: Page, url: str, panel: str) -> np.ndarray:
+    sample = page.locator(f"#{panel}-sample img")
+    expect(sample).to_be_visible()
+    return np.asarray(fetched_image(page, url, sample.get_attribute("src") or "").convert("RGB"))
+
+
+def sample_grid(runs: Path, name: str, epoch: int) -> np.ndarray:
+    return np.asarray(Image.open(runs / name / "samples" / f"epoch_{epoch:03d}.png").convert("RGB"))
+
+
+def test_the_runs_tab_shows_the_run_its_curves_and_samples(
+    page: Page, server: str, runs: Path
+) -> None:
+    page.goto(server)
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator("#run-status")).to_contain_text("finished · epoch 2 of 2 · step 4")
+    for plot in ("#run-losses-0", "#run-losses-1", "#run-metrics"):
+        # Vega draws each curve as a path of its marks
+        expect(page.locator(f"{plot} .mark-line path").first).to_be_attached()
+    assert page.locator("#run-losses-0 .mark-line path").count() == 4  # D_A, D_B, G_A, G_B
+    expect(page.locator("#run-metric input")).to_have_value("PSNR vs truth (dB)")
+    assert np.array_equal(grid_shown(page, server, "run"), sample_grid(runs, "tiny", 2))
+    # the scrubber goes back to the grid of an earlier epoch
+    latest = page.locator("#run-sample img").get_attribute("src") or ""
+    page.locator("#run-epoch input[type=range]").fill("1")
+    expect(page.locator("#run-sample img")).not_to_have_attribute("src", latest)
+    assert np.array_equal(grid_shown(page, server, "run"), sample_grid(runs, "tiny", 1))
+
+
+def test_a_run_that_trains_is_followed_and_two_runs_compare(
+    page: Page, server: str, runs: Path, synth_root: Path
+) -> None:
+    page.goto(f"{server}?run=live")
+    expect(page.locator("#run-status")).to_contain_text("there is no run 'live'")
+    config = tiny_config(
+        synth_root, runs, name="live", epochs=1, epochs_decay=0, max_steps_per_epoch=2
+    )
+    quiet_training(config)
+    # the page's timer finds the new run's records without a reload
+    expect(page.locator("#run-status")).to_contain_text("finished · epoch 1 of 1")
+
+    page.goto(f"{server}?run=tiny&compare=live")
+    expect(page.locator("#run-status")).to_contain_text("epoch 2 of 2")
+    expect(page.locator("#compare-status")).to_contain_text("epoch 1 of 1")
+    expect(page.locator("#compare-sample img")).to_be_visible()
+
+
+@pytest.mark.parametrize("name", ["../tiny", "/etc"])
+def test_a_run_name_that_leaves_the_runs_folder_is_refused(
+    page: Page, server: str, name: str
+) -> None:
+    page.goto(f"{server}?run={urllib.parse.quote(name, safe='')}")
+    expect(page.locator("#run-status")).to_contain_text(f"run name {name!r} is refused")
+    expect(page.locator("#run-sample img")).to_have_count(0)
+
+
+def api_call(url: str, endpoint: str, data: list[object]) -> str:
+    """A request to the page's API as a script would craft it; returns the event stream."""
+    request = urllib.request.Request(
+        f"{url}gradio_api/call/{endpoint}",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60) as stream:
+        return stream.read().decode()
+
+
+def test_crafted_requests_read_nothing_outside(server: str, runs: Path) -> None:
+    secret = runs.parent / "secret.png"
+    Image.new("RGB", (8, 8)).save(secret)
+    model = json.dumps(["run", "tiny", ""])
+    options = [0, "native", 0, "same as input"]
+    upload = [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]
+    # a file that was never uploaded: Gradio refuses to hand it to the translation
+    answer = api_call(server, "translate", [model, "AtoB", upload, *options])
+    assert answer.startswith("event: error") and "secret" not in answer.split("data:", 1)[1]
+    # a model outside the list: refused before anything is read
+    crafted = json.dumps(["file", "tiny", "../../secret.png"])
+    answer = api_call(server, "translate", [crafted, "AtoB", upload, *options])
+    assert answer.startswith("event: error")
+    # a run name outside the runs folder: the panel says so and shows nothing
+    answer = api_call(server, "show", ["../tiny", None])
+    assert "is refused" in answer and "generator:" not in answer  # no line of its config
+
+
+def test_gradio_serves_no_file_of_the_runs_folder_or_the_system(server: str, runs: Path) -> None:
+    for path in (runs / "tiny" / "config.yaml", Path("/etc/passwd"), Path("../../etc/passwd")):
+        address = f"{server}gradio_api/file={path}"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(address, timeout=30)
+        assert refused.value.code in (403, 404), address
