@@ -14,6 +14,7 @@ its identity input in one call, and a discriminator its real and pooled fake ima
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import torch
@@ -113,7 +114,8 @@ def train_step(
 
     terms = [loss_disc_a, loss_disc_b, to_a.adversarial, to_b.adversarial]
     terms += [to_b.cycle, to_a.cycle, to_a.identity, to_b.identity]
-    values = torch.stack([t.float() for t in terms]).detach().cpu().tolist()  # one device sync
+    common = functools.reduce(torch.promote_types, (term.dtype for term in terms))
+    values = torch.stack([term.detach().to(common) for term in terms]).cpu().tolist()  # one sync
     return dict(zip(LOSS_NAMES, values))
 
 
@@ -147,7 +149,9 @@ def translate_and_cycle(
         adversarial = adversarial_loss(judge(fake), True, loss.gan_mode)
         cycle = cycle_loss(real, backward(fake))
         total = adversarial + loss.lambda_cycle * cycle
-        return Direction(fake.detach().float(), adversarial, cycle, identity_done.detach(), total)
+        return Direction(
+            fake.detach().to(real.dtype), adversarial, cycle, identity_done.detach(), total
+        )
     if identity_weight > 0 and speed.batched_passes:
         fake, same = forward(torch.cat([real, other])).split([len(real), len(other)])
     else:
@@ -158,8 +162,8 @@ def translate_and_cycle(
     no_identity = torch.zeros((), device=real.device)
     identity = identity_loss(other, same) if same is not None else no_identity
     total = adversarial + loss.lambda_cycle * cycle + identity_weight * identity
-    # the pool keeps fp32 fakes whatever the precision, so a resume may change it
-    return Direction(fake.detach().float(), adversarial, cycle, identity, total)
+    # the pool keeps fakes in the images' dtype whatever the precision, so a resume may change it
+    return Direction(fake.detach().to(real.dtype), adversarial, cycle, identity, total)
 
 
 def judge_pair(
