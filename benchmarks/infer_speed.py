@@ -1,151 +1,256 @@
-"""Inference speed on the CPU: eager PyTorch against ONNX Runtime, images/s and peak memory.
+"""Translation speed: every way cyclegan runs a generator, side by side at 512x512 on real photos.
 
-    python benchmarks/infer_speed.py                  # the figures in benchmarks/RESULTS.md
-    python benchmarks/infer_speed.py --threads 4 --repeats 3
+    python benchmarks/infer_speed.py --weights GENERATOR        # the figures in RESULTS.md
+    python benchmarks/infer_speed.py --weights GENERATOR --int8-variants all
+    python benchmarks/infer_speed.py --weights GENERATOR --device cuda
 
-The generator is the published architecture (resnet_9blocks, ngf=64, 11.4M parameters) with
-random weights: speed does not depend on the values. Both backends go through the same
-`Translator.translate_tensor` (stride padding and cropping included); the ONNX file is the
-one `cyclegan export --format onnx` writes. Cases: a batch of 4 images at 256x256 and at
-512x512 (what `cyclegan translate` batches by default), and one 1920x1080 image. Each
-(backend, case) runs in its own process: the generator is loaded, the resident-set peak is
-reset, then one warm-up pass at the case's shape and `--repeats` timed passes; "peak" is the
-process's resident memory at its highest during those passes (model and runtime included),
-"inference" what the passes added to the memory held after loading. Linux only (/proc).
+The photos are the seed's four (tests/data/seed_photos/: two horses, two zebras), each resized
+to a short side of 512 and centre-cropped to 512x512. Every other one (1.jpg, 2.jpeg)
+calibrates the int8 models (downscaled to 256x256, as `cyclegan export` calibrates); the other
+two (7.jpg, 6.jpeg) are translated one at a time and timed. `--weights` is a generator (a
+checkpoint, a .safetensors export, a reference .pth or a run folder): PSNR figures mean little
+for random weights, which are used without it.
+
+Variants on the CPU: "fp32 eager" (torch.no_grad, default memory format: the plain path, the
+base of every ratio), inference_mode, inference_mode + channels_last, bf16 autocast (both
+memory formats), ONNX Runtime fp32 (what `cyclegan export --format onnx` writes) and ONNX
+Runtime int8 (what `cyclegan export --quantize int8` writes; `--int8-variants all` adds the
+other quantization settings tried). On CUDA: the PyTorch variants with fp16 besides bf16.
+
+Timing: `--rounds` rounds after one warm-up pass of every variant; in each round every variant
+translates each timed photo once, so load changes hit all variants alike. Per variant: the
+median over rounds of the seconds per image, by the wall clock and by this process's CPU time
+(on a shared machine the wall clock also measures what else runs; CPU time much less), and
+its ratio to fp32 eager's in the same run. PSNR: each variant's output against fp32 eager's,
+the mean over the timed photos. Other processes' CPU use during the run is printed: the
+machine this was written on is shared.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import copy
 import platform
-import subprocess
+import statistics
 import sys
-import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from cpu_load import busy_cpu_seconds, own_cpu_seconds
+from PIL import Image
 
-CASES = {"256x256": (4, 256, 256), "512x512": (4, 512, 512), "1920x1080": (1, 1080, 1920)}
-BACKENDS = ("torch", "onnxruntime")
+from cyclegan.config import ModelConfig
+from cyclegan.data.images import image_to_tensor, load_image
+from cyclegan.inference.export import OnnxGenerator, model_stride, onnx_model, onnx_session
+from cyclegan.inference.quantize import Int8Settings, padded_to_stride, psnr, quantize_int8
+from cyclegan.inference.translator import Translator
+from cyclegan.models import init_weights, make_generator
+from cyclegan.models.artifact import describe
+from cyclegan.models.generator import translate_any_size
+
+SEED_PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "seed_photos"
+SIZE = 512
+CALIBRATION_SIZE = 256
+
+INT8_VARIANTS = {  # label -> settings; the first is the export's default
+    "int8 QOperator per-channel MinMax equalized": Int8Settings(),
+    "int8 QOperator ... not equalized": Int8Settings(equalize=False),
+    "int8 QOperator ... per-tensor weights": Int8Settings(per_channel=False),
+    "int8 QOperator ... first/last conv float": Int8Settings(float_ends=True),
+    "int8 QOperator ... Percentile calibration": Int8Settings(calibration="percentile"),
+    "int8 QDQ per-channel MinMax equalized": Int8Settings(format="qdq"),
+    "int8 QDQ ... ConvTranspose float": Int8Settings(format="qdq", float_ops=("ConvTranspose",)),
+    "int8 QDQ ... not equalized": Int8Settings(format="qdq", equalize=False),
+    "int8 QDQ ... Entropy calibration": Int8Settings(format="qdq", calibration="entropy"),
+}
 
 
-def memory_mb(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak since the last reset) of this process, from /proc (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
+@dataclass
+class Variant:
+    label: str
+    translate: Callable[[torch.Tensor], torch.Tensor]  # (1, 3, H, W) -> (1, 3, H, W) float32
+    wall: list[float] = field(default_factory=list)  # seconds per image, one per round
+    cpu: list[float] = field(default_factory=list)
+    outputs: list[torch.Tensor] = field(default_factory=list)
 
 
-def reset_peak() -> None:
-    # "5" resets the peak resident set (VmHWM) to the current one (Linux >= 4.0), so the
-    # peak measured next belongs to inference, not to importing and loading
-    Path("/proc/self/clear_refs").write_text("5")
+def photos_512() -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
+    """(calibration, timed, timed names): the seed photos as (1, 3, 512, 512) in [-1, 1]."""
+    paths = sorted(SEED_PHOTOS.rglob("*.jp*g"))
+    squares = []
+    for path in paths:
+        image = load_image(path)
+        scale = SIZE / min(image.size)
+        size = (max(SIZE, round(image.width * scale)), max(SIZE, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BICUBIC)
+        left, top = (image.width - SIZE) // 2, (image.height - SIZE) // 2
+        squares.append(image_to_tensor(image.crop((left, top, left + SIZE, top + SIZE)))[None])
+    names = [f"{path.parent.name}/{path.name}" for path in paths]
+    return squares[0::2], squares[1::2], names[1::2]
 
 
-def measure(model: Path, case: str, threads: int, repeats: int) -> dict[str, float]:
-    """Runs in a child process: load the generator, warm up, time `repeats` passes."""
-    from cyclegan.inference.translator import Translator
+def load_generator(weights: Path | None) -> tuple[torch.nn.Module, ModelConfig, str]:
+    """The fp32 generator to measure, its config and a description."""
+    if weights is None:
+        torch.manual_seed(0)
+        model = ModelConfig(generator="resnet_9blocks", ngf=64)
+        generator = make_generator(model, "AtoB")
+        init_weights(generator)
+        return generator.eval(), model, "random weights (PSNR figures mean little)"
+    if weights.is_dir():
+        translator = Translator.from_run(weights, "AtoB", device="cpu", precision="fp32")
+    else:
+        translator = Translator.from_file(weights, "AtoB", device="cpu", precision="fp32")
+    if not isinstance(translator.generator, torch.nn.Module):
+        sys.exit(f"infer_speed.py: error: {weights} is no PyTorch generator")
+    return translator.generator, translator.model, str(weights)
 
-    torch.set_num_threads(threads)  # onnx_session takes its thread count from here too
-    translator = Translator.from_file(model, device="cpu")
-    batch, height, width = CASES[case]
-    images = torch.rand(batch, 3, height, width) * 2 - 1
-    loaded = memory_mb("VmRSS")
-    reset_peak()
-    translator.translate_tensor(images)  # warm-up: kernels chosen, memory pools grown
-    started = time.perf_counter()
-    for _ in range(repeats):
-        translator.translate_tensor(images)
-    seconds = (time.perf_counter() - started) / repeats
-    peak = memory_mb("VmHWM")
+
+def torch_variants(
+    generator: torch.nn.Module, model: ModelConfig, device: str
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    plain_generator = copy.deepcopy(generator).to(device)
+
+    def plain(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            translated = translate_any_size(plain_generator, images.to(device), model_stride(model))
+        return translated.float().cpu()
+
+    def translator(**options: object) -> Callable[[torch.Tensor], torch.Tensor]:
+        # a copy each: a Translator moves its module to its own memory format
+        built = Translator(copy.deepcopy(generator), model, "AtoB", device, **options)  # type: ignore[arg-type]
+        return built.translate_tensor
+
+    precisions = ("bf16", "fp16") if device == "cuda" else ("bf16",)
+    variants = {
+        "fp32 eager": plain,
+        "fp32 inference_mode": translator(precision="fp32", channels_last=False),
+        "fp32 inference_mode + channels_last": translator(precision="fp32", channels_last=True),
+    }
+    for precision in precisions:
+        variants[f"{precision} autocast"] = translator(precision=precision, channels_last=False)
+        variants[f"{precision} autocast + channels_last"] = translator(
+            precision=precision, channels_last=True
+        )
+    return variants
+
+
+def onnx_variants(
+    generator: torch.nn.Module,
+    model: ModelConfig,
+    calibration: list[torch.Tensor],
+    int8: dict[str, Int8Settings],
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    proto = onnx_model(generator, model, describe(model, "AtoB"))
+    arrays = [
+        padded_to_stride(
+            torch.nn.functional.interpolate(
+                photo, size=CALIBRATION_SIZE, antialias=True, mode="bilinear"
+            ),
+            4,
+        )
+        for photo in calibration
+    ]
+    graphs = {"ONNX Runtime fp32": proto}
+    for label, settings in int8.items():
+        started = time.perf_counter()
+        graphs[label] = quantize_int8(proto, arrays, settings)
+        print(f"  quantized {label} in {time.perf_counter() - started:.0f}s", flush=True)
     return {
-        "images_per_s": batch / seconds,
-        "seconds_per_batch": seconds,
-        "peak_mb": peak,
-        "inference_mb": peak - loaded,
+        label: Translator(
+            OnnxGenerator(onnx_session(graph.SerializeToString(), "cpu"), 3, graph), model, "AtoB"
+        ).translate_tensor
+        for label, graph in graphs.items()
     }
 
 
-def prepare(folder: Path) -> dict[str, Path]:
-    """The same random generator as safetensors (eager PyTorch) and as ONNX."""
-    from cyclegan.config import ModelConfig
-    from cyclegan.inference.export import export_generator
-    from cyclegan.models import init_weights, make_generator
+def time_rounds(
+    variants: list[Variant], photos: list[torch.Tensor], rounds: int, device: str
+) -> None:
+    def synchronize() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
 
-    torch.manual_seed(0)
-    model = ModelConfig(generator="resnet_9blocks", ngf=64)
-    generator = make_generator(model, "AtoB")
-    init_weights(generator)
-    paths = {"torch": folder / "g.safetensors", "onnxruntime": folder / "g.onnx"}
-    export_generator(generator, model, "AtoB", paths["torch"], "safetensors")
-    started = time.perf_counter()
-    difference = export_generator(generator, model, "AtoB", paths["onnxruntime"], "onnx")
-    seconds = time.perf_counter() - started
-    print(f"exported ONNX in {seconds:.1f}s (max |ONNX Runtime - PyTorch| {difference:.1e})")
-    return paths
+    for variant in variants:  # warm-up: kernels chosen, memory pools grown; outputs kept
+        variant.outputs = [variant.translate(photo) for photo in photos]
+    for number in range(rounds):
+        for variant in variants:
+            synchronize()
+            wall, cpu = time.perf_counter(), own_cpu_seconds()
+            for photo in photos:
+                variant.translate(photo)
+            synchronize()
+            variant.wall.append((time.perf_counter() - wall) / len(photos))
+            variant.cpu.append((own_cpu_seconds() - cpu) / len(photos))
+        print(f"  round {number + 1}/{rounds} done", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=2, help="timed passes per case")
-    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    parser.add_argument("--child", nargs=2, metavar=("MODEL", "CASE"), help=argparse.SUPPRESS)
+    parser.add_argument("--weights", type=Path, help="generator file or run folder (AtoB)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds")
+    parser.add_argument(
+        "--int8-variants",
+        choices=("default", "all"),
+        default="default",
+        help="quantization settings to measure: the export's default, or all tried",
+    )
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(Path(args.child[0]), args.child[1], args.threads, args.repeats)))
-        return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("infer_speed.py: error: --device cuda: no CUDA device here; use --device cpu")
+    torch.set_num_threads(args.threads)  # onnx_session takes its thread count from here too
+    generator, model, described = load_generator(args.weights)
+    calibration, timed, names = photos_512()
 
     import onnxruntime
 
     print(
-        f"CPU: {platform.processor() or platform.machine()}, {args.threads} threads; torch "
-        f"{torch.__version__}, onnxruntime {onnxruntime.__version__}; resnet_9blocks ngf=64"
+        f"{platform.processor() or platform.machine()} ({_cpu_name()}), {args.threads} "
+        f"thread(s), device {args.device}; torch {torch.__version__}, onnxruntime "
+        f"{onnxruntime.__version__}; {model.generator} ngf={model.ngf}, {described}; "
+        f"timed photos {', '.join(names)} at {SIZE}x{SIZE}"
     )
-    results: dict[tuple[str, str], dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        models = prepare(Path(folder))
-        for case in args.cases:
-            for backend in BACKENDS:
-                command = [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(models[backend]),
-                    case,
-                    "--threads",
-                    str(args.threads),
-                    "--repeats",
-                    str(args.repeats),
-                ]
-                output = subprocess.run(command, capture_output=True, text=True, check=True)
-                results[backend, case] = json.loads(output.stdout.strip().splitlines()[-1])
-                row = results[backend, case]
-                print(
-                    f"  {case:>9} {backend:<11} {row['images_per_s']:6.2f} images/s  peak "
-                    f"{row['peak_mb']:6.0f} MB (+{row['inference_mb']:.0f} MB in inference)"
-                )
+    builders = torch_variants(generator, model, args.device)
+    if args.device == "cpu":
+        chosen = dict(list(INT8_VARIANTS.items())[: None if args.int8_variants == "all" else 1])
+        builders |= onnx_variants(generator, model, calibration, chosen)
+    variants = [Variant(label, translate) for label, translate in builders.items()]
 
-    print("\n| case | backend | images/s | s per batch | peak memory | added by inference |")
+    busy, own, started = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    time_rounds(variants, timed, args.rounds, args.device)
+    elapsed = time.perf_counter() - started
+    if busy is not None:
+        others = (busy_cpu_seconds() - busy - (own_cpu_seconds() - own)) / elapsed  # type: ignore[operator]
+        print(f"other processes used {others:.1f} cores on average during the {elapsed:.0f}s run")
+
+    base = variants[0]
+    base_wall, base_cpu = statistics.median(base.wall), statistics.median(base.cpu)
+    print(
+        "\n| variant | s/image | x fp32 eager | CPU s/image | x fp32 eager | PSNR vs fp32 eager |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
-    for case in args.cases:
-        batch = CASES[case][0]
-        for backend in BACKENDS:
-            row = results[backend, case]
-            print(
-                f"| {case} x{batch} | {backend} | {row['images_per_s']:.2f} | "
-                f"{row['seconds_per_batch']:.2f} | {row['peak_mb']:.0f} MB | "
-                f"{row['inference_mb']:.0f} MB |"
-            )
-    print()
-    for case in args.cases:
-        eager, onnx = results["torch", case], results["onnxruntime", case]
-        ratio = onnx["images_per_s"] / eager["images_per_s"]
-        print(f"ONNX Runtime / eager PyTorch at {case}: {ratio:.2f}x")
+    for variant in variants:
+        wall, cpu = statistics.median(variant.wall), statistics.median(variant.cpu)
+        scores = [psnr(out, ref) for out, ref in zip(variant.outputs, base.outputs)]
+        quality = "(reference)" if variant is base else f"{np.mean(scores):.1f} dB"
+        print(
+            f"| {variant.label} | {wall:.2f} | {base_wall / wall:.2f}x | {cpu:.2f} | "
+            f"{base_cpu / cpu:.2f}x | {quality} |"
+        )
+
+
+def _cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

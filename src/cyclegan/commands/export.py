@@ -1,14 +1,19 @@
-"""`cyclegan export`: a generator as ONNX, TorchScript or safetensors, for deployment."""
+"""`cyclegan export`: a generator as ONNX, TorchScript or safetensors, for deployment; ONNX
+also quantized to int8, calibrated and checked on photos."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 from cyclegan.commands.common import UserError
 from cyclegan.commands.translate import add_generator_arguments, load_translator
-from cyclegan.inference.options import EXPORT_SUFFIXES
+from cyclegan.inference.options import EXPORT_SUFFIXES, Quantize
+
+DEFAULT_MIN_PSNR = 30.0  # as cyclegan.inference.quantize's, which needs onnxruntime to import
 
 
 def add_export_command(commands: Any) -> None:
@@ -18,7 +23,9 @@ def add_export_command(commands: Any) -> None:
         description="Write one generator as a deployable file that carries its config. ONNX "
         "has dynamic batch, height and width, is checked with onnx.checker and against "
         "PyTorch with ONNX Runtime (needs cyclegan[onnx]); `cyclegan translate --weights "
-        "FILE` runs any of the three.",
+        "FILE` runs any of the three. --quantize int8 writes an int8 ONNX file calibrated "
+        "on the run's test images (or --calibration-images) and checked against the fp32 "
+        "generator on photos held out of calibration.",
     )
     add_generator_arguments(export, backend=False)
     export.add_argument(
@@ -33,6 +40,27 @@ def add_export_command(commands: Any) -> None:
         help="file to write (default: RUN/exported/DIRECTION.EXT for runs, next to --weights, "
         "NAME.EXT for --pretrained)",
     )
+    export.add_argument(
+        "--quantize",
+        choices=typing.get_args(Quantize),
+        help="ONNX only: quantize to int8 with ONNX Runtime, calibrated on the run's test "
+        "images of the direction's domain (testA for AtoB); its PSNR against the fp32 output "
+        "and its speed are printed, and below --min-psnr it is refused",
+    )
+    export.add_argument(
+        "--calibration-images",
+        type=Path,
+        metavar="FOLDER",
+        help="photos to calibrate and check the int8 model on (default: the run's test images; "
+        "needed with --weights and --pretrained)",
+    )
+    export.add_argument(
+        "--min-psnr",
+        type=float,
+        default=DEFAULT_MIN_PSNR,
+        help="refuse an int8 model whose mean PSNR against the fp32 output is lower, in dB "
+        f"(default: {DEFAULT_MIN_PSNR:g})",
+    )
     export.set_defaults(handler=run_export)
 
 
@@ -42,7 +70,13 @@ def run_export(args: argparse.Namespace) -> int:
     args.backend = "torch"
     if args.weights is not None and args.weights.suffix.lower() == ".onnx":
         raise UserError(f"{args.weights} is already ONNX; export from the run or the weights")
+    if args.quantize is None and args.calibration_images is not None:
+        raise UserError("--calibration-images is for --quantize int8; add it or drop the folder")
+    if args.quantize is not None and args.format != "onnx":
+        raise UserError(f"--quantize int8 writes ONNX; drop --format {args.format}")
     translator = load_translator(args, args.direction)
+    if args.quantize is not None:
+        return _export_int8(args, translator)
     out = args.out or _default_out(args, translator.direction, EXPORT_SUFFIXES[args.format])
     if args.weights is not None and out.resolve() == args.weights.resolve():
         raise UserError(f"--out {out} is the input file; give another --out")
@@ -62,6 +96,69 @@ def run_export(args: argparse.Namespace) -> int:
         f"ngf={model.ngf}{check})"
     )
     return 0
+
+
+def _export_int8(args: argparse.Namespace, translator: Any) -> int:
+    from cyclegan.inference.quantize import export_int8, find_photos
+
+    photos = find_photos(*_calibration_folder(args, translator.direction))
+    out = args.out or _default_out(args, translator.direction, ".int8.onnx")
+    if args.weights is not None and out.resolve() == args.weights.resolve():
+        raise UserError(f"--out {out} is the input file; give another --out")
+    report = export_int8(
+        translator.generator,
+        translator.model,
+        translator.direction,
+        out,
+        photos,
+        min_psnr=args.min_psnr,
+        load_size=translator.load_size,
+        source=translator.source,
+    )
+    photos_used = (
+        f"{report.check_photos} photo(s) held out of the {report.calibration_photos} "
+        "calibration photos"
+        if report.held_out
+        else f"the {report.check_photos} calibration photo(s) (too few to hold any out)"
+    )
+    measured = (
+        f"PSNR {report.psnr:.1f} dB (worst {report.worst_psnr:.1f}) against fp32 PyTorch on "
+        f"{photos_used}; {report.speedup:.2f}x the speed of fp32 PyTorch"
+    )
+    if not report.written:
+        print(
+            f"int8 refused, nothing written: {measured}, below --min-psnr {args.min_psnr:g}; "
+            "use the fp32 export (--format onnx without --quantize)",
+            file=sys.stderr,
+        )
+        return 1
+    model = translator.model
+    print(
+        f"wrote {out} (ONNX int8, {translator.direction}, {model.generator} ngf={model.ngf}): "
+        f"{measured}"
+    )
+    return 0
+
+
+def _calibration_folder(args: argparse.Namespace, direction: str) -> tuple[Path, str]:
+    """The folder of calibration photos and where it came from (for messages)."""
+    if args.calibration_images is not None:
+        return args.calibration_images, "--calibration-images"
+    if args.run is None:
+        raise UserError(
+            "--quantize int8 calibrates on photos: give a folder of them with "
+            "--calibration-images (only --run has test images of its own)"
+        )
+    from cyclegan.config import ConfigError, load_config
+
+    domain = "testA" if direction == "AtoB" else "testB"
+    try:
+        root = load_config(args.run / "config.yaml").data.data
+    except ConfigError as error:
+        raise UserError(
+            f"{error}; give the calibration photos with --calibration-images"
+        ) from error
+    return Path(root) / domain, f"the run's {domain} folder"
 
 
 def _default_out(args: argparse.Namespace, direction: str, suffix: str) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 from cyclegan.commands.common import UserError, add_option
 from cyclegan.config import dataclass_options
-from cyclegan.inference.options import Backend, OutputOptions
+from cyclegan.inference.options import Backend, OutputOptions, Precision
 
 # the output flags are OutputOptions' fields: their types, choices, defaults and help
 OUTPUT_OPTIONS = dataclass_options(OutputOptions)
@@ -65,6 +65,14 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
             help="run with PyTorch or ONNX Runtime (needs cyclegan[onnx]); default: "
             "onnxruntime for .onnx files, torch otherwise",
         )
+        parser.add_argument(
+            "--precision",
+            choices=typing.get_args(Precision),
+            default="auto",
+            help="arithmetic of PyTorch generators: auto is fp32 on the CPU and bf16 on CUDA "
+            "(fp16 where the GPU lacks bf16); bf16 also runs on the CPU, fp16 on CUDA and MPS. "
+            "ONNX files run in their own precision (default: auto)",
+        )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "cuda", "mps"),
@@ -79,6 +87,7 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
     """The Translator the generator arguments name, for `direction` (None: its own)."""
     from cyclegan.inference.translator import Translator
 
+    precision = getattr(args, "precision", "auto")  # export has no --precision: fp32
     if args.epoch is not None and args.run is None:
         raise UserError("--epoch picks a checkpoint of a run: give it with --run")
     if args.pretrained is not None:
@@ -88,17 +97,22 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
                 "pick the opposite name (cyclegan pretrained list)"
             )
         return Translator.from_pretrained(
-            args.pretrained, args.device, args.backend, args.cache_dir, args.base_url
+            args.pretrained,
+            args.device,
+            args.backend,
+            args.cache_dir,
+            args.base_url,
+            precision=precision,
         )
     if args.run is not None:
         if not args.run.exists():
             raise UserError(f"{args.run} does not exist: give a run folder (runs/NAME)")
         return Translator.from_run(
-            args.run, direction or "AtoB", args.device, args.epoch, args.backend
+            args.run, direction or "AtoB", args.device, args.epoch, args.backend, precision
         )
     if not args.weights.exists():
         raise UserError(f"{args.weights} does not exist: give a checkpoint or generator file")
-    return Translator.from_file(args.weights, direction, args.device, args.backend)
+    return Translator.from_file(args.weights, direction, args.device, args.backend, precision)
 
 
 def run_translate(args: argparse.Namespace) -> int:

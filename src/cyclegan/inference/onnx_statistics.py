@@ -6,7 +6,9 @@ changed): a *recording* graph that also outputs the per-image mean and variance 
 of every InstanceNormalization node, and a *normalizing* graph in which every such node is
 replaced by (x - mean) / sqrt(var + epsilon) * scale + bias with the mean and variance as
 extra graph inputs. Recording the whole image (downscaled to fit) once and normalizing every
-tile with its statistics makes ONNX Runtime tile as PyTorch does. Needs the `onnx` extra.
+tile with its statistics makes ONNX Runtime tile as PyTorch does. The same recorded
+statistics prepare int8 quantization (`equalized_graph`, used by
+`cyclegan.inference.quantize`). Needs the `onnx` extra.
 """
 
 from __future__ import annotations
@@ -96,6 +98,49 @@ def normalizing_graph(model: ModelProto) -> ModelProto:
     del graph.node[:]
     graph.node.extend(nodes)
     return normalizing
+
+
+def equalized_graph(model: ModelProto, spreads: list[np.ndarray]) -> ModelProto:
+    """A copy of `model` in which every convolution that feeds only an InstanceNormalization
+    has each output channel's weights and bias multiplied by max(spread) / spread[c], where
+    `spreads[i]` is the (C,) standard deviation of the i-th norm's input channels (measured
+    with `recording_graph`). The norm divides each channel by its own spread, so the output
+    is unchanged but for the norm's epsilon, whose weight only shrinks (x / sqrt(var + eps)
+    becomes x / sqrt(var + eps / factor**2)), while the channels come to share one range:
+    what int8's single scale per activation tensor needs, or the narrow channels keep a few
+    levels that the norm then blows up to unit variance."""
+    equalized = _copy(model)
+    graph = equalized.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    producers = {output: node for node in graph.node for output in node.output}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    norms = [node for node in graph.node if node.op_type == NORM_OP]
+    for node, spread in zip(norms, spreads, strict=True):
+        conv = producers.get(node.input[0])
+        if conv is None or conv.op_type not in _CHANNEL_AXIS or consumers[node.input[0]] != 1:
+            continue
+        if any(a.name == "group" and a.i != 1 for a in conv.attribute):
+            continue  # grouped weights hold output channels differently
+        if not all(name in initializers for name in conv.input[1:]):
+            continue
+        spread = np.asarray(spread, dtype=np.float64)
+        factors = spread.max() / np.maximum(spread, spread.max() / _MAX_FACTOR)
+        for position, name in enumerate(conv.input[1:]):
+            axis = _CHANNEL_AXIS[conv.op_type] if position == 0 else 0  # weight, then bias
+            values = numpy_helper.to_array(initializers[name])
+            shape = [1] * values.ndim
+            shape[axis] = -1
+            scaled = (values * factors.reshape(shape)).astype(values.dtype)
+            initializers[name].CopyFrom(numpy_helper.from_array(scaled, name))
+    return equalized
+
+
+# the axis of output channels in each convolution's weight: (out, in, kh, kw), (in, out, kh, kw)
+_CHANNEL_AXIS = {"Conv": 0, "ConvTranspose": 1}
+_MAX_FACTOR = 1e4  # dead channels (spread ~0) are not blown up without bound
 
 
 def _copy(model: ModelProto) -> ModelProto:

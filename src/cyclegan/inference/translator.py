@@ -10,10 +10,16 @@ the seed's); images are padded by reflection up to the next multiple and cropped
 steps around that: resize the short side first (`size`), translate at the scale the model
 was trained at and resize back (`scale="train"`), and translate in tiles (`tile`) so that
 memory stays bounded for images of any size.
+
+PyTorch generators run under `torch.inference_mode` in a chosen precision: fp32 by default,
+bf16 (or fp16 where bf16 is unsupported) autocast on CUDA, and channels_last memory where
+it measures faster (`default_channels_last`). ONNX files run in their own precision: fp32, or
+int8 as `cyclegan export --quantize int8` writes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import typing
 import warnings
 import zipfile
@@ -55,7 +61,7 @@ from cyclegan.inference.export import (
     onnx_model,
     onnx_session,
 )
-from cyclegan.inference.options import Backend, Scale
+from cyclegan.inference.options import Backend, Precision, Scale, resolve_precision
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
     ReferenceFormatError,
@@ -68,8 +74,12 @@ from cyclegan.models.cyclegan import make_generator
 from cyclegan.models.generator import translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
+# channels_last made the paper's generator slower in fp32 on the CPU (6.1-7.0 against 5.5 CPU
+# seconds per 512x512 image on a Xeon with AVX-512; benchmarks/RESULTS.md)
+CPU_CHANNELS_LAST = False
 
 
 class Translator:
@@ -85,10 +95,13 @@ class Translator:
         *,
         load_size: int | None = None,
         source: str = "",
+        precision: Precision = "auto",
+        channels_last: bool | None = None,
     ) -> None:
         """`generator` maps (N, C, H, W) in [-1, 1], sides multiples of the stride, to
         (N, C', H, W); `load_size` is the short side the training images had (for
-        scale="train"), None when unknown."""
+        scale="train"), None when unknown. `precision` and `channels_last` (None: the
+        device's faster choice) apply to PyTorch generators (see `resolve_precision`)."""
         _check_direction(direction)
         self.model = model
         self.direction = direction
@@ -98,18 +111,28 @@ class Translator:
         self.stride = model_stride(model)
         self.in_channels, self.out_channels = model.channels(direction)
         if isinstance(generator, OnnxGenerator):
+            _check_onnx_precision(precision)
             self.backend: Backend = "onnxruntime"
             self.device = torch.device("cpu")  # tensors go to the session through numpy
+            self.precision = "fp32"
+            self.channels_last = False
             self.generator: nn.Module | OnnxGenerator = generator
         else:
             self.backend = "torch"
             self.device = pick_device(device) if isinstance(device, str) else device
-            self.generator = generator.to(self.device).eval()
+            self.precision = resolve_precision(
+                precision, self.device.type, _bf16_supported(self.device)
+            )
+            if channels_last is None:
+                channels_last = default_channels_last(self.device)
+            self.channels_last = channels_last
+            memory_format = torch.channels_last if channels_last else torch.contiguous_format
+            self.generator = generator.to(self.device, memory_format=memory_format).eval()
 
     def __repr__(self) -> str:
         return (
             f"Translator({self.direction}, {self.model.generator} ngf={self.model.ngf}, "
-            f"{self.backend} on {self.device}, from {self.source or 'memory'})"
+            f"{self.backend} {self.precision} on {self.device}, from {self.source or 'memory'})"
         )
 
     # ---- where generators come from ----------------------------------------------------------
@@ -122,6 +145,7 @@ class Translator:
         device: str = "auto",
         epoch: int | None = None,
         backend: Backend | None = None,
+        precision: Precision = "auto",
     ) -> Translator:
         """The run's generator: its exported one (generators/DIRECTION.safetensors), else the
         latest checkpoint, or the numbered checkpoint of `epoch`."""
@@ -134,11 +158,11 @@ class Translator:
             if not path.is_file():
                 kept = sorted(p.name for p in (run_dir / "checkpoints").glob("epoch_*.pt"))
                 raise ConfigError(f"{path} does not exist; this run kept {kept or 'none'}")
-            return cls.from_file(path, direction, device, backend)
+            return cls.from_file(path, direction, device, backend, precision)
         exported = run_dir / "generators" / f"{direction}.safetensors"
         if exported.is_file():
-            return cls.from_file(exported, direction, device, backend)
-        return cls.from_file(find_checkpoint(run_dir), direction, device, backend)
+            return cls.from_file(exported, direction, device, backend, precision)
+        return cls.from_file(find_checkpoint(run_dir), direction, device, backend, precision)
 
     @classmethod
     def from_file(
@@ -147,6 +171,7 @@ class Translator:
         direction: str | None = None,
         device: str = "auto",
         backend: Backend | None = None,
+        precision: Precision = "auto",
     ) -> Translator:
         """A training checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt)
         or a reference-implementation state dict (.pth), told apart by their content.
@@ -165,6 +190,8 @@ class Translator:
             raise ConfigError(
                 f"unknown backend {backend!r}; choose one of {list(typing.get_args(Backend))}"
             )
+        if backend == "onnxruntime" or (backend is None and path.suffix.lower() == ".onnx"):
+            _check_onnx_precision(precision)  # before the file is loaded or exported
         loaded = _load_any(path, direction, device)
         if direction is not None and loaded.direction != direction:
             raise ConfigError(f"{path} holds the {loaded.direction} generator, not {direction}")
@@ -194,6 +221,7 @@ class Translator:
             device,
             load_size=loaded.load_size,
             source=str(path),
+            precision=precision,
         )
 
     @classmethod
@@ -205,6 +233,7 @@ class Translator:
         cache_dir: Path | str | None = None,
         base_url: str | None = None,
         progress: bool = True,
+        precision: Precision = "auto",
     ) -> Translator:
         """A published generator of the reference implementation (`cyclegan pretrained list`),
         downloaded into the cache on first use. Its direction is its name's (horse2zebra:
@@ -213,7 +242,7 @@ class Translator:
 
         path = fetch_pretrained(name, cache_dir, base_url, progress=progress)
         try:
-            return cls.from_file(path, "AtoB", device, backend)
+            return cls.from_file(path, "AtoB", device, backend, precision)
         except (ReferenceFormatError, CheckpointError) as error:
             path.unlink(missing_ok=True)
             raise PretrainedError(
@@ -223,16 +252,23 @@ class Translator:
 
     # ---- tensors -----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def translate_tensor(
         self, images: torch.Tensor, tile: int | None = None, overlap: int | None = None
     ) -> torch.Tensor:
-        """(N, C, H, W) in [-1, 1], any H and W -> (N, C', H, W) in [-1, 1], on the CPU.
+        """(N, C, H, W) in [-1, 1], any H and W -> (N, C', H, W) float32 in [-1, 1], on the CPU.
 
         With `tile`, images larger than tile x tile go through in overlapping tiles (a multiple
         of the stride) blended over `overlap` pixels (default: min(64, tile / 4)); see
         `cyclegan.inference.tiling`.
         """
+        with torch.inference_mode():
+            translated = self._translate_tensor(images, tile, overlap)
+        # an ordinary tensor again, which callers may change in place or use with autograd
+        return translated.clone()
+
+    def _translate_tensor(
+        self, images: torch.Tensor, tile: int | None, overlap: int | None
+    ) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected (N, {self.in_channels}, H, W) images, got {tuple(images.shape)}"
@@ -272,8 +308,18 @@ class Translator:
             )
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Pad (N, C, H, W) to multiples of the stride, run the generator, crop back."""
-        return translate_any_size(self.generator, images.to(self.device), self.stride)
+        """Pad (N, C, H, W) to multiples of the stride, run the generator, crop back; float32."""
+        images = images.to(self.device)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            translated = translate_any_size(self.generator, images, self.stride)
+        return translated.float()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
 
     # ---- PIL images and numpy arrays ---------------------------------------------------------
 
@@ -402,6 +448,27 @@ def _finish(tensor: torch.Tensor, prepared: _Prepared) -> Image.Image:
             alpha = alpha.resize(prepared.size, Image.Resampling.BICUBIC)
         image.putalpha(alpha)  # RGB -> RGBA, L -> LA
     return image
+
+
+def default_channels_last(device: torch.device) -> bool:
+    """Whether channels_last memory is the faster layout on `device`'s type: on CUDA, where
+    tensor cores want it; on the CPU, CPU_CHANNELS_LAST (measured, benchmarks/RESULTS.md)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and CPU_CHANNELS_LAST
+
+
+def _check_onnx_precision(precision: str) -> None:
+    if precision not in ("auto", "fp32"):
+        raise ConfigError(
+            f"--precision {precision} applies to PyTorch generators; ONNX Runtime runs the "
+            "file's own precision (int8 files come from `cyclegan export --quantize int8`): "
+            "drop --precision or use --backend torch"
+        )
+
+
+def _bf16_supported(device: torch.device) -> bool:
+    return device.type != "cuda" or torch.cuda.is_bf16_supported()
 
 
 def default_overlap(tile: int) -> int:

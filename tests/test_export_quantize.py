@@ -1,0 +1,186 @@
+"""`cyclegan export --quantize int8`: an int8 ONNX file calibrated on the run's own test photos,
+checked against the fp32 generator on photos held out of calibration, refused below
+--min-psnr, and translated like any other exported file (tiles included)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cyclegan.cli import main
+from cyclegan.config import Config, save_config
+from cyclegan.data.images import image_to_tensor, load_image
+from cyclegan.inference.translator import Translator
+from tests.test_translate_files import WEIGHTS, make_run
+
+onnx = pytest.importorskip("onnx")  # the `onnx` extra (part of `dev`)
+pytest.importorskip("onnxruntime")
+
+from cyclegan.inference.quantize import psnr, split_photos  # noqa: E402  (needs onnxruntime)
+
+SEED_PHOTOS = Path(__file__).parent / "data" / "seed_photos"
+# the floor the tests hold int8 to: what the export itself refuses below (measured on these
+# photos with the tiny random generator: 34 dB mean)
+MIN_PSNR = 30.0
+
+
+def run_with_photos(root: Path) -> Path:
+    """A tiny run whose dataset's testA holds the seed's four real photos (testB none)."""
+    run = make_run(root)
+    data = root / "data"
+    (data / "testA").mkdir(parents=True)
+    (data / "testB").mkdir()
+    for index, photo in enumerate(sorted(SEED_PHOTOS.rglob("*.jp*g"))):
+        shutil.copy(photo, data / "testA" / f"{index}{photo.suffix}")
+    config = Config().with_overrides(
+        {"generator": "resnet_6blocks", "ngf": 8, "load_size": 36, "crop_size": 32}
+    )
+    save_config(config.with_overrides({"data": str(data)}), run / "config.yaml")
+    return run
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A run and its AtoB generator exported as int8 (quantizing takes seconds: done once)."""
+    run = run_with_photos(tmp_path_factory.mktemp("int8"))
+    assert main(["export", "--run", str(run), "--quantize", "int8"]) == 0
+    return run, run / "exported" / "AtoB.int8.onnx"
+
+
+def photo(name: str = "A_type/1.jpg") -> torch.Tensor:
+    return image_to_tensor(load_image(SEED_PHOTOS / name))[None]
+
+
+def test_int8_file_is_quantized_and_carries_its_metadata(quantized: tuple[Path, Path]) -> None:
+    _, path = quantized
+    model = onnx.load(str(path))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "QLinearConv", "DequantizeLinear", "InstanceNormalization"} <= ops
+    int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 15  # every convolution's weights of resnet_6blocks
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    assert metadata["quantized"] == '"int8"' and metadata["direction"] == "AtoB"
+
+
+def test_int8_translates_a_real_photo_within_the_psnr_floor(quantized: tuple[Path, Path]) -> None:
+    run, path = quantized
+    int8 = Translator.from_file(path, device="cpu")
+    assert int8.backend == "onnxruntime" and int8.direction == "AtoB"
+    image = photo()
+    expected = Translator.from_run(run, "AtoB", device="cpu").translate_tensor(image)
+    assert psnr(int8.translate_tensor(image), expected) >= MIN_PSNR
+
+
+def test_export_prints_psnr_and_speed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "g.int8.onnx"
+    argv = ["export", "--weights", str(WEIGHTS), "--quantize", "int8", "--out", str(out)]
+    assert main([*argv, "--calibration-images", str(SEED_PHOTOS / "A_type")]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out} (ONNX int8" in printed
+    assert "dB" in printed and "x the speed of fp32 PyTorch" in printed
+    assert "1 photo(s) held out of the 1 calibration photos" in printed
+    assert Translator.from_file(out, device="cpu").translate_tensor(photo()).shape == (
+        1,
+        3,
+        600,
+        1067,
+    )
+
+
+def test_tiles_of_an_int8_file_share_the_whole_images_statistics(
+    quantized: tuple[Path, Path],
+) -> None:
+    """The norms stay float in the int8 graph, so tiled ONNX translation still normalizes every
+    tile with the whole image's statistics (no warning) and stays near untiled translation."""
+    _, path = quantized
+    int8 = Translator.from_file(path, device="cpu")
+    image = photo()[..., :192, :256]
+    untiled = int8.translate_tensor(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the each-tile-alone warning would fail here
+        tiled = int8.translate_tensor(image, tile=128, overlap=32)
+    assert float((tiled - untiled).abs().mean()) < 0.05  # each-tile-alone measured ~0.1
+
+
+def test_a_model_below_min_psnr_is_refused_and_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_with_photos(tmp_path)
+    assert main(["export", "--run", str(run), "--quantize", "int8", "--min-psnr", "99"]) == 1
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0
+    assert message.startswith("int8 refused, nothing written: PSNR ")
+    assert "below --min-psnr 99" in message and "--format onnx without --quantize" in message
+    exported = run / "exported"
+    assert not exported.exists() or list(exported.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], "holds no images"),  # the run's testB has none: BtoA cannot calibrate
+        (["--calibration-images", "missing"], "--calibration-images"),
+        (["--format", "torchscript"], "--quantize int8 writes ONNX"),
+    ],
+)
+def test_calibration_photos_missing_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
+) -> None:
+    run = run_with_photos(tmp_path)
+    argv = ["export", "--run", str(run), "--direction", "BtoA", "--quantize", "int8", *extra]
+    assert main([str(a) if a != "missing" else str(tmp_path / "missing") for a in argv]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and expected in error
+    assert "Traceback" not in error and not (run / "exported").exists()
+
+
+def test_weights_without_calibration_photos_say_what_to_give(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["export", "--weights", str(WEIGHTS), "--quantize", "int8"]) == 2
+    assert "give a folder of them with --calibration-images" in capsys.readouterr().err
+
+
+def test_calibration_images_without_quantize_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["export", "--weights", str(WEIGHTS), "--calibration-images", str(SEED_PHOTOS)]
+    assert main(argv) == 2
+    assert "--calibration-images is for --quantize int8" in capsys.readouterr().err
+
+
+def test_check_photos_are_held_out_of_calibration() -> None:
+    paths = [Path(f"{index}.png") for index in range(11)]
+    calibration, check, held_out = split_photos(paths)
+    assert held_out and len(check) == 4 and not set(check) & set(calibration)
+    assert split_photos(paths[:1]) == (paths[:1], paths[:1], False)
+
+
+def test_equalizing_the_norm_inputs_changes_no_output_and_evens_their_spreads() -> None:
+    """The per-channel rescaling before quantization is undone by each instance norm."""
+    from cyclegan.inference.export import onnx_model, onnx_session
+    from cyclegan.inference.onnx_statistics import equalized_graph
+    from cyclegan.inference.quantize import norm_input_spreads, padded_to_stride
+    from cyclegan.inference.translator import Translator
+
+    translator = Translator.from_file(WEIGHTS, device="cpu")
+    proto = onnx_model(translator.generator, translator.model, {"direction": "AtoB"})
+    images = [padded_to_stride(photo("B_type/2.jpeg"), translator.stride)]
+    spreads = norm_input_spreads(proto, images)
+    assert max(float(s.max() / s.min()) for s in spreads) > 2  # uneven before (random weights)
+    equalized = equalized_graph(proto, spreads)
+    after = norm_input_spreads(equalized, images)
+    evened = [float(s.max() / s.min()) for s in after]
+    assert max(evened[:-1]) < 1.01  # every norm fed by a convolution (the last: an Add)
+
+    def run(model: object) -> np.ndarray:
+        return onnx_session(model.SerializeToString(), "cpu").run(None, {"images": images[0]})[0]  # type: ignore[attr-defined]
+
+    # only the norm's epsilon (1e-5, against channel variances of ~1e-2 in this random
+    # generator) weighs less after the rescaling: measured max 1.3e-3 on [-1, 1]
+    assert np.abs(run(equalized) - run(proto)).max() < 5e-3
