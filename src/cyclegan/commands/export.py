@@ -11,9 +11,7 @@ from typing import Any
 
 from cyclegan.commands.common import UserError
 from cyclegan.commands.translate import add_generator_arguments, load_translator
-from cyclegan.inference.options import EXPORT_SUFFIXES, Quantize
-
-DEFAULT_MIN_PSNR = 30.0  # as cyclegan.inference.quantize's, which needs onnxruntime to import
+from cyclegan.inference.options import DEFAULT_MIN_PSNR, EXPORT_SUFFIXES, Quantize
 
 
 def add_export_command(commands: Any) -> None:
@@ -38,7 +36,7 @@ def add_export_command(commands: Any) -> None:
         "--out",
         type=Path,
         help="file to write (default: RUN/exported/DIRECTION.EXT for runs, next to --weights, "
-        "NAME.EXT for --pretrained)",
+        "NAME.EXT for --pretrained; EXT is .int8.onnx with --quantize int8)",
     )
     export.add_argument(
         "--quantize",

@@ -52,7 +52,8 @@ def export_generator(
 ) -> float | None:
     """Write `generator` to `path` in `export_format`, atomically. For ONNX, returns the max
     difference between ONNX Runtime and PyTorch on an odd-sized test image."""
-    generator = generator.cpu().eval()
+    # a Translator on CUDA holds its module channels_last: files get the default layout
+    generator = generator.to("cpu", memory_format=torch.contiguous_format).eval()
     metadata = describe(model, direction, load_size=load_size, source=source)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -23,6 +23,7 @@ EXPORT_SUFFIXES: dict[ExportFormat, str] = {
     "safetensors": ".safetensors",
 }
 DEFAULT_MAX_PIXELS = 200_000_000
+DEFAULT_MIN_PSNR = 30.0  # dB against the fp32 output: an int8 export below it is refused
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,10 @@ from cyclegan.inference.export import (
     onnx_model,
     onnx_session,
 )
+from cyclegan.inference.options import DEFAULT_MIN_PSNR
 from cyclegan.inference.translator import Translator
 from cyclegan.models.artifact import describe
 
-DEFAULT_MIN_PSNR = 30.0  # dB against the fp32 output: below it an int8 model is refused
 CALIBRATION_PHOTOS = 16  # at most this many photos set the activation ranges
 CHECK_PHOTOS = 4  # at most this many other photos measure PSNR and speed
 CALIBRATION_SIDE = 256  # calibration photos' short side at most (ranges do not need more)
@@ -70,6 +70,7 @@ QUANTIZED_OPS = ("Conv", "ConvTranspose", "Relu", "Pad", "Add")
 
 QuantFormat = Literal["qdq", "qoperator"]
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
+End = Literal["first", "last"]
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ class Int8Settings:
     """how activation ranges are set from the calibration photos"""
     equalize: bool = True
     """rescale the channels of convolutions that feed an instance norm (see module doc)"""
-    float_ends: bool = False
-    """keep the first and the last convolution in float"""
+    float_ends: tuple[End, ...] = ("last",)
+    """the end convolutions ("first", "last") kept in float: the last one writes the image
+    from 3 output channels, too few for int8 kernels to gain, and its error is the output's"""
     float_ops: tuple[str, ...] = ()
     """op types kept in float besides InstanceNormalization (e.g. "ConvTranspose")"""
 
@@ -211,7 +213,7 @@ def quantize_int8(
                 activation_type=quantization.QuantType.QUInt8,
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=methods[settings.calibration],
-                nodes_to_exclude=_end_convolutions(proto) if settings.float_ends else [],
+                nodes_to_exclude=_end_convolutions(proto, settings.float_ends),
                 op_types_to_quantize=[op for op in QUANTIZED_OPS if op not in settings.float_ops],
             )
         quantized = onnx.load(str(target))
@@ -276,9 +278,10 @@ def _named_nodes(proto: Any) -> Any:
     return proto
 
 
-def _end_convolutions(proto: Any) -> list[str]:
+def _end_convolutions(proto: Any, ends: Sequence[End]) -> list[str]:
     convolutions = [n.name for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
-    return [convolutions[0], convolutions[-1]] if convolutions else []
+    positions = {"first": 0, "last": -1}
+    return [convolutions[positions[end]] for end in ends] if convolutions else []
 
 
 # ---- the export --------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ def export_int8(
     `split_photos`). Written atomically, and only when the mean PSNR reaches `min_psnr`."""
     import_onnxruntime()
     settings = settings or Int8Settings()
-    generator = generator.cpu().eval()
+    generator = generator.to("cpu", memory_format=torch.contiguous_format).eval()
     in_channels = model.channels(direction)[0]
     calibration_paths, check_paths, held_out = split_photos(photos)
     stride = model_stride(model)

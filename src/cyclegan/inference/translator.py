@@ -77,8 +77,8 @@ DIRECTIONS = ("AtoB", "BtoA")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
-# channels_last made the paper's generator slower in fp32 on the CPU (6.1-7.0 against 5.5 CPU
-# seconds per 512x512 image on a Xeon with AVX-512; benchmarks/RESULTS.md)
+# channels_last made the paper's generator slower in fp32 on the CPU (0.81-0.89x the speed of
+# the default layout at 512x512 on a Xeon with AVX-512; benchmarks/RESULTS.md)
 CPU_CHANNELS_LAST = False
 
 
