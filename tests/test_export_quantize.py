@@ -91,7 +91,7 @@ def test_export_prints_psnr_and_speed(tmp_path: Path, capsys: pytest.CaptureFixt
     printed = capsys.readouterr().out
     assert f"wrote {out} (ONNX int8" in printed
     assert "dB" in printed and "x the speed of fp32 PyTorch" in printed
-    assert "1 photo(s) held out of the 1 calibration photos" in printed
+    assert "on 1 held-out photo(s) (calibrated on 1)" in printed
     assert Translator.from_file(out, device="cpu").translate_tensor(photo()).shape == (
         1,
         3,

@@ -71,10 +71,12 @@ def test_precisions_a_device_does_not_run_are_refused(
         resolve_precision(precision, device, bf16_supported)
 
 
-def test_channels_last_is_the_default_on_cuda_and_as_measured_on_the_cpu() -> None:
-    assert default_channels_last(torch.device("cuda")) is True
-    assert default_channels_last(torch.device("cpu")) is CPU_CHANNELS_LAST
-    assert default_channels_last(torch.device("mps")) is False
+def test_channels_last_is_the_default_on_cuda_and_where_measured_faster_on_the_cpu() -> None:
+    assert default_channels_last(torch.device("cuda"), "fp16") is True
+    assert default_channels_last(torch.device("cpu"), "fp32") is ("fp32" in CPU_CHANNELS_LAST)
+    assert default_channels_last(torch.device("cpu"), "bf16") is ("bf16" in CPU_CHANNELS_LAST)
+    assert default_channels_last(torch.device("mps"), "fp16") is False
+    assert Translator.from_file(WEIGHTS, device="cpu").channels_last is False  # as measured
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

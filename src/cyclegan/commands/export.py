@@ -114,8 +114,7 @@ def _export_int8(args: argparse.Namespace, translator: Any) -> int:
         source=translator.source,
     )
     photos_used = (
-        f"{report.check_photos} photo(s) held out of the {report.calibration_photos} "
-        "calibration photos"
+        f"{report.check_photos} held-out photo(s) (calibrated on {report.calibration_photos})"
         if report.held_out
         else f"the {report.check_photos} calibration photo(s) (too few to hold any out)"
     )

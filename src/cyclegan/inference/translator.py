@@ -77,9 +77,10 @@ DIRECTIONS = ("AtoB", "BtoA")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
-# channels_last made the paper's generator slower in fp32 on the CPU (0.81-0.89x the speed of
-# the default layout at 512x512 on a Xeon with AVX-512; benchmarks/RESULTS.md)
-CPU_CHANNELS_LAST = False
+# the precisions that run faster channels_last on the CPU: at 512x512 on a Xeon with AVX-512
+# and AMX, fp32 ran at 0.81-0.89x the speed of the default layout, bf16 at 1.03-1.16x
+# (benchmarks/RESULTS.md)
+CPU_CHANNELS_LAST = frozenset({"bf16"})
 
 
 class Translator:
@@ -124,7 +125,7 @@ class Translator:
                 precision, self.device.type, _bf16_supported(self.device)
             )
             if channels_last is None:
-                channels_last = default_channels_last(self.device)
+                channels_last = default_channels_last(self.device, self.precision)
             self.channels_last = channels_last
             memory_format = torch.channels_last if channels_last else torch.contiguous_format
             self.generator = generator.to(self.device, memory_format=memory_format).eval()
@@ -450,12 +451,12 @@ def _finish(tensor: torch.Tensor, prepared: _Prepared) -> Image.Image:
     return image
 
 
-def default_channels_last(device: torch.device) -> bool:
-    """Whether channels_last memory is the faster layout on `device`'s type: on CUDA, where
-    tensor cores want it; on the CPU, CPU_CHANNELS_LAST (measured, benchmarks/RESULTS.md)."""
+def default_channels_last(device: torch.device, precision: str) -> bool:
+    """Whether channels_last memory is the faster layout on `device`'s type in `precision`:
+    always on CUDA, where tensor cores want it; on the CPU for CPU_CHANNELS_LAST (measured)."""
     if device.type == "cuda":
         return True
-    return device.type == "cpu" and CPU_CHANNELS_LAST
+    return device.type == "cpu" and precision in CPU_CHANNELS_LAST
 
 
 def _check_onnx_precision(precision: str) -> None:
