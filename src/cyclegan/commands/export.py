@@ -75,9 +75,7 @@ def run_export(args: argparse.Namespace) -> int:
     translator = load_translator(args, args.direction)
     if args.quantize is not None:
         return _export_int8(args, translator)
-    out = args.out or _default_out(args, translator.direction, EXPORT_SUFFIXES[args.format])
-    if args.weights is not None and out.resolve() == args.weights.resolve():
-        raise UserError(f"--out {out} is the input file; give another --out")
+    out = _output_path(args, translator.direction, EXPORT_SUFFIXES[args.format])
     difference = export_generator(
         translator.generator,
         translator.model,
@@ -100,9 +98,7 @@ def _export_int8(args: argparse.Namespace, translator: Any) -> int:
     from cyclegan.inference.quantize import export_int8, find_photos
 
     photos = find_photos(*_calibration_folder(args, translator.direction))
-    out = args.out or _default_out(args, translator.direction, ".int8.onnx")
-    if args.weights is not None and out.resolve() == args.weights.resolve():
-        raise UserError(f"--out {out} is the input file; give another --out")
+    out = _output_path(args, translator.direction, ".int8.onnx")
     report = export_int8(
         translator.generator,
         translator.model,
@@ -156,6 +152,14 @@ def _calibration_folder(args: argparse.Namespace, direction: str) -> tuple[Path,
             f"{error}; give the calibration photos with --calibration-images"
         ) from error
     return Path(root) / domain, f"the run's {domain} folder"
+
+
+def _output_path(args: argparse.Namespace, direction: str, suffix: str) -> Path:
+    """--out, or the default name; never the input file itself."""
+    out = args.out or _default_out(args, direction, suffix)
+    if args.weights is not None and out.resolve() == args.weights.resolve():
+        raise UserError(f"--out {out} is the input file; give another --out")
+    return out
 
 
 def _default_out(args: argparse.Namespace, direction: str, suffix: str) -> Path:
