@@ -43,3 +43,12 @@ def test_cycle_and_identity_are_mean_l1() -> None:
 def test_unknown_gan_mode() -> None:
     with pytest.raises(ValueError, match="lsgan"):
         adversarial_loss(torch.zeros(1), True, "wgan")
+
+
+def test_a_discriminator_of_several_parts_gets_the_mean_of_their_losses() -> None:
+    patch = torch.full((2, 1, 4, 4), 0.5)  # (0.5 - 1)^2 = 0.25 per patch
+    pixel = torch.zeros(2, 1, 32, 32)  # 1 per pixel, 64 times as many values
+    both = adversarial_loss((patch, pixel), True, "lsgan")
+    assert both.item() == pytest.approx((0.25 + 1.0) / 2)  # parts weigh alike, not by count
+    fake = discriminator_loss((patch, pixel), (patch, pixel), "lsgan")
+    assert fake.item() == pytest.approx(0.5 * ((0.25 + 1.0) / 2 + (0.25 + 0.0) / 2))

@@ -46,6 +46,43 @@ def test_generator_contract(name: str, upsample: str, size: tuple[int, int]) -> 
     assert_gradients_as_theory_says(generator)
 
 
+def test_skip_generator_adds_the_full_resolution_features() -> None:
+    torch.manual_seed(0)
+    plain = build_generator("resnet_3blocks", base_channels=8, upsample="resize")
+    skip = build_generator("resnet_3blocks", base_channels=8, upsample="resize", skip=True)
+    # the same weights: the shortcut adds no parameters, so a state dict fits both
+    assert plain.state_dict().keys() == skip.state_dict().keys()
+    skip.load_state_dict(plain.state_dict())
+    # with the upsampling path silenced, a plain generator sees nothing of its input; one with
+    # the shortcut still does, pixel by pixel, through its full-resolution stem
+    for generator in (plain, skip):
+        last_up = generator.decoder[generator.head_start - 3]  # the last upsampling's conv
+        torch.nn.init.zeros_(last_up.weight)
+        torch.nn.init.zeros_(last_up.bias)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    x_other = x.clone()
+    x_other[:, :, 10, 10] += 0.5  # one pixel
+    assert (plain(x_other) - plain(x)).abs().max() < 1e-6
+    skip_change = (skip(x_other) - skip(x)).abs()
+    # beyond two 7x7 convolutions' reach only the stem's instance-norm statistics move
+    assert skip_change[..., 10, 10].amax(dim=1).min() > 10 * skip_change[..., 17:, 17:].max()
+
+
+def test_residual_skip_generator_starts_as_the_identity() -> None:
+    generator = build_generator("resnet_3blocks", base_channels=8, residual=True, skip=True)
+    generator.start_as_identity()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    torch.testing.assert_close(generator(x), x, atol=2e-3, rtol=0)
+
+
+def test_skip_generator_gradients_as_theory_says() -> None:
+    torch.manual_seed(0)
+    generator = build_generator("resnet_3blocks", base_channels=8, upsample="resize", skip=True)
+    y = generator(torch.rand(2, 3, 32, 32) * 2 - 1)
+    (y * torch.randn_like(y)).sum().backward()
+    assert_gradients_as_theory_says(generator)
+
+
 def test_generator_stride_and_channels() -> None:
     assert build_generator("resnet_9blocks").stride == 4
     assert build_generator("seed").stride == 8
@@ -81,8 +118,26 @@ def test_discriminator_gradients_as_theory_says(name: str) -> None:
     torch.manual_seed(0)  # the thresholds hold with margin for these inputs, not for every draw
     disc = build_discriminator(name, 3, base_channels=8)
     out = disc(torch.rand(2, 3, 64, 64))
-    (out * torch.randn_like(out)).sum().backward()
+    parts = out if isinstance(out, tuple) else (out,)
+    sum((part * torch.randn_like(part)).sum() for part in parts).backward()
     assert_gradients_as_theory_says(disc)
+
+
+def test_patch_pixel_discriminator_judges_each_pixel_by_its_colour_alone() -> None:
+    torch.manual_seed(0)
+    disc = build_discriminator("patch_pixel", 3, base_channels=8, num_layers=2)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    patch, pixel = disc(x)
+    assert patch.shape == (2, 1, 14, 14) and pixel.shape == (2, 1, 64, 64)
+    # a pixel's verdict depends on that pixel alone, and on its absolute colour: no norm
+    # takes the image's mean away
+    x_other = x.clone()
+    x_other[0, :, 5, 7] = torch.tensor([1.0, -1.0, 0.0])
+    changed = (disc(x_other)[1] - pixel).abs() > 0
+    assert changed.sum() == 1 and changed[0, 0, 5, 7]
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in disc.pixel.modules())
+    shifted = disc(x + 0.2)[1]  # a colour cast over the whole image changes every verdict
+    assert ((shifted - pixel).abs() > 1e-6).float().mean() > 0.99
 
 
 def biases_cancelled_by_norm(network: torch.nn.Module) -> set[int]:

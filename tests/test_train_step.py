@@ -118,6 +118,34 @@ def test_one_step_matches_the_objective_written_out_by_hand(variant: str) -> Non
         assert error.norm() / scale.norm() < (1e-5 if tolerance == 1e-5 else 0.5)
 
 
+def test_a_two_part_discriminator_steps_alike_batched_or_not() -> None:
+    """patch_pixel returns two verdicts: the batched path splits each of them."""
+    real_a, real_b = batches()
+    results = []
+    for batched in (False, True):
+        torch.manual_seed(0)
+        model = CycleGAN(
+            ModelConfig(generator="resnet_3blocks", ngf=4, ndf=4, discriminator="patch_pixel")
+        )
+        optimizers = Optimizers.for_model(model, OptimConfig())
+        speed = replace(PLAIN, batched_passes=batched)
+        pools = (ImagePool(0), ImagePool(0))
+        losses = train_step(model, optimizers, pools, real_a, real_b, LOSS, speed)
+        grads = torch.cat([p.grad.flatten() for p in model.discriminators.parameters()])
+        results.append((losses, grads))
+    (plain_losses, plain_grads), (batched_losses, batched_grads) = results
+    assert batched_losses == pytest.approx(plain_losses, rel=1e-5)
+    # the discriminators' gradients (kept after the step; weights are not compared: Adam
+    # turns the rounding noise of biases before instance norms into full-size steps)
+    assert (batched_grads - plain_grads).norm() / plain_grads.norm() < 1e-5
+    # both parts learn: the pixel part's weights moved too
+    torch.manual_seed(0)
+    fresh = CycleGAN(
+        ModelConfig(generator="resnet_3blocks", ngf=4, ndf=4, discriminator="patch_pixel")
+    )
+    assert not torch.equal(fresh.disc_a.pixel.body[0].weight, model.disc_a.pixel.body[0].weight)
+
+
 def test_fused_adam_makes_the_same_update() -> None:
     real_a, real_b = batches()
     weights = []

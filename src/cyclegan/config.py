@@ -25,7 +25,7 @@ import yaml
 
 GeneratorName = Literal["resnet_9blocks", "resnet_6blocks", "resnet_3blocks", "seed"]
 PresetName = Literal["paper", "fast"]
-DiscriminatorName = Literal["patch", "seed"]
+DiscriminatorName = Literal["patch", "seed", "patch_pixel"]
 Upsample = Literal["transpose", "resize"]
 GanMode = Literal["lsgan", "vanilla"]
 ResizeMode = Literal["short_side", "square"]
@@ -45,7 +45,8 @@ class ModelConfig:
     """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), resnet_3blocks
     (small crops, CPU budgets), seed"""
     discriminator: DiscriminatorName = "patch"
-    """discriminator: patch (70x70 PatchGAN) or seed (one score per image)"""
+    """discriminator: patch (70x70 PatchGAN), seed (one score per image) or patch_pixel (a
+    PatchGAN plus a per-pixel colour discriminator, their losses averaged)"""
     ngf: int = 64
     """generator width: channels of its first convolution"""
     ndf: int = 64
@@ -65,6 +66,9 @@ class ModelConfig:
     residual: bool = False
     """generators predict a change to their input and start as the identity (needs as many
     channels in both domains)"""
+    skip: bool = False
+    """the generator's first, full-resolution features are added to its last upsampling's,
+    so pixel-fine detail need not pass the bottleneck"""
 
     def __post_init__(self) -> None:
         _check_positive(self, "ngf", "ndf", "d_layers")

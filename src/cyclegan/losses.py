@@ -12,8 +12,15 @@ import torch.nn.functional as F
 GAN_MODES = ("lsgan", "vanilla")
 
 
-def adversarial_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) -> torch.Tensor:
-    """How far a discriminator's output is from calling every patch real (1) or fake (0)."""
+Verdict = torch.Tensor | tuple[torch.Tensor, ...]  # one map, or one per part of a discriminator
+
+
+def adversarial_loss(prediction: Verdict, target_is_real: bool, mode: str) -> torch.Tensor:
+    """How far a discriminator's output is from calling every patch real (1) or fake (0);
+    for a discriminator of several parts, the mean of the parts' losses."""
+    if isinstance(prediction, tuple):
+        parts = [adversarial_loss(part, target_is_real, mode) for part in prediction]
+        return torch.stack(parts).mean()
     target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
     if mode == "lsgan":
         return F.mse_loss(prediction, target)
@@ -23,7 +30,7 @@ def adversarial_loss(prediction: torch.Tensor, target_is_real: bool, mode: str) 
 
 
 def discriminator_loss(
-    real_prediction: torch.Tensor, fake_prediction: torch.Tensor, mode: str
+    real_prediction: Verdict, fake_prediction: Verdict, mode: str
 ) -> torch.Tensor:
     """Halved, so the discriminator learns at half the generator's pace (paper sec. 4)."""
     real = adversarial_loss(real_prediction, True, mode)

@@ -50,6 +50,7 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
         config.dropout,
         config.upsample,
         config.residual,
+        config.skip,
     )
 
 

@@ -1,4 +1,5 @@
-"""Discriminators: the 70x70 PatchGAN of pix2pix/CycleGAN, and the seed's global variant.
+"""Discriminators: the 70x70 PatchGAN of pix2pix/CycleGAN, the seed's global variant, and a
+PatchGAN paired with a per-pixel colour discriminator.
 
 PatchGAN (Isola et al., 2017; CycleGAN appendix 7.2): C64-C128-C256-C512 with 4x4 kernels,
 no norm on the first layer, LeakyReLU 0.2, then a 1-channel convolution; each output value
@@ -61,9 +62,47 @@ class SeedDiscriminator(nn.Module):
         return F.adaptive_avg_pool2d(scores, 1).flatten(1)
 
 
+class PixelDiscriminator(nn.Module):
+    """(N, C, H, W) -> (N, 1, H, W): judges each pixel's colour alone (1x1 convolutions).
+
+    No normalisation: an instance norm would subtract each image's mean colour, the very
+    thing a colour or hue change moves, so this part sees absolute colours.
+    """
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, base_channels, kernel_size=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(base_channels, base_channels, kernel_size=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(base_channels, 1, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class PatchPixelDiscriminator(nn.Module):
+    """A PatchGAN (texture and layout) and a PixelDiscriminator (colour distribution).
+
+    Returns both verdicts as a tuple; the adversarial losses average the two parts' losses,
+    so the 4096 pixels of a 64 px crop weigh as much as its few patches.
+    """
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, num_layers: int = 3) -> None:
+        super().__init__()
+        self.patch = PatchDiscriminator(in_channels, base_channels, num_layers)
+        self.pixel = PixelDiscriminator(in_channels, base_channels)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.patch(x), self.pixel(x)
+
+
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
     "patch": PatchDiscriminator,
     "seed": SeedDiscriminator,
+    "patch_pixel": PatchPixelDiscriminator,
 }
 
 
@@ -95,4 +134,6 @@ def build_discriminator(
         raise ValueError(f"unknown discriminator {name!r}; choose one of {sorted(DISCRIMINATORS)}")
     if name == "seed":
         return SeedDiscriminator(in_channels, base_channels)  # fixed depth, as in the seed
+    if name == "patch_pixel":
+        return PatchPixelDiscriminator(in_channels, base_channels, num_layers)
     return PatchDiscriminator(in_channels, base_channels, num_layers)

@@ -9,6 +9,10 @@ With `residual=True` the network predicts a change to its input instead of a new
 out = tanh(atanh(x) + change(x)), its last convolution starting at zero, so a new generator is
 exactly the identity. Translations keep the input's detail from the first step and only learn
 what differs between the domains, which is what makes training on a CPU budget work.
+
+With `skip=True` the first layer's full-resolution features are added to the last
+upsampling's output (a U-Net-like shortcut), so a change at the scale of single pixels, such
+as sharpening, need not be squeezed through the bottleneck.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from torch.utils.checkpoint import checkpoint
 Upsample = Literal["transpose", "resize"]
 # atanh(+-1) is infinite; 1 - 1e-3 maps to about +-3.8 and back to within 1e-3 of the input
 RESIDUAL_LIMIT = 1.0 - 1e-3
+STEM_LAYERS = 4  # the encoder's full-resolution part: pad, 7x7 conv, norm, relu
 
 
 def conv_norm_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
@@ -88,6 +93,7 @@ class ResnetGenerator(nn.Module):
         dropout: float = 0.0,
         upsample: Upsample = "transpose",
         residual: bool = False,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         if residual and in_channels != out_channels:
@@ -97,6 +103,7 @@ class ResnetGenerator(nn.Module):
             )
         self.stride = 2**num_downsamplings
         self.residual = residual
+        self.skip = skip
         self.checkpoint_blocks = False  # training option: recompute the blocks in backward
         encoder: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -114,19 +121,28 @@ class ResnetGenerator(nn.Module):
         for _ in range(num_downsamplings):
             decoder += upsample_norm_relu(channels, channels // 2, upsample)
             channels //= 2
+        self.head_start = len(decoder)  # the last convolution (and tanh) follow the upsamplings
         decoder += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, kernel_size=7)]
         if not residual:
             decoder.append(nn.Tanh())
         self.decoder = nn.Sequential(*decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)
+        if self.skip:  # keep the stem's (N, ngf, H, W) features for the shortcut
+            stem = self.encoder[:STEM_LAYERS](x)
+            features = self.encoder[STEM_LAYERS:](stem)
+        else:
+            features = self.encoder(x)
         if self.checkpoint_blocks and torch.is_grad_enabled():
             for block in self.blocks:  # keep only each block's input; recompute the rest
                 features = checkpoint(block, features, use_reentrant=False)
         else:
             features = self.blocks(features)
-        out = self.decoder(features)
+        if self.skip:
+            upsampled = self.decoder[: self.head_start](features)
+            out = self.decoder[self.head_start :](upsampled + stem)
+        else:
+            out = self.decoder(features)
         if not self.residual:
             return out
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping
@@ -186,6 +202,7 @@ def build_generator(
     dropout: float = 0.0,
     upsample: Upsample = "transpose",
     residual: bool = False,
+    skip: bool = False,
 ) -> ResnetGenerator:
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
@@ -199,4 +216,5 @@ def build_generator(
         dropout,
         upsample,
         residual,
+        skip,
     )

@@ -21,7 +21,13 @@ import torch
 from torch import nn
 
 from cyclegan.config import LossConfig, SpeedConfig
-from cyclegan.losses import adversarial_loss, cycle_loss, discriminator_loss, identity_loss
+from cyclegan.losses import (
+    Verdict,
+    adversarial_loss,
+    cycle_loss,
+    discriminator_loss,
+    identity_loss,
+)
 from cyclegan.models import CycleGAN
 from cyclegan.training.distributed import Replicas, unwrap
 from cyclegan.training.image_pool import ImagePool
@@ -168,11 +174,13 @@ def translate_and_cycle(
 
 def judge_pair(
     disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, batched: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Verdict, Verdict]:
     """D(real), D(fake): one call on both when batched (each image is normalised alone)."""
     if not batched:
         return disc(real), disc(fake)
     both = disc(torch.cat([real, fake]))
+    if isinstance(both, tuple):  # a discriminator of several parts: split each part
+        return tuple(p[: len(real)] for p in both), tuple(p[len(real) :] for p in both)
     return both[: len(real)], both[len(real) :]
 
 
