@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import torch
 
 from cyclegan.config import ConfigError
@@ -18,3 +21,22 @@ def pick_device(name: str) -> torch.device:
             "use --device cpu or --device auto"
         )
     return torch.device(name)
+
+
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.cache
+def cpu_has_amx(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU has AMX tiles for bf16 (Intel Xeon since Sapphire Rapids): there bf16
+    autocast measured 2-2.6x as fast as fp32 for a training step and a translation
+    (benchmarks/RESULTS.md), where without AMX it measured no faster. Read from Linux's
+    /proc/cpuinfo flags; False where that file is missing or unreadable."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return "amx_bf16" in line.split(":", 1)[-1].split()
+    return False

