@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the browser and server helpers of tests/test_ui.py
 
 from cyclegan.data.synthetic import make_synthetic_dataset  # noqa: E402
-from cyclegan.demo import demo_config  # noqa: E402
+from cyclegan.demo import DEMO_MAP, demo_config  # noqa: E402
 from cyclegan.training.loop import train  # noqa: E402
 from tests.test_ui import WAIT_MS, launch_chromium, served_ui  # noqa: E402
 
@@ -33,15 +33,15 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 
 def trained_runs(work: Path) -> Path:
-    """work/runs/demo (the demo's settings) and demo-identity (with the identity loss, which
-    fights this dataset's map), trained to their end unless they are there already."""
+    """work/runs/demo (the demo's settings and dataset) and demo-identity (with the identity
+    loss), trained to their end unless they are there already."""
     runs = work / "runs"
-    root = make_synthetic_dataset(work / "synth")
+    root = make_synthetic_dataset(work / f"synth-{DEMO_MAP}", domain_map=DEMO_MAP)
     torch.set_num_threads(1)  # faster than 2 on a busy 2-core machine
     for name, identity in (("demo-identity", 0.5), ("demo", 0.0)):
         if (runs / name / "checkpoints" / "epoch_004.pt").is_file():
             continue
-        config = demo_config(root, runs, name).with_overrides(
+        config = demo_config(root, runs, minutes=0.0, name=name).with_overrides(
             {
                 "epochs": 2,
                 "epochs_decay": 2,

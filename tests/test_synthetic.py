@@ -139,3 +139,50 @@ def test_reuse_with_other_settings_is_refused(tmp_path: Path) -> None:
         make_synthetic_dataset(root, size=32, train=2, test=1, seed=0)
     with pytest.raises(FileExistsError, match="made with"):
         make_synthetic_dataset(root, size=16, train=2, test=1, seed=1)
+
+
+def test_dusk_map_grades_colours_and_keeps_every_edge(tmp_path: Path) -> None:
+    root = make_synthetic_dataset(
+        tmp_path / "dusk", size=32, train=4, test=3, seed=3, domain_map="dusk"
+    )
+    for path in list_images(root / "testA"):
+        scene = pixels(path).astype(np.float64)
+        truth = pixels(root / TRUTH_DIR / path.name).astype(np.float64)
+        # y = (M x) ** 1.6: one pixel worked out by hand
+        x = scene[5, 7] / 255.0
+        mixed = [
+            0.70 * x[0] + 0.10 * x[1] + 0.20 * x[2],
+            0.10 * x[0] + 0.65 * x[1] + 0.25 * x[2],
+            0.15 * x[0] + 0.15 * x[1] + 0.70 * x[2],
+        ]
+        assert np.abs(truth[5, 7] - np.array(mixed) ** 1.6 * 255).max() <= 0.5 + 1e-9
+        assert truth.mean() < scene.mean() - 20  # darker
+        # pixelwise: wherever the scene is flat, so is its graded truth
+        flat = (np.abs(np.diff(scene, axis=1)).sum(axis=2)) == 0
+        assert (np.abs(np.diff(truth, axis=1)).sum(axis=2))[flat].max() == 0
+    # the train B images are graded scenes too, and the map is recorded for reuse
+    assert '"map": "dusk"' in (root / "synthetic.json").read_text()
+    with pytest.raises(FileExistsError, match="invert"):
+        make_synthetic_dataset(root, size=32, train=4, test=3, seed=3, domain_map="invert")
+    assert make_synthetic_dataset(root, size=32, train=4, test=3, seed=3, domain_map="dusk") == root
+
+
+def test_a_dataset_recorded_before_the_map_choice_counts_as_invert(small: Path) -> None:
+    import json
+
+    settings = small / "synthetic.json"
+    recorded = settings.read_text()
+    try:  # as written before datasets recorded their map
+        settings.write_text(json.dumps({"size": 32, "train": 8, "test": 4, "seed": 3}))
+        assert make_synthetic_dataset(small, size=32, train=8, test=4, seed=3) == small
+    finally:
+        settings.write_text(recorded)
+
+
+def test_unknown_map_and_the_command_lines_choices() -> None:
+    from cyclegan.commands.data import DOMAIN_MAP_CHOICES
+    from cyclegan.data.synthetic import DOMAIN_MAPS
+
+    assert DOMAIN_MAP_CHOICES == DOMAIN_MAPS
+    with pytest.raises(ValueError, match="invert"):
+        to_domain_b(Image.new("RGB", (2, 2)), "sepia")  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import torch
 from cyclegan.config import LossConfig, ModelConfig, OptimConfig, SpeedConfig
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
-from cyclegan.training.speed import prepare_networks
+from cyclegan.training.speed import prepare_networks, resolve_precision
 from cyclegan.training.state import Optimizers
 from cyclegan.training.step import PLAIN, train_step
 
@@ -80,13 +80,16 @@ def same(left: list[torch.Tensor], right: list[torch.Tensor]) -> bool:
 # digits: the loss terms agree within 1%, and the gradients point the same way (the L1 cycle
 # terms' gradients flip sign wherever an error is below bf16's resolution, so they are
 # compared by direction: relative error under 0.5, i.e. cosine above ~0.87)
+AUTO_TOLERANCE = 1e-5 if resolve_precision(torch.device("cpu"), "auto") == torch.float32 else 1e-2
 SPEED_VARIANTS = {
     "plain": (PLAIN, 1e-5),
     "batched passes": (replace(PLAIN, batched_passes=True), 1e-5),
     "split backward": (replace(PLAIN, split_backward=True), 1e-5),
     "channels last": (replace(PLAIN, channels_last=True), 1e-5),
     "recomputed blocks": (replace(PLAIN, checkpoint_blocks=True), 1e-5),
-    "the defaults": (SpeedConfig(), 1e-5),
+    "the defaults in fp32": (replace(SpeedConfig(), precision="fp32"), 1e-5),
+    # auto is bf16 on a CPU with AMX, fp32 on others
+    "the defaults": (SpeedConfig(), AUTO_TOLERANCE),
     "bf16 autocast": (replace(PLAIN, precision="bf16"), 1e-2),
 }
 

@@ -19,8 +19,8 @@ def add_demo_command(commands: Any) -> None:
     demo.add_argument(
         "--root",
         type=Path,
-        default=Path("datasets/synth"),
-        help="dataset folder (default: datasets/synth)",
+        default=Path("datasets/synth-dusk"),
+        help="dataset folder (default: datasets/synth-dusk)",
     )
     demo.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="folder for the run (default: runs)"
@@ -43,5 +43,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     if args.minutes <= 0 or args.threads <= 0:
         raise UserError("--minutes and --threads must be positive")
-    run_demo(args.root, args.runs_dir, args.minutes, args.threads)
+    try:
+        run_demo(args.root, args.runs_dir, args.minutes, args.threads)
+    except FileExistsError as error:  # --root names a folder holding something else
+        raise UserError(f"--root: {error}") from error
     return 0

@@ -1,10 +1,15 @@
 """A small built-in dataset that needs no download and has a known answer. Domain A holds bright,
 warm, procedurally drawn scenes (a sky-like vertical gradient with a few red-dominant shapes);
-domain B is A passed through a fixed, exactly invertible colour map: rotate the channels
-(R, G, B) -> (B, R, G) and invert every value. A and B therefore have clearly different colour
-distributions, while testA_truth holds the true B image of every testA file (and testB_truth the
-true A image of every testB file) so trained generators can be scored exactly. The train folders
-come from independent draws, so they hold no pairs. Images are PNG (lossless) and fully
+domain B is A passed through a fixed colour map, one of two:
+- invert (the default): rotate the channels (R, G, B) -> (B, R, G) and invert every value, an
+  exactly invertible map as far from the identity as a colour map goes;
+- dusk: a colour grade, y = (M x) ** 1.6 per pixel with a channel-mixing matrix M whose rows
+  sum to one: cooler, darker, less saturated, every edge where it was (what `cyclegan demo`
+  learns with `--preset fast` in a few CPU minutes).
+A and B therefore have clearly different colour distributions, while testA_truth holds the true
+B image of every testA file (and testB_truth the true A image of every testB file) so trained
+generators can be scored exactly. The train folders come from independent draws, so they hold
+no pairs. Images are PNG (lossless) and fully
 determined by the seed.
 """
 
@@ -14,6 +19,7 @@ import contextlib
 import json
 import shutil
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
@@ -32,23 +38,50 @@ SETTINGS_FILE = "synthetic.json"  # size, counts and seed, so a reuse can be che
 _STREAM_TRAIN_A, _STREAM_TRAIN_B, _STREAM_TEST_A, _STREAM_TEST_B = range(4)
 
 
-def to_domain_b(image: Image.Image) -> Image.Image:
-    """The A -> B map: channels (R, G, B) -> (B, R, G), then every value v -> 255 - v."""
+DomainMap = Literal["invert", "dusk"]
+DOMAIN_MAPS: tuple[DomainMap, ...] = ("invert", "dusk")
+DUSK_MATRIX = np.array(  # rows sum to 1, entries >= 0: [0, 1] stays [0, 1], no clipping
+    [
+        [0.70, 0.10, 0.20],
+        [0.10, 0.65, 0.25],
+        [0.15, 0.15, 0.70],
+    ]
+)
+DUSK_GAMMA = 1.6
+
+
+def to_domain_b(image: Image.Image, domain_map: DomainMap = "invert") -> Image.Image:
+    """The A -> B map. invert: channels (R, G, B) -> (B, R, G), then every value v -> 255 - v;
+    dusk: y = (DUSK_MATRIX x) ** DUSK_GAMMA for x, y in [0, 1], rounded to 8 bits."""
     red, green, blue = _rgb_bands(image)
-    return ImageOps.invert(Image.merge("RGB", (blue, red, green)))
+    if domain_map == "invert":
+        return ImageOps.invert(Image.merge("RGB", (blue, red, green)))
+    if domain_map == "dusk":
+        x = np.asarray(image, dtype=np.float64) / 255.0
+        y = np.clip(x @ DUSK_MATRIX.T, 0.0, 1.0) ** DUSK_GAMMA
+        return Image.fromarray(np.rint(y * 255.0).astype(np.uint8))
+    raise ValueError(f"unknown domain map {domain_map!r}; choose one of {list(DOMAIN_MAPS)}")
 
 
 def from_domain_b(image: Image.Image) -> Image.Image:
-    """The exact inverse of `to_domain_b`."""
+    """The exact inverse of `to_domain_b` with the invert map."""
     # Inversion commutes with permuting channels, so undoing both is a permutation and an invert.
     rotated_red, rotated_green, rotated_blue = _rgb_bands(image)
     return ImageOps.invert(Image.merge("RGB", (rotated_green, rotated_blue, rotated_red)))
 
 
 def make_synthetic_dataset(
-    root: Path | str, *, size: int = 64, train: int = 200, test: int = 20, seed: int = 0
+    root: Path | str,
+    *,
+    size: int = 64,
+    train: int = 200,
+    test: int = 20,
+    seed: int = 0,
+    domain_map: DomainMap = "invert",
 ) -> Path:
     """Write trainA, trainB, testA, testB, testA_truth and testB_truth under `root`; return it.
+
+    `domain_map` is the A -> B colour map: invert or dusk (see the module docstring).
 
     An existing complete dataset (all six folders with the expected image counts) is returned
     untouched and an empty folder is filled; any other existing `root` raises FileExistsError.
@@ -61,6 +94,8 @@ def make_synthetic_dataset(
         raise ValueError(f"train and test must be at least 1, got {train} and {test}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if domain_map not in DOMAIN_MAPS:
+        raise ValueError(f"unknown domain map {domain_map!r}; choose one of {list(DOMAIN_MAPS)}")
     root = Path(root)
     counts = {
         "trainA": train,
@@ -70,7 +105,7 @@ def make_synthetic_dataset(
         TRUTH_DIR: test,
         TRUTH_DIR_B: test,
     }
-    settings = {"size": size, "train": train, "test": test, "seed": seed}
+    settings = {"size": size, "train": train, "test": test, "seed": seed, "map": domain_map}
     if root.exists():
         if _is_complete(root, counts):
             made_with = _settings_of(root)
@@ -89,7 +124,7 @@ def make_synthetic_dataset(
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = make_staging_folder(root.parent, root.name, ".partial")
     try:
-        _write_dataset(staging, size=size, train=train, test=test, seed=seed)
+        _write_dataset(staging, size=size, train=train, test=test, seed=seed, map_=domain_map)
         (staging / SETTINGS_FILE).write_text(json.dumps(settings) + "\n")
         if root.is_dir() and not any(root.iterdir()):
             root.rmdir()
@@ -106,7 +141,9 @@ def make_synthetic_dataset(
     return root
 
 
-def _write_dataset(folder: Path, *, size: int, train: int, test: int, seed: int) -> None:
+def _write_dataset(
+    folder: Path, *, size: int, train: int, test: int, seed: int, map_: DomainMap
+) -> None:
     splits = (
         ("trainA", train, _STREAM_TRAIN_A, False),
         ("trainB", train, _STREAM_TRAIN_B, True),
@@ -121,9 +158,10 @@ def _write_dataset(folder: Path, *, size: int, train: int, test: int, seed: int)
         for index in range(count):
             scene = _draw_scene(np.random.default_rng([seed, stream, index]), size)
             file_name = f"{index:0{max(3, len(str(count - 1)))}d}.png"
-            (to_domain_b(scene) if as_b else scene).save(folder / name / file_name)
+            mapped = to_domain_b(scene, map_)
+            (mapped if as_b else scene).save(folder / name / file_name)
             if truth:  # the image from the other domain that this one truly corresponds to
-                (scene if as_b else to_domain_b(scene)).save(folder / truth / file_name)
+                (scene if as_b else mapped).save(folder / truth / file_name)
 
 
 def _draw_scene(rng: np.random.Generator, size: int) -> Image.Image:
@@ -163,12 +201,15 @@ def _draw_scene(rng: np.random.Generator, size: int) -> Image.Image:
     return image
 
 
-def _settings_of(root: Path) -> dict[str, int] | None:
+def _settings_of(root: Path) -> dict[str, int | str] | None:
     """The settings a dataset was made with (None for one made before they were recorded)."""
     try:
-        return json.loads((root / SETTINGS_FILE).read_text())
+        settings = json.loads((root / SETTINGS_FILE).read_text())
     except (OSError, ValueError):
         return None
+    if isinstance(settings, dict):
+        settings.setdefault("map", "invert")  # recorded before there was a choice
+    return settings
 
 
 def _is_complete(root: Path, counts: dict[str, int]) -> bool:
