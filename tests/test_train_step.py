@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -147,6 +148,35 @@ def test_a_two_part_discriminator_steps_alike_batched_or_not() -> None:
         ModelConfig(generator="resnet_3blocks", ngf=4, ndf=4, discriminator="patch_pixel")
     )
     assert not torch.equal(fresh.disc_a.pixel.body[0].weight, model.disc_a.pixel.body[0].weight)
+
+
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None,
+    reason="torch.compile's CPU backend needs a C++ compiler",
+)
+def test_compiled_networks_make_the_same_step() -> None:
+    """--compile (torch.compile with its default CPU backend, which builds C++ kernels): the
+    same terms and gradients as the objective by hand, up to the reordered float sums of
+    fused kernels (1e-4)."""
+    model = tiny_model()
+    real_a, real_b = batches()
+    expected = by_hand(copy.deepcopy(model), real_a, real_b)  # before compiling
+    speed = replace(PLAIN, compile=True)
+    prepare_networks(model, speed)
+    optimizers = Optimizers.for_model(model, OptimConfig())
+    pools = (ImagePool(4, seed=0), ImagePool(4, seed=1))
+
+    losses = train_step(model, optimizers, pools, real_a, real_b, LOSS, speed)
+
+    for name, value in expected["terms"].items():
+        assert losses[name] == pytest.approx(value, rel=1e-4, abs=1e-7), name
+    for networks, want in (
+        (model.generators, expected["generator_grads"]),
+        (model.discriminators, expected["disc_grads"]),
+    ):
+        got = torch.cat([p.grad.flatten() for p in networks.parameters()])
+        scale = torch.cat([w.flatten() for w in want])
+        assert (got - scale).norm() / scale.norm() < 1e-4
 
 
 def test_fused_adam_makes_the_same_update() -> None:
