@@ -9,8 +9,7 @@ domain B is A passed through a fixed colour map, one of two:
 A and B therefore have clearly different colour distributions, while testA_truth holds the true
 B image of every testA file (and testB_truth the true A image of every testB file) so trained
 generators can be scored exactly. The train folders come from independent draws, so they hold
-no pairs. Images are PNG (lossless) and fully
-determined by the seed.
+no pairs. Images are PNG (lossless) and fully determined by the seed.
 """
 
 from __future__ import annotations
@@ -53,14 +52,13 @@ DUSK_GAMMA = 1.6
 def to_domain_b(image: Image.Image, domain_map: DomainMap = "invert") -> Image.Image:
     """The A -> B map. invert: channels (R, G, B) -> (B, R, G), then every value v -> 255 - v;
     dusk: y = (DUSK_MATRIX x) ** DUSK_GAMMA for x, y in [0, 1], rounded to 8 bits."""
+    _check_domain_map(domain_map)
     red, green, blue = _rgb_bands(image)
     if domain_map == "invert":
         return ImageOps.invert(Image.merge("RGB", (blue, red, green)))
-    if domain_map == "dusk":
-        x = np.asarray(image, dtype=np.float64) / 255.0
-        y = np.clip(x @ DUSK_MATRIX.T, 0.0, 1.0) ** DUSK_GAMMA
-        return Image.fromarray(np.rint(y * 255.0).astype(np.uint8))
-    raise ValueError(f"unknown domain map {domain_map!r}; choose one of {list(DOMAIN_MAPS)}")
+    x = np.asarray(image, dtype=np.float64) / 255.0
+    y = np.clip(x @ DUSK_MATRIX.T, 0.0, 1.0) ** DUSK_GAMMA
+    return Image.fromarray(np.rint(y * 255.0).astype(np.uint8))
 
 
 def from_domain_b(image: Image.Image) -> Image.Image:
@@ -94,8 +92,7 @@ def make_synthetic_dataset(
         raise ValueError(f"train and test must be at least 1, got {train} and {test}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    if domain_map not in DOMAIN_MAPS:
-        raise ValueError(f"unknown domain map {domain_map!r}; choose one of {list(DOMAIN_MAPS)}")
+    _check_domain_map(domain_map)
     root = Path(root)
     counts = {
         "trainA": train,
@@ -124,7 +121,7 @@ def make_synthetic_dataset(
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = make_staging_folder(root.parent, root.name, ".partial")
     try:
-        _write_dataset(staging, size=size, train=train, test=test, seed=seed, map_=domain_map)
+        _write_dataset(staging, size=size, train=train, test=test, seed=seed, domain_map=domain_map)
         (staging / SETTINGS_FILE).write_text(json.dumps(settings) + "\n")
         if root.is_dir() and not any(root.iterdir()):
             root.rmdir()
@@ -142,7 +139,7 @@ def make_synthetic_dataset(
 
 
 def _write_dataset(
-    folder: Path, *, size: int, train: int, test: int, seed: int, map_: DomainMap
+    folder: Path, *, size: int, train: int, test: int, seed: int, domain_map: DomainMap
 ) -> None:
     splits = (
         ("trainA", train, _STREAM_TRAIN_A, False),
@@ -158,7 +155,8 @@ def _write_dataset(
         for index in range(count):
             scene = _draw_scene(np.random.default_rng([seed, stream, index]), size)
             file_name = f"{index:0{max(3, len(str(count - 1)))}d}.png"
-            mapped = to_domain_b(scene, map_)
+            # trainA needs no B image; every other split does (its own, or its truth)
+            mapped = to_domain_b(scene, domain_map) if as_b or truth else scene
             (mapped if as_b else scene).save(folder / name / file_name)
             if truth:  # the image from the other domain that this one truly corresponds to
                 (scene if as_b else mapped).save(folder / truth / file_name)
@@ -199,6 +197,11 @@ def _draw_scene(rng: np.random.Generator, size: int) -> Image.Image:
             y1 = int(rng.integers(y0 + size // 8, size + 1))
             (draw.ellipse if kind == 0 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
     return image
+
+
+def _check_domain_map(domain_map: str) -> None:
+    if domain_map not in DOMAIN_MAPS:
+        raise ValueError(f"unknown domain map {domain_map!r}; choose one of {list(DOMAIN_MAPS)}")
 
 
 def _settings_of(root: Path) -> dict[str, int | str] | None:
