@@ -309,6 +309,43 @@ def test_a_ddp_step_of_2x1_gives_the_weights_of_one_step_of_the_whole_batch(
     assert "disc_b.body.0.bias differs from rank 0's on rank 1" in ddp["caught"]
 
 
+def thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def team_teardown_process(rank: int, port: int, data: str, out: str) -> None:
+    """Process `rank` of 2: its threads before join_team and after it, having made what a run
+    makes inside (networks and their optimizers, which import torch._dynamo) and exchanged a
+    step's losses."""
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    config = tiny_config(Path(data), Path(out), **SMALL, **STEP, batch_size=1)
+    before = thread_count()
+    with join_team(config.run) as team:
+        TrainingState.create(config, team.device, rank=team.rank)
+        team.share_step({"g": 1.0}, StopWish())
+        inside = thread_count()
+    (Path(out) / f"threads{rank}.txt").write_text(f"{before} {inside} {thread_count()}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_process_group_takes_its_threads_with_it(synth_root: Path, tmp_path: Path) -> None:
+    """Once join_team is left, no gloo thread is left to be torn down with the interpreter
+    (which aborted a finished process now and then, when torch._dynamo, imported by the first
+    optimizer, kept the destroyed group alive)."""
+    torch.multiprocessing.spawn(
+        team_teardown_process, args=(free_port(), str(synth_root), str(tmp_path)), nprocs=2
+    )
+    for rank in (0, 1):
+        before, inside, after = map(int, (tmp_path / f"threads{rank}.txt").read_text().split())
+        assert inside > before  # the group's threads (so the count can see them)
+        assert after == before, f"rank {rank}: {after - before} thread(s) outlived the group"
+
+
 # ---- an exact resume on as many processes, through train() in 2 spawned processes ------------
 
 RESUMABLE = {**SMALL, "seed": 7, "dropout": 0.2, "pool_size": 2, "epochs": 2, "num_samples": 0}

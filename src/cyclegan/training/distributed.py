@@ -19,6 +19,7 @@ started without torchrun is a team of one, and none of this runs.
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from collections.abc import Iterator
@@ -230,6 +231,7 @@ def join_team(run: RunConfig) -> Iterator[Team]:
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     device = process_device(run.device, local_rank, local_world_size)
     timeout = timedelta(seconds=run.dist_timeout)
+    import_dynamo_first()
     if device.type == "cuda":
         dist.init_process_group("nccl", timeout=timeout, device_id=device)
         control = dist.new_group(backend="gloo", timeout=timeout)
@@ -242,6 +244,15 @@ def join_team(run: RunConfig) -> Iterator[Team]:
     finally:
         if not team.broken:  # a broken group can block in its teardown; the process is ending
             dist.destroy_process_group()
+
+
+def import_dynamo_first() -> None:
+    """Import torch._dynamo before the process group exists. Imported later (the first
+    optimizer imports it), it keeps references to the default group that
+    destroy_process_group does not drop, so gloo's threads outlive the group and are torn
+    down with the interpreter, which now and then aborts the process (SIGABRT, "terminate
+    called without an active exception") after a run that finished well."""
+    importlib.import_module("torch._dynamo")
 
 
 def process_device(name: str, local_rank: int, local_world_size: int) -> torch.device:
