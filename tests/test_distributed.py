@@ -9,12 +9,14 @@ with one line naming it; runs resume across 1 <-> 2 processes.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import suppress
 from dataclasses import replace
@@ -29,6 +31,7 @@ from cyclegan.cli import main
 from cyclegan.config import Config, ConfigError, load_config
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.training.distributed import (
+    PeerFailure,
     ReplicasDiverged,
     StopWish,
     first_difference,
@@ -307,6 +310,50 @@ def test_a_ddp_step_of_2x1_gives_the_weights_of_one_step_of_the_whole_batch(
     # and the check the runs ask for with --check-replicas sees a difference of 1e-9
     assert ddp["caught"].startswith("after step 2 the processes hold different weights: ")
     assert "disc_b.body.0.bias differs from rank 0's on rank 1" in ddp["caught"]
+
+
+def terminated_during_roll_call_process(rank: int, port: int, data: str, out: str) -> None:
+    """Process `rank` of 2: rank 1 dies as soon as the group stands; rank 0 loses contact at
+    its next exchange and is sent SIGTERM (as torchrun sends it) a second into the roll call
+    that names rank 1; it writes the report it raises."""
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    config = tiny_config(Path(data), Path(out), **SMALL, **STEP)
+    with join_team(config.run) as team:
+        if rank == 1:
+            os._exit(1)
+        try:
+            team.share_step({"g": 1.0}, StopWish())
+        except Exception as error:
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            try:
+                team.handle_failure(error, Path(out))
+            except PeerFailure as report:
+                (Path(out) / "report.txt").write_text(str(report))
+
+
+@pytest.mark.slow
+def test_a_sigterm_during_the_roll_call_does_not_silence_the_report(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """torchrun sends SIGTERM to every process the moment one dies; the survivor that names it
+    must outlast it (it arrived after the training loop's own handler was gone, and rank 0
+    died without a word)."""
+    spawn = multiprocessing.get_context("spawn")
+    args = (free_port(), str(synth_root), str(tmp_path))
+    processes = [
+        spawn.Process(target=terminated_during_roll_call_process, args=(rank, *args))
+        for rank in (0, 1)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(GUARD_S)
+    assert processes[0].exitcode != -signal.SIGTERM, "rank 0 was killed by the SIGTERM"
+    report = (tmp_path / "report.txt").read_text()
+    assert report.startswith("rank 1 stopped answering (killed, out of memory, hung past ")
 
 
 def thread_count() -> int:

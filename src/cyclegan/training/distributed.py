@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -179,6 +180,7 @@ class Team:
         if not self.distributed:
             return
         self.broken = True
+        outlast_termination()
         store = default_store()
         if lost_contact(error):
             raise self._report_lost_contact(store, error, run_dir) from error
@@ -244,6 +246,15 @@ def join_team(run: RunConfig) -> Iterator[Team]:
     finally:
         if not team.broken:  # a broken group can block in its teardown; the process is ending
             dist.destroy_process_group()
+
+
+def outlast_termination() -> None:
+    """Ignore SIGTERM from here to the end of this failing process. torchrun sends it to every
+    process as soon as one of them dies, while the survivors take the roll call (up to
+    ROLL_CALL_S) that names it; killed then, the run would end without its one line. torchrun
+    still kills what has not ended after its grace period."""
+    with suppress(ValueError):  # not the main thread: signals stay with the caller
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def import_dynamo_first() -> None:
