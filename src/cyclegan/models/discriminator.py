@@ -9,6 +9,8 @@ block, downsamples four times and averages the map to one score per image.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -99,7 +101,7 @@ class PatchPixelDiscriminator(nn.Module):
         return self.patch(x), self.pixel(x)
 
 
-DISCRIMINATORS: dict[str, type[nn.Module]] = {
+DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
     "patch": PatchDiscriminator,
     "seed": SeedDiscriminator,
     "patch_pixel": PatchPixelDiscriminator,
@@ -134,6 +136,4 @@ def build_discriminator(
         raise ValueError(f"unknown discriminator {name!r}; choose one of {sorted(DISCRIMINATORS)}")
     if name == "seed":
         return SeedDiscriminator(in_channels, base_channels)  # fixed depth, as in the seed
-    if name == "patch_pixel":
-        return PatchPixelDiscriminator(in_channels, base_channels, num_layers)
-    return PatchDiscriminator(in_channels, base_channels, num_layers)
+    return DISCRIMINATORS[name](in_channels, base_channels, num_layers)
