@@ -113,7 +113,7 @@ def test_resume_with_new_lr_starts_a_new_schedule_segment(synth_root: Path, tmp_
     config = tiny_config(synth_root, tmp_path)
     run_dir = train(config)  # 2 epochs: done
     more = config.with_overrides({"lr": 1e-4, "epochs": 1, "epochs_decay": 0})
-    train(more, resume=run_dir / "checkpoints" / "latest.pt", overridden=("lr", "epochs"))
+    train(more, resume=run_dir / "checkpoints" / "latest.pt", given=("lr", "epochs"))
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     assert checkpoint["epoch"] == 3
     assert checkpoint["schedulers"]["schedule_start"] == 2
@@ -149,7 +149,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     good = weights(run_dir)
     exploding = config.with_overrides({"lr": 1e30, "epochs": 3})
     with pytest.raises(TrainingDiverged, match=r"non-finite .* at epoch 2, step \d+") as error:
-        train(exploding, resume=run_dir / "checkpoints" / "latest.pt", overridden=("lr",))
+        train(exploding, resume=run_dir / "checkpoints" / "latest.pt", given=("lr",))
     assert "last good checkpoint is kept" in str(error.value)
     assert load_checkpoint(run_dir / "checkpoints" / "latest.pt")["epoch"] == 1
     after = weights(run_dir)
@@ -199,7 +199,7 @@ def stopped_run(synth_root: Path, tmp_path: Path) -> Path:
 def resume_with(run_dir: Path, log: Callable[[str], None] = print, **overrides: object) -> None:
     latest = run_dir / "checkpoints" / "latest.pt"
     config = load_checkpoint(latest)["config"].with_overrides(overrides)
-    train(config, resume=latest, overridden=tuple(overrides), log=log)
+    train(config, resume=latest, given=tuple(overrides), log=log)
 
 
 def test_resume_applies_a_new_pool_size_and_adam_betas(stopped_run: Path) -> None:
@@ -227,8 +227,8 @@ def test_resume_with_a_new_crop_size_starts_empty_pools(stopped_run: Path) -> No
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"seed": 3}, "--seed only applies when a run starts"),
-        ({"init_std": 0.1}, "--init-std only applies when a run starts"),
+        ({"seed": 3}, "--seed 3 cannot change on --resume (the run started with 0)"),
+        ({"init_std": 0.1}, "--init-std 0.1 cannot change on --resume (the run started with 0.02)"),
         ({"batch_size": 3}, "--batch-size 3 cannot take over after 2 batches of 1 in epoch 1"),
         ({"ngf": 16}, "another architecture (ngf: 8 -> 16)"),
         ({"dropout": 0.5}, "another architecture (dropout: 0.0 -> 0.5)"),

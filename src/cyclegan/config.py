@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import enum
 import inspect
 import itertools
 import math
 import os
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
@@ -37,36 +39,142 @@ class ConfigError(ValueError):
     """A config value or combination that cannot work; the message speaks to the user."""
 
 
+# ---- what each option is to a run, declared on its field --------------------------------------
+
+
+class Role(enum.Enum):
+    """What an option is to a run. Each field declares its role (`option(...)`); resuming,
+    the command line's help and the web UI's config view take their rules from it, so a new
+    option cannot be forgotten by a hand-kept list."""
+
+    ARCHITECTURE = "architecture"  # what the weights are or compute: a resumed run refuses a change
+    START = "start"  # used once, when a run starts: a resumed run refuses a change
+    SCHEDULE = "schedule"  # the lr schedule: a change on resume starts a new schedule there
+    TRAINING = "training"  # how training goes on: a change on resume applies from the next step
+    SPEED = "speed"  # how each step is computed, not what is learned: changes freely
+    OUTPUT = "output"  # what the run writes and measures: changes freely
+    PLACE = "place"  # where the run folder is: a change on resume continues in another folder
+    RECORDED = "recorded"  # what the run records about itself: not an option
+
+    @property
+    def fixed(self) -> bool:
+        """Whether a resumed run must keep the value it started with."""
+        return self in (Role.ARCHITECTURE, Role.START)
+
+    @property
+    def note(self) -> str:
+        """What the role means for the user, as the command line's help says it."""
+        return ROLE_NOTES[self]
+
+
+ROLE_NOTES = {
+    Role.ARCHITECTURE: "architecture: fixed once the run starts",
+    Role.START: "used when the run starts: fixed after that",
+    Role.SCHEDULE: "with --resume it starts a new lr schedule",
+    Role.TRAINING: "",
+    Role.SPEED: "",
+    Role.OUTPUT: "",
+    Role.PLACE: "",
+    Role.RECORDED: "recorded by the run, not an option",
+}
+
+
+@dataclass(frozen=True)
+class Applies:
+    """Where an option does something: `when(config)`; elsewhere it does nothing, and the
+    sentence "--OPTION does nothing OTHERWISE" says so."""
+
+    when: Callable[[Config], bool]
+    otherwise: str
+
+
+def option(
+    default: Any,
+    role: Role,
+    *,
+    applies: Applies | None = None,
+    compatible: Callable[[Any, Any], bool] | None = None,
+) -> Any:
+    """A config field with its role. applies: where it does something (default: always).
+    compatible(old, new): for a fixed role, whether a resumed run can take `new` in place of
+    `old` all the same (dropout 0.1 -> 0.2 keeps the network's layers)."""
+    return field(
+        default=default, metadata={"role": role, "applies": applies, "compatible": compatible}
+    )
+
+
+def _dropout_layers_kept(old: float, new: float) -> bool:
+    return (old > 0) == (new > 0)  # a dropout layer, present or not, shifts the blocks' keys
+
+
+def _same_dataset(old: str, new: str) -> bool:
+    """A dataset folder given anew on resume is the same dataset if the old folder is gone
+    (moved) or both hold the same training file names (copied, or spelled another way)."""
+    old_root, new_root = Path(old), Path(new)
+    if not old_root.exists():
+        return True
+
+    def names(root: Path) -> tuple[list[str], ...]:
+        return tuple(
+            sorted(os.listdir(root / part)) if (root / part).is_dir() else []
+            for part in ("trainA", "trainB")
+        )
+
+    return names(old_root) == names(new_root)
+
+
+def _patch_discriminator(config: Config) -> bool:
+    return config.model.discriminator != "seed"
+
+
+def _distributed(config: Config) -> bool:
+    return config.run.world_size > 1
+
+
+def _evaluated(config: Config) -> bool:
+    return config.eval.eval_every > 0
+
+
+def _fid_measured(config: Config) -> bool:
+    return config.eval.eval_every > 0 and config.eval.fid
+
+
+ONLY_PATCH = Applies(_patch_discriminator, "with --discriminator seed (its depth is fixed)")
+ONLY_DISTRIBUTED = Applies(_distributed, "without torchrun (the run is one process)")
+ONLY_EVALUATED = Applies(_evaluated, "without --eval-every (no metrics are measured)")
+ONLY_FID = Applies(_fid_measured, "without --eval-every and --fid (FID is not measured)")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The four networks."""
 
-    generator: GeneratorName = "resnet_9blocks"
+    generator: GeneratorName = option("resnet_9blocks", Role.ARCHITECTURE)
     """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), resnet_3blocks
     (small crops, CPU budgets), seed"""
-    discriminator: DiscriminatorName = "patch"
+    discriminator: DiscriminatorName = option("patch", Role.ARCHITECTURE)
     """discriminator: patch (70x70 PatchGAN), seed (one score per image) or patch_pixel (a
     PatchGAN plus a per-pixel colour discriminator, their losses averaged)"""
-    ngf: int = 64
+    ngf: int = option(64, Role.ARCHITECTURE)
     """generator width: channels of its first convolution"""
-    ndf: int = 64
+    ndf: int = option(64, Role.ARCHITECTURE)
     """discriminator width: channels of its first convolution"""
-    d_layers: int = 3
+    d_layers: int = option(3, Role.ARCHITECTURE, applies=ONLY_PATCH)
     """stride-2 layers of the PatchGAN (3 gives 70x70 patches)"""
-    dropout: float = 0.0
+    dropout: float = option(0.0, Role.ARCHITECTURE, compatible=_dropout_layers_kept)
     """dropout probability inside the generator's residual blocks"""
-    upsample: Upsample = "transpose"
+    upsample: Upsample = option("transpose", Role.ARCHITECTURE)
     """generator upsampling: transpose (paper) or resize (resize-then-conv, no checkerboard)"""
-    channels_a: int = 3
+    channels_a: int = option(3, Role.ARCHITECTURE)
     """image channels of domain A (3 for RGB, 1 for grayscale)"""
-    channels_b: int = 3
+    channels_b: int = option(3, Role.ARCHITECTURE)
     """image channels of domain B (3 for RGB, 1 for grayscale)"""
-    init_std: float = 0.02
+    init_std: float = option(0.02, Role.START)
     """standard deviation of the N(0, std) weight initialisation"""
-    residual: bool = False
+    residual: bool = option(False, Role.ARCHITECTURE)
     """generators predict a change to their input and start as the identity (needs as many
     channels in both domains)"""
-    skip: bool = False
+    skip: bool = option(False, Role.ARCHITECTURE)
     """the generator's first, full-resolution features are added to its last upsampling's,
     so pixel-fine detail need not pass the bottleneck"""
 
@@ -97,19 +205,19 @@ class ModelConfig:
 class DataConfig:
     """Where images come from and how they are prepared."""
 
-    data: str = ""
+    data: str = option("", Role.START, compatible=_same_dataset)
     """dataset folder holding trainA, trainB, testA, testB"""
-    load_size: int = 286
+    load_size: int = option(286, Role.TRAINING)
     """images are resized to this size (at least the crop size) before the random crop"""
-    crop_size: int = 256
+    crop_size: int = option(256, Role.TRAINING)
     """training crop size: a multiple of the generator's stride (4; 8 for seed)"""
-    resize_mode: ResizeMode = "short_side"
+    resize_mode: ResizeMode = option("short_side", Role.TRAINING)
     """short_side keeps the aspect ratio; square stretches to load_size x load_size"""
-    flip: bool = True
+    flip: bool = option(True, Role.TRAINING)
     """random horizontal flips"""
-    batch_size: int = 1
+    batch_size: int = option(1, Role.TRAINING)
     """images per domain in a batch (in each process, under torchrun)"""
-    workers: int = AUTO_WORKERS
+    workers: int = option(AUTO_WORKERS, Role.SPEED)
     """DataLoader worker processes (0 loads in the training process; -1: min(4, CPU cores
     available - 1))"""
 
@@ -129,11 +237,11 @@ class DataConfig:
 class LossConfig:
     """The CycleGAN objective (paper eq. 3 plus the identity term of sec. 5.2)."""
 
-    gan_mode: GanMode = "lsgan"
+    gan_mode: GanMode = option("lsgan", Role.TRAINING)
     """adversarial loss: lsgan (least squares) or vanilla (BCE with logits)"""
-    lambda_cycle: float = 10.0
+    lambda_cycle: float = option(10.0, Role.TRAINING)
     """weight of each cycle-consistency L1 term"""
-    lambda_identity: float = 0.5
+    lambda_identity: float = option(0.5, Role.TRAINING)
     """identity L1 weight, as a fraction of lambda_cycle (0 disables the identity passes)"""
 
     def __post_init__(self) -> None:
@@ -146,21 +254,21 @@ class LossConfig:
 class OptimConfig:
     """Adam and the learning-rate schedule."""
 
-    lr: float = 2e-4
+    lr: float = option(2e-4, Role.SCHEDULE)
     """initial learning rate of generators and discriminators"""
-    beta1: float = 0.5
+    beta1: float = option(0.5, Role.TRAINING)
     """Adam beta1"""
-    beta2: float = 0.999
+    beta2: float = option(0.999, Role.TRAINING)
     """Adam beta2"""
-    epochs: int = 100
+    epochs: int = option(100, Role.SCHEDULE)
     """epochs at the initial learning rate"""
-    epochs_decay: int = 100
+    epochs_decay: int = option(100, Role.SCHEDULE)
     """epochs of linear decay to zero after that"""
-    minutes: float = 0.0
+    minutes: float = option(0.0, Role.SCHEDULE)
     """train for about this many minutes instead: after ~25 steps the speed is measured and
     --epochs/--epochs-decay (and --max-steps-per-epoch if epochs are long) are fitted so the
     lr decays to zero as the time runs out; config.yaml records the fitted values (0: off)"""
-    pool_size: int = 50
+    pool_size: int = option(50, Role.TRAINING)
     """generated images kept per domain for discriminator updates (0 turns the pool off)"""
 
     def __post_init__(self) -> None:
@@ -178,34 +286,34 @@ class OptimConfig:
 class RunConfig:
     """Where the run is written and how it is driven."""
 
-    preset: PresetName = "paper"
+    preset: PresetName = option("paper", Role.START)
     """what the other options start from: paper (the paper's exact settings) or fast (learns
     in CPU minutes: a small residual generator that starts as the identity); options given
     with it override it"""
-    name: str = ""
+    name: str = option("", Role.PLACE)
     """run name, a plain folder name: the run folder is RUNS_DIR/NAME (default: the dataset
     folder's name)"""
-    runs_dir: str = "runs"
+    runs_dir: str = option("runs", Role.PLACE)
     """folder holding the run folders"""
-    device: DeviceName = "auto"
+    device: DeviceName = option("auto", Role.SPEED)
     """auto picks cuda, then mps, then cpu"""
-    seed: int = 0
+    seed: int = option(0, Role.START)
     """random seed (a CPU run with the same seed is reproducible)"""
-    save_every: int = 5
+    save_every: int = option(5, Role.OUTPUT)
     """keep a numbered checkpoint every this many epochs (latest is kept every epoch)"""
-    log_every: int = 50
+    log_every: int = option(50, Role.OUTPUT)
     """steps averaged into each row of losses.csv"""
-    num_samples: int = 4
+    num_samples: int = option(4, Role.OUTPUT)
     """test images per domain in the sample grids"""
-    max_steps_per_epoch: int = 0
+    max_steps_per_epoch: int = option(0, Role.TRAINING)
     """cap the steps of an epoch (0: the whole dataset); for quick runs"""
-    dist_timeout: int = 1800
+    dist_timeout: int = option(1800, Role.TRAINING, applies=ONLY_DISTRIBUTED)
     """(torchrun) seconds a process waits for the others, also while rank 0 evaluates and
     writes an epoch's records, before it stops with an error naming the missing rank"""
-    check_replicas: bool = False
+    check_replicas: bool = option(False, Role.OUTPUT, applies=ONLY_DISTRIBUTED)
     """(torchrun) compare every process's weights after every step and stop if they differ
     (a debugging aid: it costs a little every step)"""
-    world_size: int = 1
+    world_size: int = option(1, Role.RECORDED)
     """processes the run trains on (recorded from torchrun, not an option): the effective
     batch is batch_size x world_size"""
 
@@ -228,26 +336,26 @@ class SpeedConfig:
     """How each step is computed: none of these change what is learned beyond float rounding
     (benchmarks/train_speed.py measures each; tests compare each with the plain step)."""
 
-    batched_passes: bool = False
+    batched_passes: bool = option(False, Role.SPEED)
     """one network call where passes can share it: a generator on its real input and (identity
     loss) its own domain's image, a discriminator on real and pooled fake images (instance norm
     keeps each image's statistics apart, so the result is the same); off by default: on the
     CPU at 256 px it kept the peak memory at 0.99x and was not reliably faster"""
-    split_backward: bool = True
+    split_backward: bool = option(True, Role.SPEED)
     """back-propagate each translation direction's losses, and without --batched-passes each
     identity term, as soon as they are computed, so their activations are freed before the
     next pass (same gradients; 0.63x the peak memory at 256 px on the CPU)"""
-    channels_last: bool = False
+    channels_last: bool = option(False, Role.SPEED)
     """channels-last memory format for the images and activations"""
-    fused_adam: bool = True
+    fused_adam: bool = option(True, Role.SPEED)
     """Adam's fused implementation (one kernel for all parameters) where the device has one"""
-    precision: Precision = "auto"
+    precision: Precision = option("auto", Role.SPEED)
     """automatic mixed precision: auto is bf16 on a CUDA GPU that supports it, else fp16 with a
     gradient scaler there; bf16 on a CPU with AMX (measured 2.6x as fast), fp32 on other CPUs
     (bf16 measured no faster without AMX) and on MPS"""
-    compile: bool = False
+    compile: bool = option(False, Role.SPEED)
     """torch.compile the four networks (the first steps then take minutes)"""
-    checkpoint_blocks: bool = False
+    checkpoint_blocks: bool = option(False, Role.SPEED)
     """recompute the generators' residual blocks in the backward pass instead of keeping their
     activations: less memory for large crops on small GPUs, more time"""
 
@@ -256,16 +364,16 @@ class SpeedConfig:
 class EvalConfig:
     """Metrics measured on test images during training."""
 
-    eval_every: int = 0
+    eval_every: int = option(0, Role.OUTPUT)
     """measure the metrics on test images every N epochs (0: never)"""
-    eval_images: int = 50
+    eval_images: int = option(50, Role.OUTPUT, applies=ONLY_EVALUATED)
     """test images per domain for those metrics (0: all)"""
-    best_metric: str = "auto"
+    best_metric: str = option("auto", Role.OUTPUT, applies=ONLY_EVALUATED)
     """metric that picks checkpoints/best.pt: auto (kid, else truth_psnr, else cycle_l1), or a
     name such as kid, fid, truth_psnr, cycle_l1 (mean of both directions) or kid_AtoB"""
-    fid: bool = True
+    fid: bool = option(True, Role.OUTPUT, applies=ONLY_EVALUATED)
     """include FID and KID when the Inception weights can be had"""
-    inception_weights: str = ""
+    inception_weights: str = option("", Role.OUTPUT, applies=ONLY_FID)
     """FID Inception weights file (default: downloaded once into the cache)"""
 
     def __post_init__(self) -> None:
@@ -333,10 +441,11 @@ class Config:
             built[section_field.name] = section_cls(**values)
         return cls(**built)
 
-    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+    def with_overrides(self, overrides: dict[str, Any], expand_preset: bool = True) -> Config:
         """A copy with flat option values (`{"lr": 1e-4}`) put into their sections. A `preset`
-        among them puts its settings in first, so the other options given override it."""
-        if "preset" in overrides:
+        among them puts its settings in first, so the other options given override it (unless
+        not `expand_preset`: a resumed run records a preset given anew, and refuses it)."""
+        if "preset" in overrides and expand_preset:
             overrides = {**preset_options(overrides["preset"]), **overrides}
         by_section: dict[str, dict[str, Any]] = {}
         for key, value in overrides.items():
@@ -401,17 +510,35 @@ def load_config(path: Path) -> Config:
 
 @dataclass(frozen=True)
 class Option:
-    """One config field as the command line sees it."""
+    """One config field as the command line sees it, with the role its field declares (None
+    for the fields of dataclasses that are not run config, such as translation options)."""
 
     section: str
     name: str
     type: Any
     default: Any
     help: str
+    role: Role | None = None
+    applies: Applies | None = None
+    compatible: Callable[[Any, Any], bool] | None = None
 
     @property
     def flag(self) -> str:
         return "--" + _flag(self.name)
+
+    @property
+    def help_with_role(self) -> str:
+        """The help text with what the role and the option's reach mean for the user."""
+        notes = [self.role.note] if self.role is not None and self.role.note else []
+        if self.applies is not None:
+            notes.append(f"does nothing {self.applies.otherwise}")
+        return self.help + "".join(f" [{note}]" for note in notes)
+
+    def applies_to(self, config: Config) -> bool:
+        return self.applies is None or self.applies.when(config)
+
+    def value(self, config: Config) -> Any:
+        return getattr(getattr(config, self.section), self.name)
 
     @property
     def choices(self) -> tuple[Any, ...] | None:
@@ -428,22 +555,25 @@ def _section_classes() -> dict[str, type]:
     return {f.name: hints[f.name] for f in fields(Config)}
 
 
-# fields the run records about itself rather than options anyone gives: no flag, no --set
-RECORDED = ("world_size",)
-
-
 @cache
-def options() -> tuple[Option, ...]:
-    """All options of all sections, in declaration order."""
+def config_fields() -> tuple[Option, ...]:
+    """Every field of every section, in declaration order, the recorded ones included."""
     result = [
         option
         for section, cls in _section_classes().items()
         for option in dataclass_options(cls, section)
-        if option.name not in RECORDED
     ]
     names = [o.name for o in result]
     assert len(names) == len(set(names)), "option names must be unique across sections"
+    missing = [o.name for o in result if o.role is None]
+    assert not missing, f"config fields without a role (declare it with option()): {missing}"
     return tuple(result)
+
+
+@cache
+def options() -> tuple[Option, ...]:
+    """The options anyone can give (every field but those the run records about itself)."""
+    return tuple(o for o in config_fields() if o.role is not Role.RECORDED)
 
 
 def dataclass_options(cls: type, section: str = "") -> tuple[Option, ...]:
@@ -452,8 +582,68 @@ def dataclass_options(cls: type, section: str = "") -> tuple[Option, ...]:
     hints = typing.get_type_hints(cls)
     docs = _field_docstrings(cls)
     return tuple(
-        Option(section, f.name, hints[f.name], f.default, docs.get(f.name, "")) for f in fields(cls)
+        Option(
+            section,
+            f.name,
+            hints[f.name],
+            f.default,
+            docs.get(f.name, ""),
+            f.metadata.get("role"),
+            f.metadata.get("applies"),
+            f.metadata.get("compatible"),
+        )
+        for f in fields(cls)
     )
+
+
+def fixed_changes(saved: Config, config: Config) -> list[tuple[Option, Any, Any]]:
+    """The options of a fixed role (architecture, start) whose value `config` changes from
+    `saved` in a way that matters: where the option does something, and not a compatible
+    change. A resumed run refuses each."""
+    changes = []
+    for spec in options():
+        if spec.role is None or not spec.role.fixed:
+            continue
+        old, new = spec.value(saved), spec.value(config)
+        if old == new or not spec.applies_to(saved):
+            continue
+        if spec.compatible is not None and spec.compatible(old, new):
+            continue
+        changes.append((spec, old, new))
+    return changes
+
+
+def idle_options(config: Config, given: typing.Iterable[str]) -> list[str]:
+    """One line for each given option that does nothing in `config` ("--d-layers does nothing
+    with --discriminator seed ...")."""
+    by_name = {spec.name: spec for spec in options()}
+    return [
+        f"{by_name[name].flag} does nothing {by_name[name].applies.otherwise}"  # type: ignore[union-attr]
+        for name in given
+        if name in by_name and not by_name[name].applies_to(config)
+    ]
+
+
+def annotated_yaml(config: Config) -> str:
+    """config.yaml's text with the role of each fixed or schedule option as a comment, for
+    people reading a run's config (the web UI shows it)."""
+    specs = {spec.name: spec for spec in config_fields()}
+    comments = {
+        Role.ARCHITECTURE: "architecture: fixed",
+        Role.START: "fixed when the run started",
+        Role.SCHEDULE: "lr schedule",
+        Role.RECORDED: "recorded by the run",
+    }
+    lines = []
+    for line in yaml.safe_dump(config.to_dict(), sort_keys=False).splitlines():
+        spec = specs.get(line.strip().split(":", 1)[0]) if line.startswith("  ") else None
+        comment = None
+        if spec is not None and spec.role is not None:
+            comment = comments.get(spec.role)
+            if spec.applies is not None and not spec.applies.when(config):
+                comment = f"does nothing {spec.applies.otherwise}"
+        lines.append(f"{line}  # {comment}" if comment else line)
+    return "\n".join(lines) + "\n"
 
 
 def section_of(name: str) -> str:

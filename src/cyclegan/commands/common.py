@@ -26,7 +26,7 @@ def add_option(
     pre-filled: a flag not given is absent from the parsed arguments, so the dataclass's own
     default applies, and the help shows that default."""
     shown = "" if option.default in ("", None) else f" (default: {option.default})"
-    help_text = option.help + shown
+    help_text = option.help_with_role + shown
     if option.type is bool:
         group.add_argument(
             option.flag,

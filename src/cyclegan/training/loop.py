@@ -29,7 +29,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import AUTO_WORKERS, Config, ConfigError, OptimConfig, save_config
+from cyclegan.config import (
+    AUTO_WORKERS,
+    Config,
+    ConfigError,
+    OptimConfig,
+    idle_options,
+    save_config,
+)
 from cyclegan.data.check import check_training_images
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.models import CycleGAN
@@ -67,7 +74,7 @@ def train(
     config: Config,
     *,
     resume: Path | None = None,
-    overridden: tuple[str, ...] = (),
+    given: tuple[str, ...] = (),
     should_stop: Callable[[int], bool] | None = None,
     log: Callable[[str], None] = tqdm.write,
     feature_extractor: FeatureExtractor | None = None,
@@ -75,11 +82,12 @@ def train(
     """Train a CycleGAN and return its run folder.
 
     resume: a checkpoint to continue from; `config` is then the checkpoint's config with the
-    `overridden` options replaced. should_stop(step) is asked after every step; True stops
-    like Ctrl-C does (checkpoint, then return), but returns instead of raising
-    TrainingInterrupted. feature_extractor: features for FID/KID in `--eval-every`
-    evaluations instead of the Inception network. Under torchrun every process calls this
-    (see the module's docstring); the config records how many.
+    `given` options replaced. given: the options the user gave (a given schedule option starts
+    a new lr schedule on resume; a given option that does nothing here is said so).
+    should_stop(step) is asked after every step; True stops like Ctrl-C does (checkpoint, then
+    return), but returns instead of raising TrainingInterrupted. feature_extractor: features
+    for FID/KID in `--eval-every` evaluations instead of the Inception network. Under torchrun
+    every process calls this (see the module's docstring); the config records how many.
     """
     # every check before anything is written, so a refused start leaves nothing
     check_crop_size(config.model, config.data.crop_size)
@@ -91,7 +99,7 @@ def train(
                 team,
                 config,
                 resume=resume,
-                overridden=overridden,
+                given=given,
                 should_stop=should_stop,
                 log=log if team.is_main else quiet,
                 feature_extractor=feature_extractor,
@@ -110,7 +118,7 @@ def train_in_team(
     config: Config,
     *,
     resume: Path | None,
-    overridden: tuple[str, ...],
+    given: tuple[str, ...],
     should_stop: Callable[[int], bool] | None,
     log: Callable[[str], None],
     feature_extractor: FeatureExtractor | None,
@@ -124,15 +132,15 @@ def train_in_team(
         )
     if team.device.type == "cuda":  # the crops keep one size: let cuDNN pick its kernels
         torch.backends.cudnn.benchmark = True
+    for line in idle_options(config, given):
+        log(f"note: {line}")
     dataset = load_training_set(config, log)
     state = TrainingState.create(config, team.device, rank=team.rank)
 
     # ---- resume or start
     if resume is not None:
         checkpoint = load_checkpoint(resume, map_location=team.device)
-        state.restore(
-            checkpoint, config, source=resume, overridden=overridden, log=log, rank=team.rank
-        )
+        state.restore(checkpoint, config, source=resume, given=given, log=log, rank=team.rank)
         log(f"resuming {resume} {state.progress.where()}")
     progress = state.progress
     run_dir = prepare_run_dir(config, resume, create=team.is_main)

@@ -21,27 +21,10 @@ from typing import Any
 import torch
 
 from cyclegan.checkpoint import FORMAT_VERSION, MODEL_KEYS, load_model_states
-from cyclegan.config import Config, ConfigError, OptimConfig
+from cyclegan.config import Config, ConfigError, OptimConfig, Role, fixed_changes, options
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
-
-# model options that change parameter shapes or what the weights compute (residual: the
-# same weights, another function): a resumed run cannot change them
-ARCHITECTURE_OPTIONS = (
-    "generator",
-    "discriminator",
-    "ngf",
-    "ndf",
-    "d_layers",
-    "upsample",
-    "residual",
-    "channels_a",
-    "channels_b",
-)
-# options used once, when a run starts; a resumed run continues its weights and random states
-START_OPTIONS = ("init_std", "seed")
-SCHEDULE_OPTIONS = ("lr", "epochs", "epochs_decay", "minutes")
 
 
 @dataclass
@@ -169,7 +152,7 @@ class TrainingState:
         config: Config,
         *,
         source: Path,
-        overridden: tuple[str, ...] = (),
+        given: tuple[str, ...] = (),
         log: Callable[[str], None] = print,
         rank: int = 0,
     ) -> None:
@@ -186,8 +169,8 @@ class TrainingState:
             schedule_start=int(checkpoint["schedulers"]["schedule_start"]),
         )
         check_resumable(saved, config, progress, source)
-        for name, (old, new) in changed_options(saved, config).items():
-            log(f"overriding {name}: {old!r} -> {new!r}")
+        for line in described_changes(saved, config):
+            log(line)
         load_model_states(self.model, checkpoint["models"], source)
         load_optimizer_state(self.optimizers.gen, checkpoint["optimizers"]["gen"])
         load_optimizer_state(self.optimizers.disc, checkpoint["optimizers"]["disc"])
@@ -201,7 +184,7 @@ class TrainingState:
             log(world_size_change(saved, config, progress, saved_ranks=1 + len(others)))
         # the same images done, counted in steps of a new --batch-size x processes
         progress.batch = progress.batch * images_per_step(saved) // images_per_step(config)
-        if any(name in overridden for name in SCHEDULE_OPTIONS):
+        if any(name in given for name in schedule_options()):
             # new schedule settings start a new segment here, as a user lowering the lr expects
             progress.schedule_start = progress.epoch
         self.progress = progress
@@ -240,14 +223,32 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]
 
 
 def changed_options(saved: Config, config: Config) -> dict[str, tuple[Any, Any]]:
-    """Options whose value differs, except where the run is written (name, runs_dir) and the
-    processes it trains on (world_size: torchrun's choice, logged on its own)."""
+    """The options whose value a resumed run changes: name -> (saved, new). Where the run is
+    written (its place) is said on its own, and what the run records (world size) is not an
+    option."""
     old, new = saved.flat(), config.flat()
     return {
-        name: (old[name], new[name])
-        for name in new
-        if old[name] != new[name] and name not in ("name", "runs_dir", "world_size")
+        spec.name: (old[spec.name], new[spec.name])
+        for spec in options()
+        if spec.role is not Role.PLACE and old[spec.name] != new[spec.name]
     }
+
+
+def described_changes(saved: Config, config: Config) -> list[str]:
+    """One log line per option a resumed run changes, saying what the change does."""
+    lines = []
+    roles = {spec.name: spec.role for spec in options()}
+    for name, (old, new) in changed_options(saved, config).items():
+        effect = {
+            Role.SCHEDULE: "a new lr schedule starts here",
+            Role.SPEED: "how steps are computed",
+        }.get(roles[name], "from the next step")
+        lines.append(f"changed on resume: --{name.replace('_', '-')} {old!r} -> {new!r} ({effect})")
+    return lines
+
+
+def schedule_options() -> list[str]:
+    return [spec.name for spec in options() if spec.role is Role.SCHEDULE]
 
 
 def images_per_step(config: Config) -> int:
@@ -279,27 +280,23 @@ def world_size_change(saved: Config, config: Config, progress: Progress, saved_r
 
 
 def check_resumable(saved: Config, config: Config, progress: Progress, source: Path) -> None:
-    """Refuse the overrides a resumed run cannot apply, naming each."""
-    changed = [
-        name
-        for name in ARCHITECTURE_OPTIONS
-        if getattr(saved.model, name) != getattr(config.model, name)
-    ]
-    if (saved.model.dropout > 0) != (config.model.dropout > 0):
-        changed.append("dropout")  # a dropout layer shifts the residual blocks' layer keys
-    if changed:
-        details = ", ".join(
-            f"{name}: {getattr(saved.model, name)!r} -> {getattr(config.model, name)!r}"
-            for name in changed
+    """Refuse the changes a resumed run cannot apply (options of a fixed role, steps that
+    cannot be regrouped), naming each."""
+    changes = fixed_changes(saved, config)
+    started = [(spec, old, new) for spec, old, new in changes if spec.role is Role.START]
+    if started:
+        spec, old, new = started[0]
+        raise ConfigError(
+            f"{spec.flag} {new} cannot change on --resume (the run started with {old!r}): it is "
+            f"used when a run starts, and {source} continues its weights, random states and "
+            f"data; start a new run (--name NEW) to change it"
         )
-        raise ConfigError(f"cannot resume {source} with another architecture ({details})")
-    saved_flat, flat = saved.flat(), config.flat()
-    for name in START_OPTIONS:
-        if saved_flat[name] != flat[name]:
-            raise ConfigError(
-                f"--{name.replace('_', '-')} only applies when a run starts: a resumed run "
-                f"continues its weights and random states; start a new run (--name) to change it"
-            )
+    if changes:
+        details = ", ".join(f"{spec.name}: {old!r} -> {new!r}" for spec, old, new in changes)
+        raise ConfigError(
+            f"cannot resume {source} with another architecture ({details}): its weights are "
+            "for the saved one; start a new run (--name NEW) to train another"
+        )
     saved_size, batch_size = saved.data.batch_size, config.data.batch_size
     saved_world, world = saved.run.world_size, config.run.world_size
     if progress.batch * images_per_step(saved) % images_per_step(config) == 0:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cyclegan.config import Config, ConfigError, load_config
+from cyclegan.config import Config, ConfigError, annotated_yaml, load_config
 from cyclegan.evaluation.report import PER_DIRECTION
 from cyclegan.ui.safe_paths import inside, run_folder
 
@@ -77,6 +77,8 @@ def read_run(runs: Path, name: str, now: float | None = None) -> RunView:
             view.config = load_config(config_path)
         except ConfigError:
             view.config = None  # the text is still shown; progress needs no more than rows
+        else:  # each option's role beside it: what a resumed run can change
+            view.config_text = annotated_yaml(view.config)
     losses_path = inside(folder, "losses.csv")
     view.losses = read_numbers(losses_path)
     view.metrics = read_numbers(inside(folder, "metrics.csv"))
