@@ -344,7 +344,7 @@ def train_with_curve(
         stop = Deadline(trained, budget if steps else budget * point / points)
         if steps:
             stop.steps = round(steps * point / points)
-        # a resumed run goes on with its saved config: with --minutes it holds the fitted schedule
+        # a resumed run goes on with its saved config (with --minutes: its budget and schedule)
         resumed_config = config if resume is None else load_checkpoint(resume)["config"]
         train(resumed_config, resume=resume, should_stop=stop, log=log_epochs)
         trained = stop.total()
@@ -357,7 +357,7 @@ def train_with_curve(
             f"SSIM {value.ssim:.3f}, HF ratio {value.hf_ratio:.2f}",
             flush=True,
         )
-        completed = checkpoint["epoch"] >= checkpoint["config"].total_epochs  # --minutes fits it
+        completed = stop.stopped_at is None  # train() ended by itself: its schedule is done
         if completed:
             break
         resume = latest

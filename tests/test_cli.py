@@ -126,7 +126,9 @@ def test_resume_overrides_are_logged(
     shutil.copytree(trained_run, run_copy)
     code = main(["train", "--resume", str(run_copy), "--lr", "1e-4", "--epochs", "1"])
     assert code == 0
-    assert "overriding lr: 0.0002 -> 0.0001" in capsys.readouterr().out
+    assert "changed on resume: --lr 0.0002 -> 0.0001 (a new lr schedule starts here)" in (
+        capsys.readouterr().out
+    )
     assert load_config(run_copy / "config.yaml").optim.lr == 1e-4
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -129,3 +130,94 @@ def test_checkpoint_writes_survive_kill_9_at_any_moment(tmp_path: Path) -> None:
 
         checkpoint = torch.load(path, weights_only=True)
         assert checkpoint["data"].eq(float(checkpoint["i"])).all()
+
+
+def wait_for_output(process: subprocess.Popen[str], text: str, seen: list[str]) -> None:
+    """Read the process's output lines into `seen` until one holds `text`."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + 600  # a guard against hanging, not a speed requirement
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        assert line, f"training ended early: {''.join(seen)}"
+        seen.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} did not appear: {''.join(seen)}")
+
+
+@pytest.mark.parametrize("moment", ["first step", "mid-epoch", "epoch end"])
+def test_sigterm_to_the_process_group_stops_cleanly_with_a_checkpoint(
+    synth_root: Path, tmp_path: Path, moment: str
+) -> None:
+    """What `timeout`, `kill -- -PGID`, SLURM and systemd send: to the trainer and its loader
+    workers alike. The trainer stops after its step, saves a checkpoint, says so in one line."""
+    runs = tmp_path / "runs"
+    latest = runs / "tiny" / "checkpoints" / "latest.pt"
+    process = start_training(
+        synth_root, runs, "--epochs", "40", "--epochs-decay", "0", "--workers", "2"
+    )
+    seen: list[str] = []
+    if moment == "first step":
+        wait_for_output(process, "training ", seen)  # the loader's workers are starting
+    else:
+        wait_for_checkpoint(latest, process, min_epoch=1)
+        time.sleep(0.4 if moment == "mid-epoch" else 0.0)
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=300)
+    output = "".join(seen) + output
+    assert process.returncode == 143, output
+    assert "Traceback" not in output and "Error" not in output, output
+    assert output.count("checkpoint saved") == 1, output
+    stopped = load_checkpoint(latest)
+    where = Progress(stopped["epoch"], stopped["batch"], stopped["step"]).where()
+    assert f"stopped {where}; checkpoint saved" in output
+    status = json.loads((runs / "tiny" / "status.json").read_text())
+    assert status["state"] == "stopped" and status["message"] == "stopped by SIGTERM"
+    assert status["step"] == stopped["step"] and status["where"] == where
+
+
+def test_a_second_trainer_of_the_same_run_is_refused_naming_the_first(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    latest = runs / "tiny" / "checkpoints" / "latest.pt"
+    first = start_training(synth_root, runs, "--epochs", "40", "--epochs-decay", "0")
+    time.sleep(0.5)  # two new runs of one name, half a second apart
+    second = subprocess.run(
+        [sys.executable, "-m", "cyclegan", "train", *tiny_flags(synth_root, runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    wait_for_checkpoint(latest, first, min_epoch=1)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "cyclegan", "train", "--resume", str(runs / "tiny")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    status = json.loads((runs / "tiny" / "status.json").read_text())
+    assert status["state"] == "running" and status["pid"] == first.pid
+    for refused in (second, resumed):
+        assert refused.returncode == 2, refused.stderr
+        assert f"is being trained by process {first.pid} on " in refused.stderr
+        assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    rows = (runs / "tiny" / "losses.csv").read_text().splitlines()
+    steps = [row.split(",")[1] for row in rows[1:]]
+    assert len(steps) == len(set(steps))  # no step logged twice
+
+    first.send_signal(signal.SIGKILL)  # a lock left behind by a killed process is taken over
+    first.wait(timeout=30)
+    assert json.loads((runs / "tiny" / "status.json").read_text())["state"] == "running"
+    again = subprocess.run(
+        [
+            sys.executable, "-m", "cyclegan", "train", "--resume", str(runs / "tiny"),
+            "--epochs", "1", "--epochs-decay", "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"process {first.pid} on " in again.stdout and "is gone" in again.stdout
+    assert json.loads((runs / "tiny" / "status.json").read_text())["state"] == "finished"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import sys
 import zipfile
 from dataclasses import replace
@@ -258,6 +259,43 @@ def test_progress_and_time_left_come_from_the_loss_records(tmp_path: Path) -> No
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "epoch_004.pt").touch()
     assert read_progress(rows, config, tmp_path, seconds_since=1.0).state == "finished"
+
+
+def test_a_runs_state_and_place_come_from_its_status_file(synth_root: Path, tmp_path: Path) -> None:
+    """A resume with --epochs ends at an epoch no numbered checkpoint is named after: the UI
+    still says finished, and where the run stands in the words the command line used."""
+    from cyclegan.checkpoint import load_checkpoint
+    from cyclegan.training.loop import train
+    from cyclegan.ui.runs_tab import progress_text
+    from tests.conftest import tiny_config
+
+    messages: list[str] = []
+    run = train(tiny_config(synth_root, tmp_path / "runs", max_steps_per_epoch=2))
+    latest = run / "checkpoints" / "latest.pt"
+    more = load_checkpoint(latest)["config"].with_overrides({"epochs": 1, "epochs_decay": 0})
+    train(more, resume=latest, given=("epochs", "epochs_decay"), log=messages.append)
+    view = read_run(tmp_path / "runs", "tiny", now=None)
+    assert view.progress is not None and view.progress.state == "finished"
+    assert view.progress.where == "after epoch 3 (step 6)"
+    assert "**finished** · after epoch 3 (step 6) · 3 epochs in all" in progress_text(view)
+
+    # a status that says running, written by a process that is gone (kill -9)
+    from cyclegan.training.run_status import read_status, write_status
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    status = read_status(run)
+    assert status is not None
+    write_status(run, "running", epoch=2, step=5, where="in epoch 3 after step 5")
+    text = (
+        (run / "status.json")
+        .read_text()
+        .replace(f'"pid": {status.pid}', f'"pid": {int(gone.stdout)}')
+    )
+    (run / "status.json").write_text(text)
+    view = read_run(tmp_path / "runs", "tiny")
+    assert view.progress is not None and view.progress.state == "stopped unexpectedly"
+    assert f"cyclegan train --resume {view.folder}" in progress_text(view)
 
 
 def test_sample_paths_stay_in_their_run(runs: Path) -> None:

@@ -46,6 +46,7 @@ RUN_FAILURES = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    share_cores_gracefully()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -71,6 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cyclegan: error: {error}{mirror_hint(error)}", file=sys.stderr)
             return 1
         raise
+
+
+def share_cores_gracefully() -> None:
+    """OpenMP threads that wait for work sleep instead of spinning (unless the user chose).
+
+    A spinning thread holds its core for a while after each parallel region; two trainings
+    (or a training and the test suite) on the same cores then spend most of their time in
+    each other's spins, and each ran 10-20x slower instead of 2x (benchmarks/shared_machine.py).
+    OpenMP reads the variable when torch loads it, so this runs before anything imports torch.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def mirror_hint(error: BaseException) -> str:

@@ -139,6 +139,11 @@ def _fid_measured(config: Config) -> bool:
     return config.eval.eval_every > 0 and config.eval.fid
 
 
+def _by_epochs(config: Config) -> bool:
+    return not config.optim.minutes
+
+
+BY_EPOCHS = Applies(_by_epochs, "with --minutes (the time sets the schedule)")
 ONLY_PATCH = Applies(_patch_discriminator, "with --discriminator seed (its depth is fixed)")
 ONLY_DISTRIBUTED = Applies(_distributed, "without torchrun (the run is one process)")
 ONLY_EVALUATED = Applies(_evaluated, "without --eval-every (no metrics are measured)")
@@ -260,14 +265,14 @@ class OptimConfig:
     """Adam beta1"""
     beta2: float = option(0.999, Role.TRAINING)
     """Adam beta2"""
-    epochs: int = option(100, Role.SCHEDULE)
+    epochs: int = option(100, Role.SCHEDULE, applies=BY_EPOCHS)
     """epochs at the initial learning rate"""
-    epochs_decay: int = option(100, Role.SCHEDULE)
+    epochs_decay: int = option(100, Role.SCHEDULE, applies=BY_EPOCHS)
     """epochs of linear decay to zero after that"""
     minutes: float = option(0.0, Role.SCHEDULE)
-    """train for about this many minutes instead: after ~25 steps the speed is measured and
-    --epochs/--epochs-decay (and --max-steps-per-epoch if epochs are long) are fitted so the
-    lr decays to zero as the time runs out; config.yaml records the fitted values (0: off)"""
+    """train for this many minutes instead of --epochs/--epochs-decay: the lr of each step
+    follows the share of the time spent (constant for the first half, then down to zero), and
+    the run ends on time whatever the machine's load, its last records included (0: off)"""
     pool_size: int = option(50, Role.TRAINING)
     """generated images kept per domain for discriminator updates (0 turns the pool off)"""
 
@@ -297,6 +302,9 @@ class RunConfig:
     """folder holding the run folders"""
     device: DeviceName = option("auto", Role.SPEED)
     """auto picks cuda, then mps, then cpu"""
+    threads: int = option(0, Role.SPEED)
+    """CPU threads of the training process's math (0: auto, the cores it may use shared by the
+    processes torchrun starts on this machine)"""
     seed: int = option(0, Role.START)
     """random seed (a CPU run with the same seed is reproducible)"""
     save_every: int = option(5, Role.OUTPUT)
@@ -305,6 +313,11 @@ class RunConfig:
     """steps averaged into each row of losses.csv"""
     num_samples: int = option(4, Role.OUTPUT)
     """test images per domain in the sample grids"""
+    quiet: bool = option(False, Role.OUTPUT)
+    """no progress bar or progress lines: only each epoch's summary line and messages"""
+    progress_every: float = option(60.0, Role.OUTPUT)
+    """when the output is not a terminal (a log file, nohup, CI, SLURM), a progress line every
+    this many seconds instead of the bar (0: none, only each epoch's summary line)"""
     max_steps_per_epoch: int = option(0, Role.TRAINING)
     """cap the steps of an epoch (0: the whole dataset); for quick runs"""
     dist_timeout: int = option(1800, Role.TRAINING, applies=ONLY_DISTRIBUTED)
@@ -319,8 +332,14 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "save_every", "log_every", "dist_timeout", "world_size")
+        if self.threads < 0:
+            raise ConfigError(f"--threads must be 0 (auto) or more, got {self.threads}")
         if self.num_samples < 0 or self.max_steps_per_epoch < 0:
             raise ConfigError("--num-samples and --max-steps-per-epoch must be 0 or more")
+        if self.progress_every < 0 or not math.isfinite(self.progress_every):
+            raise ConfigError(
+                f"--progress-every must be 0 (off) or more, got {self.progress_every}"
+            )
         if self.name and not _is_plain_name(self.name):
             raise ConfigError(
                 f"--name {self.name!r} must be a plain folder name (no path separator, no '..'): "

@@ -1,8 +1,10 @@
 """Ctrl-C and SIGTERM during training: the first asks for a clean stop, a second aborts.
 
 The handler is installed in the training process; DataLoader workers forked from it inherit
-it, so it ignores a Ctrl-C that reaches a worker (the terminal sends it to every process of
-the group): the main process decides, says so once, and stops its loader itself.
+it, so it ignores a Ctrl-C or SIGTERM that reaches a worker (a terminal sends Ctrl-C to every
+process of the group; `timeout`, `kill -- -PGID`, SLURM and systemd send SIGTERM to all of
+them): the main process decides, says so once, saves a checkpoint and stops its loader
+itself. A worker killed outright by SIGTERM would make the loader raise instead.
 
 Under torchrun a Ctrl-C reaches every training process twice (from the terminal, then
 forwarded by torchrun), so there a repeated signal is no second Ctrl-C: it does not abort, and
@@ -57,10 +59,7 @@ def stop_on_interrupt(
 
     def handler(signum: int, frame: object) -> None:
         if os.getpid() != main_process:  # a forked DataLoader worker: the main process decides
-            if signum != signal.SIGINT:  # anything else ends the worker, as it would have
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-            return
+            return  # and stops its loader itself (a worker ended here would crash the loader)
         if request.requested:
             if repeat_aborts:
                 raise KeyboardInterrupt

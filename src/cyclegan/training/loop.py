@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from cyclegan.config import (
     Config,
     ConfigError,
     OptimConfig,
+    RunConfig,
     idle_options,
     save_config,
 )
@@ -48,22 +50,25 @@ from cyclegan.training.distributed import (
     StopWish,
     Team,
     join_team,
+    one_line,
 )
 from cyclegan.training.interrupt import TrainingInterrupted, stop_on_interrupt
 from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_folder import prepare_run_dir, run_dir_of, write_checkpoint
 from cyclegan.training.run_log import LOSS_NAMES, TIME_NAMES, RunLog
+from cyclegan.training.run_status import hold_run, write_status
 from cyclegan.training.samples import fixed_samples, save_sample_grid
 from cyclegan.training.schedule import lr_factor
 from cyclegan.training.state import Progress, TrainingState
 from cyclegan.training.step import train_step
-from cyclegan.training.time_budget import TimeBudget
+from cyclegan.training.time_budget import FIRST_RESERVE_FRACTION, TimeBudget
 
 if TYPE_CHECKING:
     from cyclegan.evaluation.metrics import FeatureExtractor
 
 SHOWN_LOSSES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B")
 MAX_AUTO_WORKERS = 4
+MIN_USEFUL_STEPS = 10  # a --minutes budget that allows fewer is said to be too short
 
 
 class TrainingDiverged(RuntimeError):
@@ -78,6 +83,7 @@ def train(
     should_stop: Callable[[int], bool] | None = None,
     log: Callable[[str], None] = tqdm.write,
     feature_extractor: FeatureExtractor | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Path:
     """Train a CycleGAN and return its run folder.
 
@@ -86,7 +92,8 @@ def train(
     a new lr schedule on resume; a given option that does nothing here is said so).
     should_stop(step) is asked after every step; True stops like Ctrl-C does (checkpoint, then
     return), but returns instead of raising TrainingInterrupted. feature_extractor: features
-    for FID/KID in `--eval-every` evaluations instead of the Inception network. Under torchrun
+    for FID/KID in `--eval-every` evaluations instead of the Inception network. clock: the
+    seconds a --minutes budget is measured in (time.monotonic; a test's own). Under torchrun
     every process calls this (see the module's docstring); the config records how many.
     """
     # every check before anything is written, so a refused start leaves nothing
@@ -103,6 +110,7 @@ def train(
                 should_stop=should_stop,
                 log=log if team.is_main else quiet,
                 feature_extractor=feature_extractor,
+                clock=clock,
             )
         except (TrainingDiverged, ReplicasDiverged):  # every process stopped at the same step
             if team.is_main:
@@ -122,16 +130,18 @@ def train_in_team(
     should_stop: Callable[[int], bool] | None,
     log: Callable[[str], None],
     feature_extractor: FeatureExtractor | None,
+    clock: Callable[[], float] | None = None,
 ) -> Path:
     """train() as one process of `team` (the only one, without torchrun)."""
     # ---- setup: every check before anything is written, so a refused start leaves nothing
     if config.optim.minutes and team.distributed:
         raise ConfigError(
-            "--minutes fits the schedule to one process's speed; under torchrun give "
-            "--epochs and --epochs-decay instead"
+            "--minutes follows one process's clock, and every process must use the same lr; "
+            "under torchrun give --epochs and --epochs-decay instead"
         )
     if team.device.type == "cuda":  # the crops keep one size: let cuDNN pick its kernels
         torch.backends.cudnn.benchmark = True
+    torch.set_num_threads(config.run.threads or max(available_cores() // team.local_world_size, 1))
     for line in idle_options(config, given):
         log(f"note: {line}")
     dataset = load_training_set(config, log)
@@ -144,45 +154,67 @@ def train_in_team(
         log(f"resuming {resume} {state.progress.where()}")
     progress = state.progress
     run_dir = prepare_run_dir(config, resume, create=team.is_main)
-    if team.is_main:
-        save_config(config, run_dir / "config.yaml")
-    end_epoch = progress.end_epoch(config.optim)
-    if progress.epoch >= end_epoch:
-        log(
-            f"{run_dir} has already trained all {end_epoch} epochs; give --epochs N to train N more"
-        )
+    if schedule_done(config, progress, run_dir, log):  # nothing happens, so nothing is recorded
         return run_dir
-    workers = loader_workers(config.data.workers, log, processes=team.local_world_size)
-    length = (
-        f"about {config.optim.minutes:g} minutes"
-        if config.optim.minutes
-        else f"epochs {progress.epoch + 1}..{end_epoch}"
-    )
-    log(
-        f"training {run_dir} on {where_training(team, config)}: {len(dataset.paths_a)} A and "
-        f"{len(dataset.paths_b)} B images, {length}, {workers} loader worker(s)"
-    )
-    samples = None
-    if team.is_main:
-        samples = fixed_samples(
-            Path(config.data.data),
-            config.run.num_samples,
-            config.model.channels_a,
-            config.model.channels_b,
-            config.data.crop_size,
+    with claim_run(run_dir, team, log) as record:
+        if team.is_main:
+            save_config(config, run_dir / "config.yaml")
+        return train_epochs(
+            team,
+            config,
+            state,
+            dataset,
+            run_dir,
+            record,
+            should_stop,
+            log,
+            feature_extractor,
+            clock,
         )
-    evaluation = PeriodicEvaluation(config, run_dir, log, state.best, feature_extractor)
-    networks = team.wrap(state.model)
 
-    # ---- epochs of steps, each finished epoch leaving its records in the run folder
-    with (
-        RunLog(run_dir, progress.step, log) if team.is_main else nullcontext() as run_log,
-        # torchrun repeats every Ctrl-C to each process: a repeat is no second Ctrl-C there
-        stop_on_interrupt(announce=team.is_main, repeat_aborts=not team.distributed) as interrupt,
-        warnings.catch_warnings(),
-    ):
-        # more --workers than cores: loader_workers said so once, torch would every epoch
-        warnings.filterwarnings("ignore", message="This DataLoader will create")
+
+def train_epochs(
+    team: Team,
+    config: Config,
+    state: TrainingState,
+    dataset: UnpairedDataset,
+    run_dir: Path,
+    record: StatusRecord,
+    should_stop: Callable[[int], bool] | None,
+    log: Callable[[str], None],
+    feature_extractor: FeatureExtractor | None,
+    clock: Callable[[], float] | None,
+) -> Path:
+    """The epochs of a run whose folder this process claimed (train_in_team's second half):
+    each finished epoch leaves its records in the run folder, until the schedule ends (its
+    epochs, or the --minutes budget) or a stop is asked for."""
+    progress = state.progress
+    end_epoch, first_step = progress.end_epoch(config.optim), progress.step
+    budget = (
+        TimeBudget(config.optim.minutes, progress.seconds, clock) if config.optim.minutes else None
+    )
+    # torchrun repeats every Ctrl-C to each process: a repeat is no second Ctrl-C there
+    with stop_on_interrupt(announce=team.is_main, repeat_aborts=not team.distributed) as interrupt:
+        record("running", config, progress)
+        workers = loader_workers(config.data.workers, log, processes=team.local_world_size)
+        length = (
+            f"{budget.describe_left()}" if budget else f"epochs {progress.epoch + 1}..{end_epoch}"
+        )
+        log(
+            f"training {run_dir} on {where_training(team, config)}: {len(dataset.paths_a)} A and "
+            f"{len(dataset.paths_b)} B images, {length}, {workers} loader worker(s)"
+        )
+        samples = None
+        if team.is_main:
+            samples = fixed_samples(
+                Path(config.data.data),
+                config.run.num_samples,
+                config.model.channels_a,
+                config.model.channels_b,
+                config.data.crop_size,
+            )
+        evaluation = PeriodicEvaluation(config, run_dir, log, state.best, feature_extractor)
+        networks = team.wrap(state.model)
 
         def stop_wish(ask: bool = True) -> StopWish:
             """This process's wish: a signal came, or (if `ask`) should_stop says so."""
@@ -191,77 +223,131 @@ def train_in_team(
             )
             return StopWish(asked, interrupt.signal_number)
 
-        budget = TimeBudget(config.optim.minutes) if config.optim.minutes else None
-        first_step = progress.step
-
-        def fit_due() -> bool:
-            return budget is not None and budget.due(progress.step - first_step)
-
-        while progress.epoch < end_epoch or budget is not None:  # --minutes sets the end
-            state.optimizers.set_lr(epoch_lr(config.optim, progress))
-            loader = epoch_loader(dataset, config, progress, workers, team)
-            stop = run_epoch(
-                state,
-                networks,
-                loader,
-                config=config,
-                team=team,
-                run_log=run_log,
-                stop_wish=stop_wish,
-                log=log,
-                pause=fit_due,
-            )
-            if stop is None:  # the epoch finished
-                progress.epoch, progress.batch = progress.epoch + 1, 0
-                finish_epoch(state, config, run_dir, evaluation, samples, run_log, team)
-                if progress.epoch == end_epoch and budget is None:
-                    break
-                stop = team.agree(stop_wish())
-            if budget is not None and fit_due():  # one process: --minutes is refused under torchrun
-                batches = math.ceil(len(dataset) / config.data.batch_size)
-                config = fit_to_budget(budget, config, progress, batches, first_step, log)
-                save_config(config, run_dir / "config.yaml")
-                end_epoch, budget = progress.end_epoch(config.optim), None
-                if progress.epoch >= end_epoch:
-                    break
-            if stop.requested:
-                collect_other_ranks(state, team)
-                if team.is_main:
-                    write_checkpoint(run_dir, config, state)
-                team.wait_for_main()
-                log(
-                    f"stopped {progress.where()}; checkpoint saved. Continue with: "
-                    f"cyclegan train --resume {run_dir}"
+        with (
+            RunLog(run_dir, progress.step, log) if team.is_main else nullcontext() as run_log,
+            warnings.catch_warnings(),
+        ):
+            # more --workers than cores: loader_workers said so once, torch would every epoch
+            warnings.filterwarnings("ignore", message="This DataLoader will create")
+            while True:
+                loader = epoch_loader(dataset, config, progress, workers, team)
+                stop = run_epoch(
+                    state,
+                    networks,
+                    loader,
+                    config=config,
+                    team=team,
+                    run_log=run_log,
+                    stop_wish=stop_wish,
+                    log=log,
+                    budget=budget,
                 )
-                if stop.signal_number is not None:
-                    raise TrainingInterrupted(stop.signal_number, run_dir)
-                return run_dir
+                if stop is None:  # the epoch finished
+                    progress.epoch, progress.batch = progress.epoch + 1, 0
+                    records_started = budget.clock() if budget else 0.0
+                    finish_epoch(state, config, run_dir, evaluation, samples, run_log, team)
+                    if budget is not None:
+                        budget.time_records(records_started)
+                        progress.seconds = budget.spent_s()
+                    record("running", config, progress)
+                    if budget.time_up() if budget else progress.epoch >= end_epoch:
+                        break
+                    stop = team.agree(stop_wish())
+                elif not stop.requested:  # the --minutes budget ran out within the epoch
+                    if run_log is not None:
+                        write_final_records(state, config, run_dir, samples, run_log)
+                    break
+                if stop.requested:
+                    collect_other_ranks(state, team)
+                    if team.is_main:
+                        write_checkpoint(run_dir, config, state)
+                    team.wait_for_main()
+                    log(
+                        f"stopped {progress.where()}; checkpoint saved. Continue with: "
+                        f"cyclegan train --resume {run_dir}"
+                    )
+                    record("stopped", config, progress, stop_reason(stop.signal_number))
+                    if stop.signal_number is not None:
+                        raise TrainingInterrupted(stop.signal_number, run_dir)
+                    return run_dir
 
+    record("finished", config, progress)
+    if budget is not None and progress.step - first_step < MIN_USEFUL_STEPS:
+        log(
+            f"note: --minutes {config.optim.minutes:g} left time for {progress.step - first_step} "
+            "step(s) on this machine, too few to learn anything; give more minutes"
+        )
     log(f"done: {run_dir} (generators in {run_dir / 'generators'})")
     return run_dir
 
 
-def fit_to_budget(
-    budget: TimeBudget,
-    config: Config,
-    progress: Progress,
-    epoch_batches: int,
-    first_step: int,
-    log: Callable[[str], None],
-) -> Config:
-    """--minutes: the config with the schedule fitted to the time left (training/time_budget)."""
-    steps_per_epoch = epoch_batches
-    if config.run.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.run.max_steps_per_epoch)
-    in_segment = (progress.epoch - progress.schedule_start) * steps_per_epoch + progress.batch
-    fitted_config, fitted, rate = budget.fit(
-        config, progress.step - first_step, in_segment, steps_per_epoch
-    )
-    log(
-        f"--minutes {config.optim.minutes:g}: {rate:.2f} steps/s, so the schedule is "
-        f"{fitted.options()} (in config.yaml; a resumed run continues it)"
-    )
-    return fitted_config
+def schedule_done(
+    config: Config, progress: Progress, run_dir: Path, log: Callable[[str], None]
+) -> bool:
+    """Whether a resumed run has nothing left of its schedule (and says so)."""
+    optim = config.optim
+    if optim.minutes and progress.seconds >= optim.minutes * 60 * (1 - FIRST_RESERVE_FRACTION):
+        log(
+            f"{run_dir} has already trained its {optim.minutes:g} minutes; give --minutes M to "
+            "train M more"
+        )
+        return True
+    end_epoch = progress.end_epoch(optim)
+    if not optim.minutes and progress.epoch >= end_epoch:
+        log(
+            f"{run_dir} has already trained all {end_epoch} epochs; give --epochs N to train N more"
+        )
+        return True
+    return False
+
+
+StatusRecord = Callable[..., None]
+
+
+@contextmanager
+def claim_run(run_dir: Path, team: Team, log: Callable[[str], None]) -> Iterator[StatusRecord]:
+    """Rank 0 holds the run folder's lock within the block (another process training the run
+    is refused: training/run_status.py) and keeps its status file through `record(state,
+    config, progress, message="")`; an error that ends the block is recorded as failed.
+    The other processes of a torchrun run record nothing."""
+    if not team.is_main:
+        yield lambda *args, **kwargs: None
+        return
+    last: dict[str, Any] = {}
+
+    def record(state: str, config: Config, progress: Progress, message: str = "") -> None:
+        last.update(config=config, progress=progress)
+        total = None if config.optim.minutes else progress.end_epoch(config.optim)
+        write_status(
+            run_dir,
+            state,  # type: ignore[arg-type]
+            epoch=progress.epoch,
+            step=progress.step,
+            total_epochs=total,
+            where=progress.where(),
+            message=message,
+            seconds=progress.seconds,
+        )
+
+    with hold_run(run_dir, log):
+        try:
+            yield record
+        except TrainingInterrupted:  # stopped cleanly: recorded as such already
+            raise
+        except KeyboardInterrupt:
+            if last:
+                record("stopped", last["config"], last["progress"], "aborted by a second Ctrl-C")
+            raise
+        except BaseException as error:
+            if last:
+                record("failed", last["config"], last["progress"], one_line(error))
+            raise
+
+
+def stop_reason(signal_number: int | None) -> str:
+    if signal_number is None:
+        return "stopped as asked"
+    return f"stopped by {signal.Signals(signal_number).name}"
 
 
 def check_named_files(config: Config) -> None:
@@ -285,12 +371,12 @@ def run_epoch(
     run_log: RunLog | None,
     stop_wish: Callable[[bool], StopWish],
     log: Callable[[str], None],
-    pause: Callable[[], bool] = lambda: False,
+    budget: TimeBudget | None = None,
 ) -> StopWish | None:
     """The steps of one epoch (or what remains of it after a resume), logged every
     --log-every steps (by rank 0: run_log is None elsewhere). Returns None if the epoch
-    finished, or the stop the processes agreed on before its end; pause() True after a step
-    returns a stop that is not requested (the caller continues the epoch afterwards)."""
+    finished, or the stop the processes agreed on before its end; with a --minutes `budget`,
+    a stop that is not requested when its time is up (the caller then ends the run)."""
     progress, device = state.progress, state.device
     run_dir = run_dir_of(config)
     steps = len(loader) + progress.batch
@@ -298,11 +384,12 @@ def run_epoch(
         steps = min(steps, config.run.max_steps_per_epoch)
     window, epoch_total = Window(), Window()
     skipped: set[str] = set()
-    title = f"epoch {progress.epoch + 1}/{progress.end_epoch(config.optim)}"
-    with tqdm(
-        total=steps, initial=progress.batch, desc=title, unit="it", dynamic_ncols=True,
-        leave=False, file=sys.stderr, disable=not team.is_main,
-    ) as bar:  # fmt: skip
+    title = f"epoch {progress.epoch + 1}"
+    if budget is None:
+        title += f"/{progress.end_epoch(config.optim)}"
+        state.optimizers.set_lr(epoch_lr(config.optim, progress))
+    display = StepDisplay(title, steps, progress.batch, config.run, team.is_main, log)
+    with display:
         batches = iter(loader)
         while progress.batch < steps:
             started = time.perf_counter()
@@ -311,6 +398,8 @@ def run_epoch(
             skipped |= report_skipped(batch["skipped"], skipped, log)
             real_a = batch["a"].to(device, non_blocking=True)
             real_b = batch["b"].to(device, non_blocking=True)
+            if budget is not None:  # the lr follows the share of the time spent
+                state.optimizers.set_lr(config.optim.lr * budget.lr_factor())
             losses = train_step(
                 networks,
                 state.optimizers,
@@ -325,30 +414,86 @@ def run_epoch(
             progress.step += 1
             # the last step of an epoch asks should_stop after the epoch's records instead
             report = team.share_step(losses, stop_wish(progress.batch < steps))
+            if budget is not None:
+                progress.seconds = budget.spent_s()
             check_finite(report.losses_by_rank, progress, run_dir)
             if config.run.check_replicas:
                 team.check_replicas(state.model, progress.step)
             timing = {"step_s": time.perf_counter() - started, "data_s": loaded - started}
             window.add(report.losses | timing)
             epoch_total.add(report.losses | timing)
-            if window.steps == config.run.log_every or progress.batch == steps:
+            time_up = budget is not None and budget.time_up()
+            ends_here = progress.batch == steps or report.stop.requested or time_up
+            if window.steps == config.run.log_every or ends_here:
                 if run_log is not None:
                     run_log.append(
                         progress.epoch + 1, progress.step, state.optimizers.lr, window.means()
                     )
                 window = Window()
-            bar.update(1)
-            shown = " ".join(f"{name} {report.losses[name]:.3f}" for name in SHOWN_LOSSES)
-            bar.set_postfix_str(f"{shown} data {timing['data_s']:.2f}s")
-            if progress.batch < steps and report.stop.requested:
+            left = f" {budget.describe_left()}" if budget is not None else ""
+            display.step(progress.batch, report.losses, timing["data_s"], left)
+            if progress.batch < steps and (report.stop.requested or time_up):
+                log(epoch_summary(title, state.optimizers.lr, epoch_total, skipped, partial=True))
                 return report.stop
-            if progress.batch < steps and pause():
-                return StopWish(False, None)
     if epoch_total.steps:  # none when resuming a checkpoint taken after the last step
         log(epoch_summary(title, state.optimizers.lr, epoch_total, skipped))
     if config.run.check_replicas and team.distributed:
         log(f"{title}: all {team.world_size} processes held the same weights after every step")
     return None
+
+
+class StepDisplay:
+    """An epoch's progress as people see it: tqdm's bar on a terminal; elsewhere (a log file,
+    nohup, CI, SLURM), where a bar's hundreds of carriage returns make one huge line, a line
+    every --progress-every seconds with the same figures; nothing but the epoch's summary
+    with --quiet, or in the processes other than rank 0."""
+
+    def __init__(
+        self,
+        title: str,
+        steps: int,
+        done: int,
+        run: RunConfig,
+        main: bool,
+        log: Callable[[str], None],
+    ) -> None:
+        self.title, self.steps, self.log = title, steps, log
+        shown = main and not run.quiet
+        self.bar = tqdm(
+            total=steps, initial=done, desc=title, unit="it", dynamic_ncols=True, leave=False,
+            file=sys.stderr, disable=not (shown and sys.stderr.isatty()),
+        )  # fmt: skip
+        self.every = run.progress_every if shown and self.bar.disable else 0.0
+        self.started = self.last_line = time.monotonic()
+        self.first = done
+
+    def __enter__(self) -> StepDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def step(self, done: int, losses: dict[str, float], data_s: float, extra: str = "") -> None:
+        shown = " ".join(f"{name} {losses[name]:.3f}" for name in SHOWN_LOSSES)
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{shown} data {data_s:.2f}s{extra}")
+        now = time.monotonic()
+        if self.every and now - self.last_line >= self.every and done < self.steps:
+            self.last_line = now
+            rate = (done - self.first) / max(now - self.started, 1e-9)
+            eta = (self.steps - done) / rate if rate > 0 else 0.0
+            self.log(
+                f"{self.title} step {done}/{self.steps} ({100 * done // self.steps}%, "
+                f"{rate:.2f} it/s, epoch ends in {_duration(eta)}) {shown} data {data_s:.2f}s"
+                f"{extra}"
+            )
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def finish_epoch(
@@ -387,6 +532,23 @@ def write_epoch_records(
     if epoch % config.run.save_every == 0 or epoch == state.progress.end_epoch(config.optim):
         write_checkpoint(run_dir, config, state, name=f"epoch_{epoch:03d}.pt", export=False)
     if samples is not None:
+        path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
+        save_sample_grid(state.model, *samples, path, epoch)
+    run_log.plot()
+
+
+def write_final_records(
+    state: TrainingState,
+    config: Config,
+    run_dir: Path,
+    samples: tuple[torch.Tensor, torch.Tensor] | None,
+    run_log: RunLog,
+) -> None:
+    """The records of a --minutes run whose time ran out within an epoch: its checkpoint and
+    generators, a sample grid (named by the epoch it was made in) and the loss plot."""
+    write_checkpoint(run_dir, config, state)
+    if samples is not None:
+        epoch = state.progress.epoch + 1
         path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
         save_sample_grid(state.model, *samples, path, epoch)
     run_log.plot()
@@ -435,10 +597,8 @@ class Window:
 
 
 def epoch_lr(optim: OptimConfig, progress: Progress) -> float:
-    """The lr of the current epoch: constant, then linear decay (paper sec. 4). Until
-    --minutes has fitted the schedule, the initial lr (every fitted schedule starts with it)."""
-    if optim.minutes:
-        return optim.lr
+    """The lr of the current epoch: constant, then linear decay (paper sec. 4); with --minutes
+    the time budget sets each step's instead (training/time_budget.py)."""
     factor = lr_factor(progress.epoch, optim.epochs, optim.epochs_decay, progress.schedule_start)
     return optim.lr * factor
 
@@ -516,7 +676,12 @@ def report_skipped(
     return paths
 
 
-def epoch_summary(title: str, lr: float, total: Window, skipped: set[str]) -> str:
+def epoch_summary(
+    title: str, lr: float, total: Window, skipped: set[str], partial: bool = False
+) -> str:
+    """The line an epoch (or, `partial`, the part of it trained before a stop) leaves."""
+    if partial:
+        title += f" (first {total.steps} step(s) this session)"
     means = total.means()
     losses = " ".join(f"{name} {means[name]:.3f}" for name in LOSS_NAMES)
     seconds = total.sums["step_s"]

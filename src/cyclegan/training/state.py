@@ -35,6 +35,7 @@ class Progress:
     batch: int = 0  # batches completed within the current epoch
     step: int = 0  # batches completed in total
     schedule_start: int = 0  # epoch at which the current lr schedule began
+    seconds: float = 0.0  # of a --minutes budget: training seconds spent in this schedule
 
     def end_epoch(self, optim: OptimConfig) -> int:
         """The epoch count at which the current schedule ends."""
@@ -129,7 +130,7 @@ class TrainingState:
                 "gen": self.optimizers.gen.state_dict(),
                 "disc": self.optimizers.disc.state_dict(),
             },
-            "schedulers": {"schedule_start": progress.schedule_start},
+            "schedulers": {"schedule_start": progress.schedule_start, "seconds": progress.seconds},
             "best": self.best,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             **self.rank_state(),
@@ -167,6 +168,7 @@ class TrainingState:
             batch=int(checkpoint.get("batch", 0)),  # old checkpoints stopped at epoch ends
             step=int(checkpoint["step"]),
             schedule_start=int(checkpoint["schedulers"]["schedule_start"]),
+            seconds=float(checkpoint["schedulers"].get("seconds", 0.0)),
         )
         check_resumable(saved, config, progress, source)
         for line in described_changes(saved, config):
@@ -186,7 +188,7 @@ class TrainingState:
         progress.batch = progress.batch * images_per_step(saved) // images_per_step(config)
         if any(name in given for name in schedule_options()):
             # new schedule settings start a new segment here, as a user lowering the lr expects
-            progress.schedule_start = progress.epoch
+            progress.schedule_start, progress.seconds = progress.epoch, 0.0
         self.progress = progress
         self.best = dict(checkpoint.get("best") or {})
         if self.scaler is not None and checkpoint.get("scaler"):

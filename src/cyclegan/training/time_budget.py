@@ -1,102 +1,82 @@
-"""`--minutes`: fit the learning-rate schedule to a training time budget.
+"""`--minutes`: a learning-rate schedule that follows the clock, and a run that ends on time.
 
 A CPU user thinks in minutes, not epochs, and the schedule matters: at a constant lr a short
-run ends wherever the last updates threw it (benchmarks/RESULTS.md, learn_photos: 25.6 dB at the
-end of 10 minutes at the constant lr, 26.5 dB with the lr decayed inside them). So after a few
-steps the speed is measured and --epochs / --epochs-decay (and, for an epoch longer than the
-budget allows, --max-steps-per-epoch) are set so that the lr decays to zero as the time runs
-out. The fitted values replace --minutes in the config (config.yaml and every later
-checkpoint), so a resumed run continues that schedule exactly, step for step.
+run ends wherever the last updates threw it (benchmarks/RESULTS.md, learn_photos: 25.6 dB at
+the end of 10 minutes at the constant lr, 26.5 dB with the lr decayed inside them). So with
+--minutes M the lr of every step is a function of the fraction of the M minutes spent: the
+initial lr for the first half, then a linear decay to zero (the paper's schedule, sec. 4,
+with time in place of epochs). A machine that is busy at the start, or later, changes how
+many steps fit, never when the run ends: it stops when the time left is what its final
+records (checkpoint, generators, sample grid, loss plot) took at the last epoch end.
+
+The seconds spent are saved in every checkpoint (with the epoch and step), so a resumed run
+continues the budget and its schedule where it stopped; giving --minutes again on resume
+starts a new budget there.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
-from cyclegan.config import Config
-
-WARMUP_STEPS = 3  # the first steps pay one-off costs (allocation, loader start-up)
-MEASURED_STEPS = 20  # steps timed after the warm-up
-MIN_EPOCHS = 10  # fewer, longer epochs make the lr decay in too coarse stairs
-# epoch ends (checkpoint, sample grid) are not in the measured steps when epochs are long
-MARGIN = 0.95
+CONSTANT_FRACTION = 0.5  # the share of the budget at the initial lr; the rest decays to 0
+# what the final records are expected to take before an epoch end has been timed: a share of
+# the budget, at least a couple of seconds (a checkpoint, two generators, a grid and a plot)
+FIRST_RESERVE_FRACTION = 0.02
+FIRST_RESERVE_S = 2.0
 
 
-@dataclass(frozen=True)
-class FittedSchedule:
-    epochs: int
-    epochs_decay: int
-    max_steps_per_epoch: int  # 0: the whole epoch
-
-    def options(self) -> str:
-        """The fit as the options that would give it, for the log."""
-        text = f"--epochs {self.epochs} --epochs-decay {self.epochs_decay}"
-        if self.max_steps_per_epoch:
-            text += f" --max-steps-per-epoch {self.max_steps_per_epoch}"
-        return text
-
-
-def fit_schedule(total_steps: float, steps_per_epoch: int) -> FittedSchedule:
-    """Half the steps at the initial lr, half decaying, in whole epochs of `steps_per_epoch`
-    steps, or in MIN_EPOCHS shorter epochs when fewer than MIN_EPOCHS whole ones fit."""
-    total_steps = max(total_steps, 2.0)
-    epochs = math.floor(total_steps / steps_per_epoch)
-    cap = 0
-    if epochs < MIN_EPOCHS:  # then total_steps / MIN_EPOCHS < steps_per_epoch
-        cap = max(1, math.floor(total_steps / MIN_EPOCHS))
-        epochs = max(2, math.floor(total_steps / cap))
-    constant = epochs // 2
-    return FittedSchedule(constant, epochs - constant, cap)
-
-
-def monotonic_seconds() -> float:
-    return time.monotonic()
+def lr_fraction(spent: float) -> float:
+    """The lr factor when `spent` (0..1) of the budget is used: 1, then linearly down to 0."""
+    if spent <= CONSTANT_FRACTION:
+        return 1.0
+    return max(0.0, (1.0 - spent) / (1.0 - CONSTANT_FRACTION))
 
 
 class TimeBudget:
-    """Times the first steps of a run with --minutes and fits the schedule to the rest.
+    """The clock of a --minutes run: seconds spent (`spent_before` from earlier sessions of
+    the run, plus this one's), the lr factor they give, and whether the time is up.
 
-    `due(steps)` says when enough steps are timed; `fit` returns the config with the fitted
-    schedule. The budget counts from the creation of this object (training's start).
+    `clock` is time.monotonic unless a test passes its own. `reserve_s` is what the final
+    records need; `time_records` measures it at every epoch end.
     """
 
-    def __init__(self, minutes: float, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        minutes: float,
+        spent_before: float = 0.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.budget_s = minutes * 60
-        self.clock = clock or monotonic_seconds
+        self.clock = clock or time.monotonic
         self.started = self.clock()
-        self.measure_from: tuple[int, float] | None = None
+        self.spent_before = spent_before
+        self.reserve_s = max(FIRST_RESERVE_S, FIRST_RESERVE_FRACTION * self.budget_s)
 
-    def due(self, steps_done: int) -> bool:
-        """Asked after steps with the steps done since training (re)started: True once
-        MEASURED_STEPS steps after the warm-up are timed."""
-        if self.measure_from is None:
-            if steps_done >= WARMUP_STEPS:
-                self.measure_from = (steps_done, self.clock())
-            return False
-        return steps_done - self.measure_from[0] >= MEASURED_STEPS
+    def spent_s(self) -> float:
+        """Seconds of the budget used: before this session, and in it."""
+        return self.spent_before + self.clock() - self.started
 
-    def fit(
-        self, config: Config, steps_done: int, done_in_segment: int, steps_per_epoch: int
-    ) -> tuple[Config, FittedSchedule, float]:
-        """The config with the fitted schedule, the fit, and the measured steps/s.
+    def left_s(self) -> float:
+        return max(0.0, self.budget_s - self.spent_s())
 
-        steps_done: steps since training (re)started; done_in_segment: steps already done in
-        the current schedule segment (they count towards the fitted total).
-        """
-        assert self.measure_from is not None
-        first_step, first_time = self.measure_from
-        now = self.clock()
-        rate = (steps_done - first_step) / max(now - first_time, 1e-9)
-        remaining_s = max(self.budget_s * MARGIN - (now - self.started), 0.0)
-        fitted = fit_schedule(done_in_segment + rate * remaining_s, steps_per_epoch)
-        optim = replace(
-            config.optim,
-            epochs=fitted.epochs,
-            epochs_decay=fitted.epochs_decay,
-            minutes=0.0,
-        )
-        run = replace(config.run, max_steps_per_epoch=fitted.max_steps_per_epoch)
-        return replace(config, optim=optim, run=run), fitted, rate
+    def lr_factor(self) -> float:
+        return lr_fraction(self.spent_s() / self.budget_s)
+
+    def time_up(self) -> bool:
+        """Whether the run must finish now for its final records to end within the budget."""
+        return self.left_s() <= self.reserve_s
+
+    def time_records(self, started: float) -> None:
+        """An epoch end's records, begun at clock() == `started`, took until now: the final
+        records will take about as long."""
+        self.reserve_s = max(1e-3, self.clock() - started)
+
+    def describe_left(self) -> str:
+        """'3:12 of 10:00 left' for the progress display."""
+        return f"{_clock_text(self.left_s())} of {_clock_text(self.budget_s)} left"
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cyclegan.config import Config, ConfigError, annotated_yaml, load_config
 from cyclegan.evaluation.report import PER_DIRECTION
+from cyclegan.training.run_status import RunStatus, read_status
 from cyclegan.ui.safe_paths import inside, run_folder
 
 RECENT_ROWS = 5  # the rows whose mean step time gives the current speed
 QUIET_SECONDS = 120.0  # a run silent for longer (and for longer than 5 records take) stopped
-RECORDED = ("config.yaml", "losses.csv", "metrics.csv", "samples")  # what a refresh watches
+# what a refresh watches
+RECORDED = ("config.yaml", "losses.csv", "metrics.csv", "samples", "status.json")
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,20 @@ class RunProgress:
     step_seconds: float  # mean seconds per step over the last records
     steps_per_epoch: int | None  # None until an epoch has finished (unless the config caps it)
     seconds_since_update: float
-    state: str  # finished, training (recorded lately) or stopped
+    # training, finished, stopped, failed or "stopped unexpectedly" (its process is gone); from
+    # the run's status.json, or for older runs guessed from how recent the records are
+    state: str
+    where: str = ""  # the command line's words: "in epoch 9 after step 155"
+    message: str = ""  # how it stopped, or the error it failed with
+    budget_left_s: float | None = None  # of a --minutes run
 
     @property
     def eta_seconds(self) -> float | None:
-        if self.state != "training" or self.steps_per_epoch is None:
+        if self.state != "training":
+            return None
+        if self.budget_left_s is not None:
+            return self.budget_left_s
+        if self.steps_per_epoch is None:
             return None
         remaining = self.total_epochs * self.steps_per_epoch - self.step
         return max(0.0, remaining * self.step_seconds)
@@ -85,10 +96,39 @@ def read_run(runs: Path, name: str, now: float | None = None) -> RunView:
     view.sample_epochs = sample_epochs(folder)
     if view.losses:
         updated = losses_path.stat().st_mtime
-        view.progress = read_progress(
-            view.losses, view.config, folder, (time.time() if now is None else now) - updated
-        )
+        now = time.time() if now is None else now
+        view.progress = read_progress(view.losses, view.config, folder, now - updated)
+        status = read_status(folder)
+        if status is not None:
+            view.progress = with_status(view.progress, status, view.config, now)
     return view
+
+
+STATE_WORDS = {"running": "training", "stopped": "stopped", "finished": "finished"}
+
+
+def with_status(
+    progress: RunProgress, status: RunStatus, config: Config | None, now: float
+) -> RunProgress:
+    """The progress as the run's own status file says it: its state, and where it stands in
+    the words the command line used (the loss records lag behind by up to --log-every)."""
+    state = STATE_WORDS.get(status.state, status.state)
+    if status.process_gone():
+        state = "stopped unexpectedly"
+    budget = None
+    if config is not None and config.optim.minutes:
+        since = now - status.updated if status.state == "running" else 0.0
+        budget = max(0.0, config.optim.minutes * 60 - status.seconds - since)
+    return replace(
+        progress,
+        epoch=status.epoch + (1 if "in epoch" in status.where else 0),
+        total_epochs=status.total_epochs or max(progress.total_epochs, status.epoch),
+        step=status.step,
+        state=state,
+        where=status.where,
+        message=status.message,
+        budget_left_s=budget,
+    )
 
 
 def read_numbers(path: Path) -> list[dict[str, float]]:

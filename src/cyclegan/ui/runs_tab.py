@@ -227,23 +227,27 @@ def progress_text(view: RunView) -> str:
     progress = view.progress
     if progress is None:
         return f"**{view.name}**: no loss records yet (losses.csv), so no progress to show."
-    parts = [
-        f"**{progress.state}**",
-        f"epoch {progress.epoch} of {progress.total_epochs}",
-        f"step {progress.step:,}",
-        f"{progress.step_seconds:.3g} s/step",
-    ]
+    parts = [f"**{progress.state}**"]
+    if progress.where:  # the run's own words, as its command line said them
+        parts.append(progress.where)
+        if progress.budget_left_s is None:
+            parts.append(f"{progress.total_epochs} epochs in all")
+    else:
+        parts += [f"epoch {progress.epoch} of {progress.total_epochs}", f"step {progress.step:,}"]
+    parts.append(f"{progress.step_seconds:.3g} s/step")
     eta = progress.eta_seconds
     if eta is not None:
         parts.append(f"about {duration(eta)} left")
     elif progress.state == "training":
         parts.append("time left: known after the first epoch")
     parts.append(f"last record {duration(progress.seconds_since_update)} ago")
+    if progress.message:
+        parts.append(progress.message)
     return " · ".join(parts) + _resume_hint(view, progress)
 
 
 def _resume_hint(view: RunView, progress: RunProgress) -> str:
-    if progress.state != "stopped":
+    if progress.state not in ("stopped", "stopped unexpectedly", "failed"):
         return ""
     return f"\n\nContinue it with `cyclegan train --resume {view.folder}`."
 
