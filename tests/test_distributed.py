@@ -21,14 +21,18 @@ import time
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.futures import Future
 
-from cyclegan.checkpoint import load_checkpoint
+from cyclegan.checkpoint import MODEL_KEYS, load_checkpoint
 from cyclegan.cli import main
-from cyclegan.config import Config, ConfigError, load_config
+from cyclegan.config import Config, ConfigError, SpeedConfig, load_config
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.training.distributed import (
     PeerFailure,
@@ -41,7 +45,7 @@ from cyclegan.training.distributed import (
 from cyclegan.training.loop import train
 from cyclegan.training.run_log import LOSS_NAMES
 from cyclegan.training.state import Progress, TrainingState, check_resumable
-from cyclegan.training.step import train_step
+from cyclegan.training.step import PLAIN, train_step
 from tests.conftest import tiny_config
 from tests.test_cli import tiny_flags
 
@@ -248,35 +252,105 @@ def first_batch(data: Path, config: Config, rank: int, world_size: int) -> tuple
     return batch["a"].double(), batch["b"].double()
 
 
+# every way of computing the generators' gradients: split backward (its backward passes before
+# the last accumulate locally), batched passes, with and without the identity loss; and split
+# with the residual blocks recomputed in the backward pass
+VARIANTS = [
+    {"split_backward": split, "batched_passes": batched, "lambda_identity": identity}
+    for split in (True, False)
+    for batched in (False, True)
+    for identity in (0.5, 0.0)
+] + [
+    {
+        "split_backward": True,
+        "batched_passes": False,
+        "lambda_identity": 0.5,
+        "checkpoint_blocks": True,
+    }
+]
+
+
+def variant_step(variant: dict[str, Any]) -> tuple[dict[str, Any], SpeedConfig]:
+    """The config overrides (the networks read checkpoint_blocks there) and the speed of one
+    variant of the step."""
+    speed = replace(PLAIN, **{k: v for k, v in variant.items() if k != "lambda_identity"})
+    return {**STEP, **variant}, speed
+
+
+def counting_allreduce(calls: list[int], bucket: dist.GradBucket) -> Future[torch.Tensor]:
+    """DDP's own all-reduce of a bucket of gradients, counted."""
+    calls.append(1)
+    return allreduce_hook(None, bucket)  # type: ignore[arg-type]  # None: the default group
+
+
 def ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
-    """Process `rank` of 2 (torch.multiprocessing): one real DDP train_step on its own first
-    batch of 1, then --check-replicas' check before and after rank 1 changes one weight."""
+    """Process `rank` of 2 (torch.multiprocessing): for each variant, one real DDP train_step
+    on its own first batch of 1, counting the all-reduces of each network and the backward
+    passes that reach each generator; then --check-replicas' check before and after rank 1
+    changes one weight."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    config = tiny_config(Path(data), Path(out), **SMALL, **STEP, batch_size=1)
-    with join_team(config.run) as team:
-        state = TrainingState.create(config, team.device, rank=team.rank)
-        real_a, real_b = first_batch(Path(data), config, team.rank, team.world_size)
-        losses = train_step(
-            team.wrap(state.model), state.optimizers, state.pools, real_a, real_b, config.loss
-        )
-        report = team.share_step(losses, StopWish())
+    results = []
+    with join_team(tiny_config(Path(data), Path(out)).run) as team:
+        for variant in VARIANTS:
+            overrides, speed = variant_step(variant)
+            config = tiny_config(Path(data), Path(out), **SMALL, **overrides, batch_size=1)
+            state = TrainingState.create(config, team.device, rank=team.rank)
+            replicas = team.wrap(state.model)
+            allreduces: dict[str, list[int]] = {key: [] for key in MODEL_KEYS}
+            backwards: dict[str, list[int]] = {"gen_ab": [], "gen_ba": []}
+            for key in MODEL_KEYS:  # (DDP refuses the string annotations of a def here)
+                getattr(replicas, key).register_comm_hook(
+                    allreduces[key], lambda calls, bucket: counting_allreduce(calls, bucket)
+                )
+            for key, passes in backwards.items():
+                first = next(getattr(state.model, key).parameters())
+                first.register_hook(lambda grad, passes=passes: passes.append(1))
+            real_a, real_b = first_batch(Path(data), config, team.rank, team.world_size)
+            losses = train_step(
+                replicas, state.optimizers, state.pools, real_a, real_b, config.loss, speed
+            )
+            results.append(
+                {
+                    "losses": team.share_step(losses, StopWish()).losses,
+                    "models": {k: v.clone() for k, v in state.model.state_dict().items()},
+                    "allreduces": {key: len(calls) for key, calls in allreduces.items()},
+                    "backwards": {key: len(calls) for key, calls in backwards.items()},
+                }
+            )
         team.check_replicas(state.model, 1)  # the same weights: passes
-        result = {"models": {k: v.clone() for k, v in state.model.state_dict().items()}}
         if team.rank == 1:
             with torch.no_grad():
                 state.model.disc_b.body[0].bias[0] += 1e-9
         try:
             team.check_replicas(state.model, 2)
-            result["caught"] = ""
+            caught = ""
         except ReplicasDiverged as error:
-            result["caught"] = str(error)
+            caught = str(error)
         if team.is_main:
-            torch.save({**result, "losses": report.losses}, Path(out) / "ddp.pt")
+            torch.save({"variants": results, "caught": caught}, Path(out) / "ddp.pt")
+
+
+def one_process_step(data: Path, out: Path, variant: dict[str, Any]) -> tuple[dict, dict]:
+    """One process's step of the variant on the batch of 2 that 2 x 1 make up, in float64:
+    its losses and its weights after the step."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        overrides, speed = variant_step(variant)
+        config = tiny_config(data, out, **SMALL, **overrides, batch_size=2)
+        state = TrainingState.create(config, torch.device("cpu"))
+        real_a, real_b = first_batch(data, config, 0, 1)
+        losses = train_step(
+            state.model, state.optimizers, state.pools, real_a, real_b, config.loss, speed
+        )
+    finally:
+        torch.set_default_dtype(previous)
+    return losses, state.model.state_dict()
 
 
 @pytest.mark.slow
@@ -286,27 +360,31 @@ def test_a_ddp_step_of_2x1_gives_the_weights_of_one_step_of_the_whole_batch(
     """The real DDP step (two processes, batch 1 each) against the real step of one process
     on the batch of 2 both make up, in float64 so rounding cannot hide a wrong gradient: the
     weights after the step agree to 1e-12 (float32 would leave Adam's first step, lr * sign
-    of the gradient, at the mercy of rounding for gradients near 0)."""
+    of the gradient, at the mercy of rounding for gradients near 0). In every variant: split
+    backward under DDP back-propagates as often as alone and averages each generator's
+    gradients once, in its last backward pass, as the one backward of the plain step does."""
     torch.multiprocessing.spawn(
         ddp_step_process, args=(free_port(), str(synth_root), str(tmp_path)), nprocs=2, join=True
     )
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
 
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        config = tiny_config(synth_root, tmp_path, **SMALL, **STEP, batch_size=2)
-        state = TrainingState.create(config, torch.device("cpu"))
-        real_a, real_b = first_batch(synth_root, config, 0, 1)
-        losses = train_step(state.model, state.optimizers, state.pools, real_a, real_b, config.loss)
-    finally:
-        torch.set_default_dtype(previous)
+    plain_allreduces = {}
+    for variant, result in zip(VARIANTS, ddp["variants"]):
+        losses, single = one_process_step(synth_root, tmp_path, variant)
+        for name in LOSS_NAMES:
+            assert result["losses"][name] == pytest.approx(losses[name], rel=1e-12, abs=1e-15)
+        worst = max((result["models"][key] - single[key]).abs().max().item() for key in single)
+        assert worst < 1e-12, variant
 
-    for name in LOSS_NAMES:
-        assert ddp["losses"][name] == pytest.approx(losses[name], rel=1e-12, abs=1e-15)
-    single = state.model.state_dict()
-    worst = max((ddp["models"][key] - single[key]).abs().max().item() for key in single)
-    assert worst < 1e-12
+        apart = variant["lambda_identity"] > 0 and not variant["batched_passes"]
+        passes = (3 if apart else 2) if variant["split_backward"] else 1
+        assert result["backwards"] == {"gen_ab": passes, "gen_ba": passes}, variant
+        if not variant["split_backward"]:  # one backward pass: one all-reduce of each bucket
+            plain_allreduces[variant["lambda_identity"]] = result["allreduces"]
+    for variant, result in zip(VARIANTS, ddp["variants"]):
+        assert result["allreduces"] == plain_allreduces[variant["lambda_identity"]], variant
+    assert min(plain_allreduces[0.5].values()) >= 1
+
     # and the check the runs ask for with --check-replicas sees a difference of 1e-9
     assert ddp["caught"].startswith("after step 2 the processes hold different weights: ")
     assert "disc_b.body.0.bias differs from rank 0's on rank 1" in ddp["caught"]

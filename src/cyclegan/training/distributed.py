@@ -86,10 +86,18 @@ class Replicas:
     """The four networks as DDP replicas, for train_step: calling them averages the gradients
     of their backward passes over the processes."""
 
-    gen_ab: nn.Module
-    gen_ba: nn.Module
-    disc_a: nn.Module
-    disc_b: nn.Module
+    gen_ab: DistributedDataParallel
+    gen_ba: DistributedDataParallel
+    disc_a: DistributedDataParallel
+    disc_b: DistributedDataParallel
+
+    @contextmanager
+    def generators_unsynced(self) -> Iterator[None]:
+        """Calls of the generator replicas inside make backward passes that only accumulate
+        their gradients here (DDP's no_sync); the first backward of calls made outside averages
+        the sum. Whether a backward averages is decided by the calls, not by the backward."""
+        with self.gen_ab.no_sync(), self.gen_ba.no_sync():
+            yield
 
 
 @dataclass
