@@ -201,7 +201,7 @@ class RunConfig:
     """cap the steps of an epoch (0: the whole dataset); for quick runs"""
     dist_timeout: int = 1800
     """(torchrun) seconds a process waits for the others, also while rank 0 evaluates and
-    writes an epoch's records, before it stops with an error naming the missing rank"""
+    writes an epoch's records, before it reports that it lost contact with them"""
     check_replicas: bool = False
     """(torchrun) compare every process's weights after every step and stop if they differ
     (a debugging aid: it costs a little every step)"""
@@ -236,7 +236,8 @@ class SpeedConfig:
     split_backward: bool = True
     """back-propagate each translation direction's losses, and without --batched-passes each
     identity term, as soon as they are computed, so their activations are freed before the
-    next pass (same gradients; 0.63x the peak memory at 256 px on the CPU)"""
+    next pass (same gradients; 0.63x the peak memory at 256 px on the CPU; also under
+    torchrun)"""
     channels_last: bool = False
     """channels-last memory format for the images and activations"""
     fused_adam: bool = True

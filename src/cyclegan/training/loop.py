@@ -170,7 +170,10 @@ def train_in_team(
     with (
         RunLog(run_dir, progress.step, log) if team.is_main else nullcontext() as run_log,
         # torchrun repeats every Ctrl-C to each process: a repeat is no second Ctrl-C there
-        stop_on_interrupt(announce=team.is_main, repeat_aborts=not team.distributed) as interrupt,
+        stop_on_interrupt(
+            announce=team.is_main, repeat_aborts=not team.distributed, request=team.signals
+        ) as interrupt,
+        team.failures_handled(run_dir),  # under the handler: it keeps recording signals
         warnings.catch_warnings(),
     ):
         # more --workers than cores: loader_workers said so once, torch would every epoch
