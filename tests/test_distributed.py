@@ -2,8 +2,9 @@
 
 One epoch writes one run folder from rank 0 with the weights identical in both processes after
 every step; 2 processes x batch 1 compute what 1 process x batch 2 does (the data order lines up,
-and DDP's averaged gradients give the same update); a rank that dies or hangs stops the other
-with one line naming it; runs resume across 1 <-> 2 processes.
+and DDP's averaged gradients give the same update, split backward or not); torchrun's summary
+names a rank that raises or is killed, and the other stops on torchrun's SIGTERM with one line;
+a rank that hangs is reported by the other; runs resume across 1 <-> 2 processes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,16 +23,22 @@ import time
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 import torch.multiprocessing
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+from torch.futures import Future
 
-from cyclegan.checkpoint import load_checkpoint
+from cyclegan.checkpoint import MODEL_KEYS, load_checkpoint
 from cyclegan.cli import main
-from cyclegan.config import Config, ConfigError, load_config
+from cyclegan.config import Config, ConfigError, SpeedConfig, load_config
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.training.distributed import (
+    TERMINATION_WAIT_S,
     PeerFailure,
     ReplicasDiverged,
     StopWish,
@@ -38,10 +46,11 @@ from cyclegan.training.distributed import (
     join_team,
     merged_wish,
 )
+from cyclegan.training.interrupt import stop_on_interrupt
 from cyclegan.training.loop import train
 from cyclegan.training.run_log import LOSS_NAMES
 from cyclegan.training.state import Progress, TrainingState, check_resumable
-from cyclegan.training.step import train_step
+from cyclegan.training.step import PLAIN, train_step
 from tests.conftest import tiny_config
 from tests.test_cli import tiny_flags
 
@@ -169,16 +178,9 @@ def test_resume_from_one_process_on_two_in_the_middle_of_an_epoch(
     assert [int(row["step"]) for row in loss_rows(run_dir)] == [1, 2, 3, 4]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks in /proc")
-@pytest.mark.parametrize(
-    ("how", "expected"),
-    [("SIGKILL", "dies"), ("SIGSTOP", "hangs past --dist-timeout")],
-)
-def test_a_rank_that_dies_or_hangs_stops_the_other_with_one_line(
-    synth_root: Path, tmp_path: Path, how: str, expected: str
-) -> None:
-    runs = tmp_path / "runs"
+def start_failing_run(synth_root: Path, runs: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A long torchrun run of 2 processes, once its first checkpoint is written; the launcher
+    and that checkpoint."""
     flags = [*tiny_flags(synth_root, runs), *SMALL_FLAGS, "--epochs", "50", "--num-samples", "0"]
     launcher = torchrun_train(*flags, "--dist-timeout", "10")
     latest = runs / "tiny" / "checkpoints" / "latest.pt"
@@ -186,21 +188,97 @@ def test_a_rank_that_dies_or_hangs_stops_the_other_with_one_line(
     while not latest.exists():
         assert launcher.poll() is None and time.monotonic() < deadline, finish(launcher)
         time.sleep(0.1)
-    rank_0, rank_1 = worker_pid(launcher.pid, 0), worker_pid(launcher.pid, 1)
-    os.kill(rank_1, getattr(signal, how))
+    return launcher, latest
+
+
+def root_cause(output: str) -> str:
+    """torchrun's summary of the process that failed first (the last part of its report)."""
+    marker = "Root Cause (first observed failure):"
+    assert marker in output, output
+    return output.split(marker)[-1]
+
+
+def stopped_by_peer_line(rank: int, run_dir: Path) -> str:
+    return (
+        f"cyclegan: error: rank {rank} stopped because another process of the run failed "
+        f"(torchrun names the first to fail): the last checkpoint is kept; continue with "
+        f"--resume {run_dir}"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks in /proc")
+def test_torchrun_names_a_killed_rank_and_the_other_stops_on_its_sigterm(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """kill -9 leaves no word from rank 1: torchrun's summary names it by its signal, and rank
+    0, told by torchrun's SIGTERM (not ignored), stops at once with the way to resume."""
+    runs = tmp_path / "runs"
+    launcher, latest = start_failing_run(synth_root, runs)
+    os.kill(worker_pid(launcher.pid, 1), signal.SIGKILL)
+    code, output = finish(launcher)
+    assert code != 0
+    cause = root_cause(output)
+    assert re.search(r"rank\s*: 1 \(local_rank: 1\)", cause), output
+    assert "Signal 9 (SIGKILL)" in cause, output
+    assert stopped_by_peer_line(0, runs / "tiny") in output, output
+    assert re.search(r"exitcode\s*: 143 ", output), output  # rank 0: 128 + SIGTERM
+    assert load_checkpoint(latest)["epoch"] >= 1  # whole: the last good checkpoint
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks in /proc")
+def test_torchrun_names_a_rank_that_raises_with_its_error(synth_root: Path, tmp_path: Path) -> None:
+    """Rank 0 cannot write its next checkpoint (a folder stands where its temporary file goes):
+    torchrun's summary names rank 0 and the error it raised; rank 1 stops on torchrun's
+    SIGTERM with the way to resume, and the last checkpoint is whole."""
+    runs = tmp_path / "runs"
+    launcher, latest = start_failing_run(synth_root, runs)
+    rank_0 = worker_pid(launcher.pid, 0)
+    (latest.parent / f".latest.pt.{rank_0}.tmp").mkdir()  # save_checkpoint's temporary name
+    code, output = finish(launcher)
+    assert code != 0
+    cause = root_cause(output)
+    assert re.search(r"rank\s*: 0 \(local_rank: 0\)", cause), output
+    assert re.search(r"exitcode\s*: 1 ", cause), output
+    # the error in one line (the traceback is in rank 0's output, above the summary)
+    assert "traceback : IsADirectoryError: [Errno 21] Is a directory: " in cause, output
+    assert "(the traceback is in its output)" in cause and "Traceback" not in cause, output
+    above_summary = output.split("cyclegan FAILED")[0]  # the title of torchrun's summary
+    assert "Traceback (most recent call last)" in above_summary, output
+    assert stopped_by_peer_line(1, runs / "tiny") in output, output
+    assert load_checkpoint(latest)["epoch"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks in /proc")
+def test_a_rank_that_hangs_is_reported_by_the_other_through_torchrun(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """A stopped rank 1 fails nothing torchrun can see: rank 0, after --dist-timeout and no
+    SIGTERM, reports the lost contact itself, and torchrun's summary shows its one line."""
+    runs = tmp_path / "runs"
+    launcher, latest = start_failing_run(synth_root, runs)
+    rank_1 = worker_pid(launcher.pid, 1)
+    os.kill(rank_1, signal.SIGSTOP)
     try:
-        wait_for_exit(rank_0)  # on its own: neither torchrun nor the test ended it
+        wait_for_exit(worker_pid(launcher.pid, 0))  # on its own: neither torchrun nor the test
     finally:  # a stopped rank 1 would wait for torchrun's 30 s of grace
         with suppress(ProcessLookupError):
             os.kill(rank_1, signal.SIGKILL)
     code, output = finish(launcher)
     assert code != 0
-    assert (
-        "cyclegan: error: rank 1 stopped answering (killed, out of memory, hung past "
-        "--dist-timeout, or its machine went down): every process stopped, the last "
-        f"checkpoint is kept; continue with --resume {runs / 'tiny'}"
-    ) in output, f"{expected}:\n{output}"
-    assert load_checkpoint(latest)["epoch"] >= 1  # whole: the last good checkpoint
+    line = (
+        "rank 0 lost contact with the other processes (",
+        "): one of them hung past --dist-timeout or its machine went down; every process "
+        f"stopped, the last checkpoint is kept; continue with --resume {runs / 'tiny'}",
+    )
+    assert f"cyclegan: error: {line[0]}" in output and line[1] in output, output
+    cause = root_cause(output)
+    assert re.search(r"rank\s*: 0 \(local_rank: 0\)", cause), output
+    assert line[0] in cause and line[1] in cause, output  # the line, not a traceback
+    assert "Traceback" not in cause, output
+    assert load_checkpoint(latest)["epoch"] >= 1
 
 
 def worker_pid(launcher: int, rank: int) -> int:
@@ -248,35 +326,105 @@ def first_batch(data: Path, config: Config, rank: int, world_size: int) -> tuple
     return batch["a"].double(), batch["b"].double()
 
 
+# every way of computing the generators' gradients: split backward (its backward passes before
+# the last accumulate locally), batched passes, with and without the identity loss; and split
+# with the residual blocks recomputed in the backward pass
+VARIANTS = [
+    {"split_backward": split, "batched_passes": batched, "lambda_identity": identity}
+    for split in (True, False)
+    for batched in (False, True)
+    for identity in (0.5, 0.0)
+] + [
+    {
+        "split_backward": True,
+        "batched_passes": False,
+        "lambda_identity": 0.5,
+        "checkpoint_blocks": True,
+    }
+]
+
+
+def variant_step(variant: dict[str, Any]) -> tuple[dict[str, Any], SpeedConfig]:
+    """The config overrides (the networks read checkpoint_blocks there) and the speed of one
+    variant of the step."""
+    speed = replace(PLAIN, **{k: v for k, v in variant.items() if k != "lambda_identity"})
+    return {**STEP, **variant}, speed
+
+
+def counting_allreduce(calls: list[int], bucket: dist.GradBucket) -> Future[torch.Tensor]:
+    """DDP's own all-reduce of a bucket of gradients, counted."""
+    calls.append(1)
+    return allreduce_hook(None, bucket)  # type: ignore[arg-type]  # None: the default group
+
+
 def ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
-    """Process `rank` of 2 (torch.multiprocessing): one real DDP train_step on its own first
-    batch of 1, then --check-replicas' check before and after rank 1 changes one weight."""
+    """Process `rank` of 2 (torch.multiprocessing): for each variant, one real DDP train_step
+    on its own first batch of 1, counting the all-reduces of each network and the backward
+    passes that reach each generator; then --check-replicas' check before and after rank 1
+    changes one weight."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
-    config = tiny_config(Path(data), Path(out), **SMALL, **STEP, batch_size=1)
-    with join_team(config.run) as team:
-        state = TrainingState.create(config, team.device, rank=team.rank)
-        real_a, real_b = first_batch(Path(data), config, team.rank, team.world_size)
-        losses = train_step(
-            team.wrap(state.model), state.optimizers, state.pools, real_a, real_b, config.loss
-        )
-        report = team.share_step(losses, StopWish())
+    results = []
+    with join_team(tiny_config(Path(data), Path(out)).run) as team:
+        for variant in VARIANTS:
+            overrides, speed = variant_step(variant)
+            config = tiny_config(Path(data), Path(out), **SMALL, **overrides, batch_size=1)
+            state = TrainingState.create(config, team.device, rank=team.rank)
+            replicas = team.wrap(state.model)
+            allreduces: dict[str, list[int]] = {key: [] for key in MODEL_KEYS}
+            backwards: dict[str, list[int]] = {"gen_ab": [], "gen_ba": []}
+            for key in MODEL_KEYS:  # (DDP refuses the string annotations of a def here)
+                getattr(replicas, key).register_comm_hook(
+                    allreduces[key], lambda calls, bucket: counting_allreduce(calls, bucket)
+                )
+            for key, passes in backwards.items():
+                first = next(getattr(state.model, key).parameters())
+                first.register_hook(lambda grad, passes=passes: passes.append(1))
+            real_a, real_b = first_batch(Path(data), config, team.rank, team.world_size)
+            losses = train_step(
+                replicas, state.optimizers, state.pools, real_a, real_b, config.loss, speed
+            )
+            results.append(
+                {
+                    "losses": team.share_step(losses, StopWish()).losses,
+                    "models": {k: v.clone() for k, v in state.model.state_dict().items()},
+                    "allreduces": {key: len(calls) for key, calls in allreduces.items()},
+                    "backwards": {key: len(calls) for key, calls in backwards.items()},
+                }
+            )
         team.check_replicas(state.model, 1)  # the same weights: passes
-        result = {"models": {k: v.clone() for k, v in state.model.state_dict().items()}}
         if team.rank == 1:
             with torch.no_grad():
                 state.model.disc_b.body[0].bias[0] += 1e-9
         try:
             team.check_replicas(state.model, 2)
-            result["caught"] = ""
+            caught = ""
         except ReplicasDiverged as error:
-            result["caught"] = str(error)
+            caught = str(error)
         if team.is_main:
-            torch.save({**result, "losses": report.losses}, Path(out) / "ddp.pt")
+            torch.save({"variants": results, "caught": caught}, Path(out) / "ddp.pt")
+
+
+def one_process_step(data: Path, out: Path, variant: dict[str, Any]) -> tuple[dict, dict]:
+    """One process's step of the variant on the batch of 2 that 2 x 1 make up, in float64:
+    its losses and its weights after the step."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        overrides, speed = variant_step(variant)
+        config = tiny_config(data, out, **SMALL, **overrides, batch_size=2)
+        state = TrainingState.create(config, torch.device("cpu"))
+        real_a, real_b = first_batch(data, config, 0, 1)
+        losses = train_step(
+            state.model, state.optimizers, state.pools, real_a, real_b, config.loss, speed
+        )
+    finally:
+        torch.set_default_dtype(previous)
+    return losses, state.model.state_dict()
 
 
 @pytest.mark.slow
@@ -286,36 +434,41 @@ def test_a_ddp_step_of_2x1_gives_the_weights_of_one_step_of_the_whole_batch(
     """The real DDP step (two processes, batch 1 each) against the real step of one process
     on the batch of 2 both make up, in float64 so rounding cannot hide a wrong gradient: the
     weights after the step agree to 1e-12 (float32 would leave Adam's first step, lr * sign
-    of the gradient, at the mercy of rounding for gradients near 0)."""
+    of the gradient, at the mercy of rounding for gradients near 0). In every variant: split
+    backward under DDP back-propagates as often as alone and averages each generator's
+    gradients once, in its last backward pass, as the one backward of the plain step does."""
     torch.multiprocessing.spawn(
         ddp_step_process, args=(free_port(), str(synth_root), str(tmp_path)), nprocs=2, join=True
     )
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
 
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        config = tiny_config(synth_root, tmp_path, **SMALL, **STEP, batch_size=2)
-        state = TrainingState.create(config, torch.device("cpu"))
-        real_a, real_b = first_batch(synth_root, config, 0, 1)
-        losses = train_step(state.model, state.optimizers, state.pools, real_a, real_b, config.loss)
-    finally:
-        torch.set_default_dtype(previous)
+    plain_allreduces = {}
+    for variant, result in zip(VARIANTS, ddp["variants"]):
+        losses, single = one_process_step(synth_root, tmp_path, variant)
+        for name in LOSS_NAMES:
+            assert result["losses"][name] == pytest.approx(losses[name], rel=1e-12, abs=1e-15)
+        worst = max((result["models"][key] - single[key]).abs().max().item() for key in single)
+        assert worst < 1e-12, variant
 
-    for name in LOSS_NAMES:
-        assert ddp["losses"][name] == pytest.approx(losses[name], rel=1e-12, abs=1e-15)
-    single = state.model.state_dict()
-    worst = max((ddp["models"][key] - single[key]).abs().max().item() for key in single)
-    assert worst < 1e-12
+        apart = variant["lambda_identity"] > 0 and not variant["batched_passes"]
+        passes = (3 if apart else 2) if variant["split_backward"] else 1
+        assert result["backwards"] == {"gen_ab": passes, "gen_ba": passes}, variant
+        if not variant["split_backward"]:  # one backward pass: one all-reduce of each bucket
+            plain_allreduces[variant["lambda_identity"]] = result["allreduces"]
+    for variant, result in zip(VARIANTS, ddp["variants"]):
+        assert result["allreduces"] == plain_allreduces[variant["lambda_identity"]], variant
+    assert min(plain_allreduces[0.5].values()) >= 1
+
     # and the check the runs ask for with --check-replicas sees a difference of 1e-9
     assert ddp["caught"].startswith("after step 2 the processes hold different weights: ")
     assert "disc_b.body.0.bias differs from rank 0's on rank 1" in ddp["caught"]
 
 
-def terminated_during_roll_call_process(rank: int, port: int, data: str, out: str) -> None:
+def lost_contact_process(rank: int, port: int, data: str, out: str, sigterm: str) -> None:
     """Process `rank` of 2: rank 1 dies as soon as the group stands; rank 0 loses contact at
-    its next exchange and is sent SIGTERM (as torchrun sends it) a second into the roll call
-    that names rank 1; it writes the report it raises."""
+    its next exchange, inside the training loop's signal handler as in training, and is sent
+    SIGTERM as torchrun sends it (`sigterm`: "before" the exchange, a second "after" it
+    failed, or "never"); it writes the report it raises, its exit code and how long it took."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
@@ -324,36 +477,54 @@ def terminated_during_roll_call_process(rank: int, port: int, data: str, out: st
     with join_team(config.run) as team:
         if rank == 1:
             os._exit(1)
+        started = time.monotonic()
         try:
-            team.share_step({"g": 1.0}, StopWish())
-        except Exception as error:
-            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
-            try:
-                team.handle_failure(error, Path(out))
-            except PeerFailure as report:
-                (Path(out) / "report.txt").write_text(str(report))
+            with (
+                stop_on_interrupt(announce=False, repeat_aborts=False, request=team.signals),
+                team.failures_handled(Path(out)),
+            ):
+                if sigterm == "before":
+                    os.kill(os.getpid(), signal.SIGTERM)
+                try:
+                    team.share_step({"g": 1.0}, StopWish())
+                finally:
+                    started = time.monotonic()
+                    if sigterm == "after":
+                        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        except PeerFailure as report:
+            took = time.monotonic() - started
+            (Path(out) / "report.txt").write_text(f"{report.exit_code} {took:.1f} {report}")
 
 
 @pytest.mark.slow
-def test_a_sigterm_during_the_roll_call_does_not_silence_the_report(
-    synth_root: Path, tmp_path: Path
+@pytest.mark.parametrize("sigterm", ["before", "after", "never"])
+def test_a_process_that_lost_contact_stops_on_sigterm_or_reports_it(
+    synth_root: Path, tmp_path: Path, sigterm: str
 ) -> None:
-    """torchrun sends SIGTERM to every process the moment one dies; the survivor that names it
-    must outlast it (it arrived after the training loop's own handler was gone, and rank 0
-    died without a word)."""
+    """torchrun sends SIGTERM to the others the moment one process fails: the survivor stops
+    on it (exit code 143) rather than ignore it, at once when it came before (the training
+    loop's handler kept it); with no SIGTERM within TERMINATION_WAIT_S (another process
+    hangs) its report of the lost contact is the run's."""
     spawn = multiprocessing.get_context("spawn")
-    args = (free_port(), str(synth_root), str(tmp_path))
-    processes = [
-        spawn.Process(target=terminated_during_roll_call_process, args=(rank, *args))
-        for rank in (0, 1)
-    ]
+    args = (free_port(), str(synth_root), str(tmp_path), sigterm)
+    processes = [spawn.Process(target=lost_contact_process, args=(rank, *args)) for rank in (0, 1)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(GUARD_S)
-    assert processes[0].exitcode != -signal.SIGTERM, "rank 0 was killed by the SIGTERM"
-    report = (tmp_path / "report.txt").read_text()
-    assert report.startswith("rank 1 stopped answering (killed, out of memory, hung past ")
+    assert processes[0].exitcode == 0  # it was not killed: it caught the signal and reported
+    exit_code, took, report = (tmp_path / "report.txt").read_text().split(" ", 2)
+    if sigterm == "never":
+        assert exit_code == "1"
+        assert float(took) >= TERMINATION_WAIT_S
+        assert report.startswith("rank 0 lost contact with the other processes (")
+        return
+    assert exit_code == "143"
+    assert float(took) < (1.0 if sigterm == "before" else TERMINATION_WAIT_S)
+    assert report == (
+        "rank 0 stopped because another process of the run failed (torchrun names the "
+        "first to fail): no checkpoint had been written yet"
+    )
 
 
 def thread_count() -> int:
@@ -502,3 +673,19 @@ def test_the_replica_check_names_the_first_parameter_that_differs() -> None:
 def test_one_process_asking_to_stop_stops_all() -> None:
     assert merged_wish(torch.tensor([[0.0, 0.0], [0.0, 0.0]])) == StopWish(False, None)
     assert merged_wish(torch.tensor([[0.0, 0.0], [1.0, 15.0]])) == StopWish(True, 15)
+
+
+def test_a_one_line_error_reaches_torchruns_summary_as_that_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under torchrun the line said on stderr also goes into the error file torchrun gives the
+    process; read back by torch's own reader and formatted as torchrun's summary does."""
+    error_file = tmp_path / "error.json"
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
+    assert main(["train", "--epochs", "1"]) == 2  # no --data
+    said = capsys.readouterr().err.strip().removeprefix("cyclegan: error: ")
+    assert said.startswith("give the dataset folder with --data ROOT")
+    failure = ProcessFailure(local_rank=1, pid=123, exitcode=2, error_file=str(error_file))
+    assert abs(failure.timestamp - time.time()) < 60
+    summary = ChildFailedError("cyclegan", {1: failure}).format_msg()
+    assert f"traceback : {said}\n" in summary

@@ -2,7 +2,9 @@
 
 The training options are generated from the config dataclasses (`cyclegan.config.options`),
 so each flag, its type, choices, default and help are written once. User mistakes end in
-one line on stderr and exit code 2, never a traceback.
+one line on stderr and exit code 2, never a traceback. Under torchrun that line (or a bug's
+traceback) also goes into the error file torchrun reads, so its summary of a failed run
+names the rank that failed first and why.
 
 Building the parser imports no torch (the command modules import their machinery when they
 run), so `--help` and light commands such as `cyclegan data list` start in a fraction of a
@@ -12,9 +14,13 @@ second instead of seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from pathlib import Path
 
 from cyclegan import __version__
 from cyclegan.commands.common import EXIT_USAGE, UserError
@@ -36,13 +42,15 @@ USAGE_ERRORS = (
     "cyclegan.data.dataset.DatasetLayoutError",
     "cyclegan.data.images.UnreadableImageError",
 )
-# ... runs that failed exit with 1:
+# ... runs that failed exit with 1 (or the error's exit_code):
 RUN_FAILURES = (
     "cyclegan.training.loop.TrainingDiverged",
     "cyclegan.training.distributed.PeerFailure",
     "cyclegan.training.distributed.ReplicasDiverged",
     "cyclegan.downloads.DownloadError",
 )
+# set by torchrun in every process it starts: where that process records why it failed
+TORCHRUN_ERROR_FILE = "TORCHELASTIC_ERROR_FILE"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,8 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (UserError, ConfigError, FileExistsError) as error:
-        print(f"cyclegan: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return report_error(str(error), EXIT_USAGE)
     except KeyboardInterrupt:
         print("cyclegan: interrupted", file=sys.stderr)
         return 130
@@ -66,11 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as error:
         if isinstance(error, loaded_classes(USAGE_ERRORS)):
-            print(f"cyclegan: error: {error}", file=sys.stderr)
-            return EXIT_USAGE
+            return report_error(str(error), EXIT_USAGE)
         if isinstance(error, loaded_classes(RUN_FAILURES)):
-            print(f"cyclegan: error: {error}{mirror_hint(error)}", file=sys.stderr)
-            return 1
+            return report_error(f"{error}{mirror_hint(error)}", getattr(error, "exit_code", 1))
+        # a bug, or the system failing: Python prints the traceback, torchrun's summary a line
+        lines = str(error).strip().splitlines() or [""]
+        record_for_torchrun(f"{type(error).__name__}: {lines[0]} (the traceback is in its output)")
         raise
 
 
@@ -84,6 +92,26 @@ def share_cores_gracefully() -> None:
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def report_error(message: str, exit_code: int) -> int:
+    """Say in one line on stderr why the command failed (and under torchrun in its summary)."""
+    print(f"cyclegan: error: {message}", file=sys.stderr)
+    record_for_torchrun(message)
+    return exit_code
+
+
+def record_for_torchrun(message: str) -> None:
+    """Under torchrun, write `message` into the error file it gave this process, so its summary
+    of a failed run names the rank that failed first with this line. The file is torch's
+    elastic error record; with no "py_callstack" the summary shows the message itself."""
+    path = os.environ.get(TORCHRUN_ERROR_FILE)
+    if not path:
+        return
+    timestamp = str(int(time.time()))  # torchrun takes the earliest as the first failure
+    record = {"message": {"message": message, "extraInfo": {"timestamp": timestamp}}}
+    with suppress(OSError):  # the error is said on stderr either way
+        Path(path).write_text(json.dumps(record))
 
 
 def mirror_hint(error: BaseException) -> str:

@@ -322,7 +322,7 @@ class RunConfig:
     """cap the steps of an epoch (0: the whole dataset); for quick runs"""
     dist_timeout: int = option(1800, Role.TRAINING, applies=ONLY_DISTRIBUTED)
     """(torchrun) seconds a process waits for the others, also while rank 0 evaluates and
-    writes an epoch's records, before it stops with an error naming the missing rank"""
+    writes an epoch's records, before it reports that it lost contact with them"""
     check_replicas: bool = option(False, Role.OUTPUT, applies=ONLY_DISTRIBUTED)
     """(torchrun) compare every process's weights after every step and stop if they differ
     (a debugging aid: it costs a little every step)"""
@@ -363,7 +363,8 @@ class SpeedConfig:
     split_backward: bool = option(True, Role.SPEED)
     """back-propagate each translation direction's losses, and without --batched-passes each
     identity term, as soon as they are computed, so their activations are freed before the
-    next pass (same gradients; 0.63x the peak memory at 256 px on the CPU)"""
+    next pass (same gradients; 0.63x the peak memory at 256 px on the CPU; also under
+    torchrun)"""
     channels_last: bool = option(False, Role.SPEED)
     """channels-last memory format for the images and activations"""
     fused_adam: bool = option(True, Role.SPEED)

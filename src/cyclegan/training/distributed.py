@@ -4,16 +4,21 @@
 per GPU (or N on the CPU), and tells each its RANK, WORLD_SIZE and LOCAL_RANK. `join_team`
 turns that into a `Team`: the process group (nccl between GPUs, gloo on CPUs), this
 process's device, and a gloo group for the small CPU-side messages of every step. The four
-networks train as DistributedDataParallel replicas: every backward pass averages the
-gradients over the processes, so each applies the same update and the weights stay
-identical (`--check-replicas` verifies it after every step). After every step the processes
+networks train as DistributedDataParallel replicas: a step averages their gradients over the
+processes once (with split backward, in the generators' last backward pass: the passes before
+it run under `Replicas.generators_unsynced`), so each applies the same update and the weights
+stay identical (`--check-replicas` verifies it after every step). After every step the processes
 share their losses and whether one of them wants to stop (a signal, a non-finite loss), so
 all of them stop at the same step.
 
-A process that fails posts its error in torchrun's key-value store before it exits. The
-others find out at their next collective (at once when its connection closes, after
---dist-timeout when it hangs), take the roll call in the store, and the lowest surviving
-rank says in one line which rank failed and why, or which stopped answering. A process
+When a process fails, torchrun names it: the `cyclegan` command writes the failing process's
+error line into the file torchrun gives it (TORCHELASTIC_ERROR_FILE, torch's elastic error
+record), and torchrun's summary shows the rank that failed first with that line, or with the
+signal that killed it. The others find out at their next collective (at
+once when its connection closes, after --dist-timeout when it hangs) and wait for the SIGTERM
+torchrun sends them as soon as it sees a process fail; they stop on it at once, each saying in
+one line that it stopped for another process and how to resume. Only a process that hears
+nothing (another one hangs) reports the lost contact as the failure itself. A process
 started without torchrun is a team of one, and none of this runs.
 """
 
@@ -24,7 +29,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -39,17 +44,23 @@ from cyclegan.checkpoint import MODEL_KEYS
 from cyclegan.config import ConfigError, RunConfig
 from cyclegan.device import pick_device
 from cyclegan.models import CycleGAN
+from cyclegan.training.interrupt import SIGNALS, StopRequest
 
-FAILED_KEY = "cyclegan/failed/{rank}"  # the one-line error a process failed with
-ALIVE_KEY = "cyclegan/alive/{rank}"  # a process that lost contact with the others answers here
-ROLL_CALL_S = 5.0  # how long a process that lost contact waits for the others to answer
+# how long a process that lost contact with the others waits for torchrun's SIGTERM (torchrun
+# sends it within --monitor-interval, 0.1 s by default, of seeing a process fail)
+TERMINATION_WAIT_S = 10.0
 # what a collective raises when another process went away or hung: DistError, or from inside
 # DDP's backward pass a RuntimeError with the backend's words
 LOST_CONTACT_MARKS = ("gloo", "NCCL", "Connection closed by peer", "Connection reset", "Timed out")
 
 
 class PeerFailure(RuntimeError):
-    """Another process of the run failed or stopped answering; the message names its rank."""
+    """This process stopped because another one failed or stopped answering; the message says
+    which way and how to resume. exit_code: 128 + the signal that stopped it, else 1."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class ReplicasDiverged(RuntimeError):
@@ -86,10 +97,18 @@ class Replicas:
     """The four networks as DDP replicas, for train_step: calling them averages the gradients
     of their backward passes over the processes."""
 
-    gen_ab: nn.Module
-    gen_ba: nn.Module
-    disc_a: nn.Module
-    disc_b: nn.Module
+    gen_ab: DistributedDataParallel
+    gen_ba: DistributedDataParallel
+    disc_a: DistributedDataParallel
+    disc_b: DistributedDataParallel
+
+    @contextmanager
+    def generators_unsynced(self) -> Iterator[None]:
+        """Calls of the generator replicas inside make backward passes that only accumulate
+        their gradients here (DDP's no_sync); the first backward of calls made outside averages
+        the sum. Whether a backward averages is decided by the calls, not by the backward."""
+        with self.gen_ab.no_sync(), self.gen_ba.no_sync():
+            yield
 
 
 @dataclass
@@ -102,6 +121,9 @@ class Team:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     control: Any = None  # gloo group for CPU tensors (None: the default group, itself gloo)
     broken: bool = False  # a process failed: the group can no longer be trusted to tear down
+    # the signals the training loop was sent (stop_on_interrupt fills it): one that came before
+    # a collective failed was torchrun's, so the process need not wait for it
+    signals: StopRequest = field(default_factory=StopRequest)
 
     @property
     def is_main(self) -> bool:
@@ -174,40 +196,46 @@ class Team:
 
     def handle_failure(self, error: Exception, run_dir: Path) -> None:
         """After `error` ended training in a torchrun run. If it is a collective that lost
-        contact, raise the run's one-line report (PeerFailure on the lowest surviving rank,
-        ReportedElsewhere on the others); else post it for the others and return, so the
-        caller re-raises it."""
+        contact with another process, raise this process's one-line PeerFailure; else return,
+        so the caller re-raises it (the command reports it, and records it for torchrun)."""
         if not self.distributed:
             return
         self.broken = True
-        outlast_termination()
-        store = default_store()
-        if lost_contact(error):
-            raise self._report_lost_contact(store, error, run_dir) from error
-        store_set(store, FAILED_KEY.format(rank=self.rank), one_line(error))
+        if lost_contact(error) and not isinstance(error, PeerFailure):  # not reported yet
+            raise self._stopped_by_peer(error, run_dir) from error
 
-    def _report_lost_contact(self, store: Any, error: Exception, run_dir: Path) -> Exception:
-        store_set(store, ALIVE_KEY.format(rank=self.rank), "1")
-        failed, alive = roll_call(store, self.world_size, ROLL_CALL_S)
-        silent = sorted(set(range(self.world_size)) - set(failed) - alive - {self.rank})
-        if min(alive | {self.rank}) != self.rank:
-            return ReportedElsewhere(1)
-        causes = [f"rank {rank} failed ({message})" for rank, message in sorted(failed.items())]
-        if silent:
-            ranks = ", ".join(str(rank) for rank in silent)
-            causes.append(
-                f"rank {ranks} stopped answering (killed, out of memory, hung past "
-                "--dist-timeout, or its machine went down)"
-            )
-        if not causes:
-            causes.append(f"rank {self.rank} lost contact with the others ({one_line(error)})")
+    @contextmanager
+    def failures_handled(self, run_dir: Path) -> Iterator[None]:
+        """handle_failure for what fails inside. Entered inside the training loop's signal
+        handler, so a SIGTERM that comes while the error unwinds is recorded, not fatal."""
+        try:
+            yield
+        except Exception as error:
+            self.handle_failure(error, run_dir)
+            raise
+
+    def _stopped_by_peer(self, error: Exception, run_dir: Path) -> PeerFailure:
+        """torchrun sends SIGTERM to every process once one has failed: stop on it (or on the
+        one that already came) with one line; if none comes, another process hangs, and this
+        one's report is the run's."""
+        signal_number = wait_for_signal(TERMINATION_WAIT_S, seen=self.signals)
         latest = run_dir / "checkpoints" / "latest.pt"
         kept = (
             f"the last checkpoint is kept; continue with --resume {run_dir}"
             if latest.exists()
             else "no checkpoint had been written yet"
         )
-        return PeerFailure(f"{'; '.join(causes)}: every process stopped, {kept}")
+        if signal_number is not None:
+            return PeerFailure(
+                f"rank {self.rank} stopped because another process of the run failed "
+                f"(torchrun names the first to fail): {kept}",
+                exit_code=128 + signal_number,
+            )
+        return PeerFailure(
+            f"rank {self.rank} lost contact with the other processes ({one_line(error)}): "
+            "one of them hung past --dist-timeout or its machine went down; every process "
+            f"stopped, {kept}"
+        )
 
     def _all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
         """(world_size, *tensor.shape): every process's `tensor` (on the CPU), in rank order."""
@@ -246,15 +274,6 @@ def join_team(run: RunConfig) -> Iterator[Team]:
     finally:
         if not team.broken:  # a broken group can block in its teardown; the process is ending
             dist.destroy_process_group()
-
-
-def outlast_termination() -> None:
-    """Ignore SIGTERM from here to the end of this failing process. torchrun sends it to every
-    process as soon as one of them dies, while the survivors take the roll call (up to
-    ROLL_CALL_S) that names it; killed then, the run would end without its one line. torchrun
-    still kills what has not ended after its grace period."""
-    with suppress(ValueError):  # not the main thread: signals stay with the caller
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def import_dynamo_first() -> None:
@@ -345,51 +364,20 @@ def one_line(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def roll_call(store: Any, world_size: int, wait_s: float) -> tuple[dict[int, str], set[int]]:
-    """The processes that posted a failure (rank -> error) and those that answered as alive,
-    once every process did one or the other, or after `wait_s` seconds."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        failed = {
-            rank: message
-            for rank in range(world_size)
-            if (message := store_get(store, FAILED_KEY.format(rank=rank))) is not None
+def wait_for_signal(seconds: float, seen: StopRequest) -> int | None:
+    """SIGTERM or SIGINT: one already `seen`, or the first that arrives within `seconds`."""
+    received: list[int] = []
+    try:
+        previous = {
+            sig: signal.signal(sig, lambda number, _: received.append(number)) for sig in SIGNALS
         }
-        alive = {
-            rank for rank in range(world_size) if store_has(store, ALIVE_KEY.format(rank=rank))
-        }
-        if len(failed.keys() | alive) == world_size or time.monotonic() > deadline:
-            return failed, alive
-        time.sleep(0.1)
-
-
-def default_store() -> Any:
-    """The key-value store the process group was set up with. Under torchrun it is served by
-    torchrun's agent, so it outlives any training process. (torch has no public accessor.)"""
+    except ValueError:  # not the main thread: signals stay with the caller
+        return seen.signal_number
     try:
-        return dist.distributed_c10d._get_default_store()
-    except (RuntimeError, ValueError):
-        return None
-
-
-# store calls never raise: a process that is failing must not fail differently for want of
-# the store (its host may be the process that died, when torchrun's agent does not serve it)
-def store_set(store: Any, key: str, value: str) -> None:
-    with suppress(Exception):
-        store.set(key, value)
-
-
-def store_has(store: Any, key: str) -> bool:
-    try:
-        return bool(store.check([key]))
-    except Exception:
-        return False
-
-
-def store_get(store: Any, key: str) -> str | None:
-    if not store_has(store, key):
-        return None
-    try:
-        return bytes(store.get(key)).decode(errors="replace")
-    except Exception:
-        return None
+        deadline = time.monotonic() + seconds
+        while not (received or seen.requested) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return seen.signal_number or (received[0] if received else None)

@@ -50,11 +50,12 @@ class StopRequest:
 
 @contextmanager
 def stop_on_interrupt(
-    *, announce: bool = True, repeat_aborts: bool = True
+    *, announce: bool = True, repeat_aborts: bool = True, request: StopRequest | None = None
 ) -> Iterator[StopRequest]:
     """First Ctrl-C (or SIGTERM) asks for a clean stop after the current step; with
-    `repeat_aborts` a second aborts. `announce`: say so (one process of a run says it)."""
-    request = StopRequest()
+    `repeat_aborts` a second aborts. `announce`: say so (one process of a run says it).
+    `request`: the record to fill (it outlives the context), else a new one."""
+    request = request or StopRequest()
     main_process = os.getpid()
 
     def handler(signum: int, frame: object) -> None:

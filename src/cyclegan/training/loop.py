@@ -194,7 +194,12 @@ def train_epochs(
         TimeBudget(config.optim.minutes, progress.seconds, clock) if config.optim.minutes else None
     )
     # torchrun repeats every Ctrl-C to each process: a repeat is no second Ctrl-C there
-    with stop_on_interrupt(announce=team.is_main, repeat_aborts=not team.distributed) as interrupt:
+    with (
+        stop_on_interrupt(
+            announce=team.is_main, repeat_aborts=not team.distributed, request=team.signals
+        ) as interrupt,
+        team.failures_handled(run_dir),  # under the handler: it keeps recording signals
+    ):
         record("running", config, progress)
         workers = loader_workers(config.data.workers, log, processes=team.local_world_size)
         length = (

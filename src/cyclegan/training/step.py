@@ -8,14 +8,17 @@ each loss halved (sec. 4).
 The generators' objective is computed one translation direction at a time: A -> B -> A with
 G_AB's identity term, then B -> A -> B with G_BA's. The sum is eq. 3 either way; with
 `split_backward` each direction is back-propagated at once, so its activations are freed
-before the other direction runs. With `batched_passes` a generator takes its real input and
-its identity input in one call, and a discriminator its real and pooled fake images.
+before the other direction runs; under DDP the backward passes before the last keep their
+gradients local, and the last one averages the sum over the processes. With `batched_passes`
+a generator takes its real input and its identity input in one call, and a discriminator its
+real and pooled fake images.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -64,8 +67,6 @@ def train_step(
     gradient scaler when `speed.precision` resolves to fp16.
     """
     speed = speed or PLAIN
-    if isinstance(model, Replicas):  # DDP averages gradients in one backward per forward
-        speed = replace(speed, split_backward=False)
     if speed.channels_last:
         real_a = real_a.contiguous(memory_format=torch.channels_last)
         real_b = real_b.contiguous(memory_format=torch.channels_last)
@@ -80,16 +81,18 @@ def train_step(
     identity_weight = loss.lambda_cycle * loss.lambda_identity
     identity_apart = identity_weight > 0 and speed.split_backward and not speed.batched_passes
     directions = []
-    for forward, backward, judge, real, other in (
-        (gen_ab, gen_ba, judge_b, real_a, real_b),
-        (gen_ba, gen_ab, judge_a, real_b, real_a),
+    for first, (forward, backward, judge, real, other) in zip(
+        (True, False),
+        ((gen_ab, gen_ba, judge_b, real_a, real_b), (gen_ba, gen_ab, judge_a, real_b, real_a)),
     ):
         identity = None
         if identity_apart:  # its own backward: at most two generator passes held at once
-            with autocast:
+            with local_gradients(model), autocast:
                 identity = identity_loss(other, forward(other))
             scaled(identity_weight * identity, scaler).backward()
-        with autocast:
+        # split, only the last backward (B -> A -> B: every weight of both generators once)
+        # averages the gradients, those of the passes before it included
+        with local_gradients(model, speed.split_backward and first), autocast:
             direction = translate_and_cycle(
                 forward, backward, judge, real, other, loss, speed, identity
             )
@@ -182,6 +185,17 @@ def judge_pair(
     if isinstance(both, tuple):  # a discriminator of several parts: split each part
         return tuple(p[: len(real)] for p in both), tuple(p[len(real) :] for p in both)
     return both[: len(real)], both[len(real) :]
+
+
+def local_gradients(
+    model: CycleGAN | Replicas, hold: bool = True
+) -> AbstractContextManager[object]:
+    """With `hold`, generator calls whose backward pass keeps its gradients in this process:
+    under DDP, they are added to the next averaged ones (whether a backward averages is decided
+    when the networks are called). Without DDP every gradient is local."""
+    if hold and isinstance(model, Replicas):
+        return model.generators_unsynced()
+    return nullcontext()
 
 
 def scaled(value: torch.Tensor, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
