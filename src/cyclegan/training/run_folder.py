@@ -11,6 +11,7 @@ from pathlib import Path
 from cyclegan.checkpoint import save_checkpoint
 from cyclegan.config import Config, ConfigError
 from cyclegan.models.artifact import save_generator
+from cyclegan.training.run_status import busy_error, run_is_held
 from cyclegan.training.state import TrainingState
 
 
@@ -29,6 +30,11 @@ def prepare_run_dir(config: Config, resume: Path | None, create: bool = True) ->
     """Create the run folder (with `create`: only rank 0 of a torchrun run writes); refuse one
     that holds another run."""
     run_dir = run_dir_of(config)
+    # the most useful thing to say, whatever the folder holds (rank 0 asks: under torchrun
+    # the others would find their own rank 0 holding it)
+    holder = run_is_held(run_dir) if create else None
+    if holder is not None:
+        raise busy_error(run_dir, holder)
     if (run_dir / "checkpoints" / "latest.pt").exists() and not _same_run(run_dir, resume):
         if resume is None:
             raise ConfigError(

@@ -137,12 +137,17 @@ def _lock_or_refuse(handle: IO[str], run_dir: Path) -> None:
             if holder is None and attempt < LOCK_TRIES - 1:
                 time.sleep(0.05)
                 continue
-            who = holder.describe() if holder is not None else "another process"
-            pid = holder.pid if holder is not None else "PID"
-            raise RunBusy(
-                f"{run_dir} is being trained by {who}; wait for it to finish, or stop it "
-                f"(Ctrl-C in its terminal, or kill -INT {pid}) and continue it with --resume"
-            ) from None
+            raise busy_error(run_dir, holder) from None
+
+
+def busy_error(run_dir: Path, holder: Holder | None) -> RunBusy:
+    """The refusal of a second trainer of `run_dir`, naming the process that trains it."""
+    who = holder.describe() if holder is not None and holder.pid else "another process"
+    pid = holder.pid if holder is not None and holder.pid else "PID"
+    return RunBusy(
+        f"{run_dir} is being trained by {who}; wait for it to finish, or stop it (Ctrl-C in "
+        f"its terminal, or kill -INT {pid}) and continue it with --resume"
+    )
 
 
 def run_is_held(run_dir: Path) -> Holder | None:
