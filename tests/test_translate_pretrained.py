@@ -272,6 +272,10 @@ def test_a_generator_with_no_published_hash_needs_one_from_the_user(
     listing = capsys.readouterr().out
     assert "horse2zebra*" in listing and "style_monet " in listing and "cached" in listing
     assert "* no published SHA-256: download with --sha256 HEX" in listing
+    # --force with no hash to check the new download against keeps the verified copy
+    assert main(["pretrained", "download", "horse2zebra", "--force", *cache]) == 2
+    assert "no published SHA-256" in capsys.readouterr().err
+    assert (tmp_path / "horse2zebra.pth").read_bytes() == GENERATOR
     # a cached file never verified, with no hash to check it against: refused, kept
     (tmp_path / "horse2zebra.pth.verified").unlink()
     with pytest.raises(PretrainedError, match=r"was never verified and horse2zebra\.pth has no"):

@@ -127,13 +127,13 @@ def fetch_pretrained(
     path = cached_path(name, cache)
     pinned = PUBLISHED_SHA256.get(name)
     expected = sha256 or (pinned.sha256 if pinned else None)
+    if expected is None and (force or not path.is_file()):  # before --force removes anything
+        raise PretrainedError(unverifiable_message(name, base_url(url)))
     if force:
         path.unlink(missing_ok=True)
     if path.is_file():
         _check_cached(name, path, expected)
         return path
-    if expected is None:
-        raise PretrainedError(unverifiable_message(name, base_url(url)))
     _record_path(path).unlink(missing_ok=True)
     address = f"{base_url(url)}/{name}.pth"
     size = pinned.size if pinned and sha256 is None else None  # a mirror's copy may differ
