@@ -120,9 +120,9 @@ def fetch_pretrained(
 
     The file must have the SHA-256 `sha256` if given (lowercase hex), else the published one
     (PUBLISHED_SHA256). Raises PretrainedError, before any download, when there is neither;
-    DownloadError (with `base_url_variable` set) when the download fails, and its subclass
-    ChecksumMismatch when the file (downloaded or cached) has another hash, or a download is
-    not a reference generator; such a file is removed.
+    DownloadError (with `base_url_variable` set) when the download fails or is not a reference
+    generator, and its subclass ChecksumMismatch when the file (downloaded or cached) has
+    another hash; such a file is removed.
     """
     path = cached_path(name, cache)
     pinned = PUBLISHED_SHA256.get(name)
@@ -143,8 +143,8 @@ def fetch_pretrained(
             check_generator_file(path)
         except PretrainedError as error:
             path.unlink(missing_ok=True)
-            # A wrong file from the server (a captive portal's page, a moved file) is a failed
-            # download like a dropped connection, not a mistake of the user's.
+            # The hash matched (one the user gave, for a mirror's copy), the content is wrong:
+            # a failed download like a dropped connection.
             raise DownloadError(
                 f"{error}; it was downloaded from {address} and is removed (check the address, "
                 "or try again)"
