@@ -18,6 +18,8 @@ import pytest
 from PIL import Image
 
 from cyclegan.cli import main
+from cyclegan.data.download import DATASETS
+from cyclegan.downloads import Pinned, file_sha256
 
 FOLDERS = ("trainA", "trainB", "testA", "testB")
 # umask -> the mode mkdir gives a new folder
@@ -71,16 +73,19 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def served_zip(tmp_path: Path) -> Iterator[str]:
+def served_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 serving two zips made here: facades.zip holds
     facades/trainA/..., maps.zip holds trainA/... at its top (so the extraction folder itself
-    becomes the dataset)."""
+    becomes the dataset). Their sizes and SHA-256 are pinned as the published ones."""
     site = tmp_path / "site"
     site.mkdir()
     for name, top in (("facades", "facades/"), ("maps", "")):
         with zipfile.ZipFile(site / f"{name}.zip", "w") as bundle:
             for index, folder in enumerate(FOLDERS):
                 bundle.writestr(f"{top}{folder}/0.png", png(index * 50))
+        archive = site / f"{name}.zip"
+        pinned = Pinned(file_sha256(archive), archive.stat().st_size)
+        monkeypatch.setitem(DATASETS, name, pinned)
     handler = functools.partial(QuietHandler, directory=str(site))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)

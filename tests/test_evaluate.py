@@ -13,7 +13,8 @@ from torch import nn
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
-from cyclegan.downloads import DownloadError
+from cyclegan.downloads import DownloadError, file_sha256
+from cyclegan.evaluation import inception
 from cyclegan.evaluation.inception import FidInceptionFeatures
 from cyclegan.evaluation.metrics import fid_from_features, kid_from_features
 from cyclegan.evaluation.suite import evaluate_generators, load_test_set
@@ -150,8 +151,9 @@ def test_evaluate_with_a_missing_or_wrong_inception_weights_file_is_refused(
     code = main(["evaluate", "--run", str(evaluated_run), "--inception-weights", str(wrong)])
     error = capsys.readouterr().err
     assert code == 2 and len(error.strip().splitlines()) == 1
-    assert f"{wrong} is not the FID Inception weights file" in error
-    assert "give pt_inception-2015-12-05-6726825d.pth" in error
+    assert f"--inception-weights {wrong} has SHA-256" in error
+    assert "not the FID Inception weights (whose SHA-256 starts with 6726825d" in error
+    assert error.strip().endswith("give pt_inception-2015-12-05-6726825d.pth")
     assert not (evaluated_run / "metrics.json").exists()  # nothing measured, nothing written
 
 
@@ -177,11 +179,16 @@ def test_evaluate_without_cached_inception_weights_still_runs_the_rest(
 
 
 def test_evaluate_with_an_inception_weights_file(
-    evaluated_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    evaluated_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the real network and loading path, with random weights: no download in tests
+    # the real network and loading path, with random weights (their hash prefix pinned in place
+    # of the official file's): no download in tests
     weights = tmp_path / "inception.pth"
     torch.save(FidInceptionFeatures().net.state_dict(), weights)
+    monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256_PREFIX", file_sha256(weights)[:8])
     argv = ["evaluate", "--run", str(evaluated_run), "--inception-weights", str(weights)]
     assert main([*argv, "--max-images", "2"]) == 0
     out = capsys.readouterr().out

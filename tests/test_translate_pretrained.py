@@ -1,8 +1,12 @@
-"""Pretrained generators: the list, the cache and the download, against a real HTTP server on
-127.0.0.1 that serves files the tests made (with Range requests, and dropped connections)."""
+"""Pretrained generators: the list, the cache and the verified download, against a real HTTP
+server on 127.0.0.1 that serves files the tests made (with Range requests, and dropped
+connections). Where a test needs a published hash, PUBLISHED_SHA256 pins the SHA-256 of the
+file the test serves: that file is the published one, as far as a download can tell."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -15,11 +19,23 @@ import pytest
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.downloads import DownloadError, download_file
-from cyclegan.inference.pretrained import fetch_pretrained
+from cyclegan.downloads import ChecksumMismatch, DownloadError, Pinned, download_file
+from cyclegan.inference import pretrained
+from cyclegan.inference.pretrained import (
+    PUBLISHED_SHA256,
+    PretrainedError,
+    fetch_pretrained,
+)
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 GENERATOR = (REFERENCE / "reference_resnet_6blocks_ngf8.pth").read_bytes()
+GENERATOR_SHA256 = hashlib.sha256(GENERATOR).hexdigest()
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> None:
+    """horse2zebra's published SHA-256 (and size) are those of the generator the tests serve."""
+    monkeypatch.setitem(PUBLISHED_SHA256, "horse2zebra", Pinned(GENERATOR_SHA256, len(GENERATOR)))
 
 
 class Mirror:
@@ -80,7 +96,7 @@ def mirror() -> Iterator[tuple[Mirror, str]]:
 
 
 def test_download_caches_and_lists(
-    mirror: tuple[Mirror, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mirror: tuple[Mirror, str], published: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state, url = mirror
     cache = tmp_path / "cache"
@@ -101,7 +117,7 @@ def test_download_caches_and_lists(
 
 
 def test_a_connection_dropped_half_way_is_resumed(
-    mirror: tuple[Mirror, str], tmp_path: Path
+    mirror: tuple[Mirror, str], published: None, tmp_path: Path
 ) -> None:
     state, url = mirror
     half = len(GENERATOR) // 2
@@ -113,7 +129,7 @@ def test_a_connection_dropped_half_way_is_resumed(
 
 
 def test_an_interrupted_download_resumes_on_the_next_command(
-    mirror: tuple[Mirror, str], tmp_path: Path
+    mirror: tuple[Mirror, str], published: None, tmp_path: Path
 ) -> None:
     state, url = mirror
     state.drops = [1000, 1000, 1000, 1000]  # every attempt of this command fails
@@ -140,35 +156,164 @@ def test_servers_that_ignore_ranges_and_stale_parts(
     assert (tmp_path / "b.pth").read_bytes() == GENERATOR
 
 
-def test_corrupt_downloads_and_cached_files_are_removed(
+def translate_argv(tmp_path: Path, url: str, *extra: str) -> list[str]:
+    """`cyclegan translate --pretrained horse2zebra` of a small image, cache in tmp_path."""
+    image = tmp_path / "x.png"
+    Image.new("RGB", (20, 20)).save(image)
+    return [
+        "translate",
+        "--pretrained",
+        "horse2zebra",
+        "--cache-dir",
+        str(tmp_path),
+        "--base-url",
+        url,
+        str(image),
+        "--out",
+        str(tmp_path / "o"),
+        *extra,
+    ]
+
+
+def test_a_download_with_another_hash_is_removed(
+    mirror: tuple[Mirror, str],
+    published: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state, url = mirror
+    wrong = GENERATOR[:-1] + bytes([GENERATOR[-1] ^ 1])  # the right size, one bit changed
+    state.files["horse2zebra.pth"] = wrong
+    assert main(translate_argv(tmp_path, url)) == 1  # a failed download, not a usage mistake
+    captured = capsys.readouterr().err
+    err = captured.splitlines()[-1]  # after the progress bar
+    assert "Traceback" not in captured and captured.count("cyclegan: error") == 1
+    assert err.startswith(f"cyclegan: error: horse2zebra.pth downloaded from {url}/horse2zebra")
+    assert f"has SHA-256 {hashlib.sha256(wrong).hexdigest()}, expected {GENERATOR_SHA256}" in err
+    assert "so it was removed" in err and "--base-url" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["x.png"]  # no .pth, no .part
+
+
+def test_a_resumed_download_is_checked_whole(
+    mirror: tuple[Mirror, str], published: None, tmp_path: Path
+) -> None:
+    state, url = mirror
+    half = len(GENERATOR) // 2
+    (tmp_path / "horse2zebra.pth.part").write_bytes(bytes(half))  # another file's first half
+    with pytest.raises(ChecksumMismatch, match=f"expected {GENERATOR_SHA256}"):
+        fetch_pretrained("horse2zebra", tmp_path, url, progress=False)
+    assert state.requests == [("/models/horse2zebra.pth", f"bytes={half}-")]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_files_are_hashed_until_verified(
+    mirror: tuple[Mirror, str],
+    published: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state, url = mirror
+    hashed: list[Path] = []
+    real_sha256 = pretrained.check_sha256
+
+    def counting(path: Path, expected: str, origin: str) -> None:
+        hashed.append(path)
+        real_sha256(path, expected, origin)
+
+    monkeypatch.setattr(pretrained, "check_sha256", counting)
+    cached = tmp_path / "horse2zebra.pth"
+    # a damaged file in the cache, never verified (cut short outside our control)
+    damaged = GENERATOR[: len(GENERATOR) // 3]
+    cached.write_bytes(damaged)
+    assert main(translate_argv(tmp_path, url)) == 1
+    err = capsys.readouterr().err
+    assert f"horse2zebra.pth in the cache has SHA-256 {hashlib.sha256(damaged).hexdigest()}" in err
+    assert "run the command again to download it anew" in err
+    assert not cached.exists() and state.requests == []
+    # a good copy put there by hand: hashed once, then its record spares the hash
+    cached.write_bytes(GENERATOR)
+    fetch_pretrained("horse2zebra", tmp_path, url)
+    fetch_pretrained("horse2zebra", tmp_path, url)
+    assert hashed == [cached, cached] and state.requests == []  # the damaged one, the good one
+    record = json.loads((tmp_path / "horse2zebra.pth.verified").read_text())
+    assert record["sha256"] == GENERATOR_SHA256 and record["size"] == len(GENERATOR)
+    # a file changed after its verification is hashed again, and refused
+    cached.write_bytes(b"x" * len(GENERATOR))
+    with pytest.raises(ChecksumMismatch, match="in the cache"):
+        fetch_pretrained("horse2zebra", tmp_path, url)
+    assert not cached.exists()
+
+
+def test_a_generator_with_no_published_hash_needs_one_from_the_user(
     mirror: tuple[Mirror, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state, url = mirror
-    state.files["horse2zebra.pth"] = b"<html>a captive portal, not weights</html>"
-    with pytest.raises(DownloadError, match=r"not a reference generator .* and is removed"):
-        fetch_pretrained("horse2zebra", tmp_path, url, progress=False)
-    assert not (tmp_path / "horse2zebra.pth").exists()
-    # a damaged file already in the cache (cut short outside our control)
-    (tmp_path / "horse2zebra.pth").write_bytes(GENERATOR[: len(GENERATOR) // 3])
-    image = tmp_path / "x.png"
-    Image.new("RGB", (20, 20)).save(image)
-    code = main(
-        [
-            "translate",
-            "--pretrained",
-            "horse2zebra",
-            "--cache-dir",
-            str(tmp_path),
-            "--base-url",
-            url,
-            str(image),
-            "--out",
-            str(tmp_path / "o"),
-        ]
+    assert "horse2zebra" not in PUBLISHED_SHA256  # no public source gives its hash
+    cache = ["--cache-dir", str(tmp_path), "--base-url", url]
+    assert main(["pretrained", "download", "horse2zebra", *cache]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cyclegan: error: horse2zebra.pth has no published SHA-256, so a download of it cannot "
+        "be verified: give the SHA-256 of the file you expect with --sha256 HEX, or fetch "
+        f"{url}/horse2zebra.pth yourself and use it with --weights FILE\n"
     )
-    assert code == 2
-    assert "damaged and is removed" in capsys.readouterr().err
-    assert not (tmp_path / "horse2zebra.pth").exists()
+    assert state.requests == [] and list(tmp_path.iterdir()) == []  # refused before any request
+    wrong = ["--sha256", "ab" * 32]
+    assert main(["pretrained", "download", "horse2zebra", *cache, *wrong]) == 1
+    assert "expected " + "ab" * 32 in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    right = ["--sha256", GENERATOR_SHA256]
+    assert main(["pretrained", "download", "horse2zebra", *cache, *right]) == 0
+    assert (tmp_path / "horse2zebra.pth").read_bytes() == GENERATOR
+    # verified with the user's hash: later uses need not repeat it
+    assert main(translate_argv(tmp_path, url)) == 0
+    assert main(["pretrained", "list", "--cache-dir", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert "horse2zebra*" in listing and "style_monet " in listing and "cached" in listing
+    assert "* no published SHA-256: download with --sha256 HEX" in listing
+    # --force with no hash to check the new download against keeps the verified copy
+    assert main(["pretrained", "download", "horse2zebra", "--force", *cache]) == 2
+    assert "no published SHA-256" in capsys.readouterr().err
+    assert (tmp_path / "horse2zebra.pth").read_bytes() == GENERATOR
+    # a cached file never verified, with no hash to check it against: refused, kept
+    (tmp_path / "horse2zebra.pth.verified").unlink()
+    with pytest.raises(PretrainedError, match=r"was never verified and horse2zebra\.pth has no"):
+        fetch_pretrained("horse2zebra", tmp_path, url)
+    assert (tmp_path / "horse2zebra.pth").is_file()
+
+
+def test_a_hash_given_for_a_file_that_is_no_generator(
+    mirror: tuple[Mirror, str], tmp_path: Path
+) -> None:
+    state, url = mirror
+    page = b"<html>not weights</html>"
+    state.files["horse2zebra.pth"] = page
+    with pytest.raises(DownloadError, match=r"not a reference generator .* and is removed"):
+        fetch_pretrained("horse2zebra", tmp_path, url, sha256=hashlib.sha256(page).hexdigest())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sha256_option_mistakes(
+    mirror: tuple[Mirror, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, url = mirror
+    argv = ["pretrained", "download", "horse2zebra", "zebra2horse", "--sha256", "a" * 64]
+    assert main(argv) == 2
+    assert "--sha256 is the hash of one file: give one NAME with it" in capsys.readouterr().err
+    assert main(translate_argv(tmp_path, url, "--sha256", "xyz")) == 2
+    assert "--sha256: a SHA-256 is 64 hexadecimal digits" in capsys.readouterr().err
+    weights = ["--weights", str(REFERENCE / "reference_resnet_6blocks_ngf8.pth")]
+    image = tmp_path / "x.png"
+    argv = ["translate", *weights, str(image), "--out", str(tmp_path / "o"), "--sha256", "a" * 64]
+    assert main(argv) == 2
+    assert "--sha256 checks the download of a --pretrained generator" in capsys.readouterr().err
+
+
+def test_every_pinned_hash_is_a_sha256() -> None:
+    for name, pinned in PUBLISHED_SHA256.items():
+        assert name in pretrained.PRETRAINED
+        assert len(pinned.sha256) == 64 and int(pinned.sha256, 16) >= 0, name
 
 
 def test_missing_files_and_unknown_names(
@@ -180,7 +325,7 @@ def test_missing_files_and_unknown_names(
             [
                 "pretrained",
                 "download",
-                "monet2photo",
+                "style_monet",  # published, and not on this server
                 "--cache-dir",
                 str(tmp_path),
                 "--base-url",
@@ -210,6 +355,8 @@ def test_translate_pretrained_just_works(mirror: tuple[Mirror, str], tmp_path: P
         "translate",
         "--pretrained",
         "horse2zebra",
+        "--sha256",
+        GENERATOR_SHA256,
         str(photo),
         "--out",
         str(tmp_path / "zebras"),

@@ -20,7 +20,9 @@ from PIL import Image
 from cyclegan.cli import main
 from cyclegan.commands.ui import exposure_warning
 from cyclegan.config import Config, ConfigError
+from cyclegan.downloads import Pinned, file_sha256
 from cyclegan.inference.options import OutputOptions
+from cyclegan.inference.pretrained import PUBLISHED_SHA256
 from cyclegan.inference.translator import Translator
 from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models, list_runs, load_translator
 from cyclegan.ui.run_records import read_progress, read_run, sample_path
@@ -129,11 +131,12 @@ def test_crafted_model_choices_are_refused(
 
 
 def test_models_are_listed_and_load_as_the_command_line_loads_them(
-    runs: Path, tmp_path: Path
+    runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     shutil.copy(WEIGHTS, cache / "style_monet.pth")  # a cached pretrained generator
+    monkeypatch.setitem(PUBLISHED_SHA256, "style_monet", Pinned(file_sha256(WEIGHTS)))
     (cache / "horse2zebra.pth").symlink_to(WEIGHTS)  # ... and one that leads out
     exported = runs / "run" / "exported"
     exported.mkdir()

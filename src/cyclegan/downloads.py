@@ -4,17 +4,21 @@ pretrained`) and the FID Inception weights (`cyclegan.evaluation.inception`) sha
 
 `download_file` shows a progress bar, writes to DESTINATION.part and renames it only once
 complete, resumes a partial file with an HTTP Range request (after a dropped connection, or by
-the next call), and checks the size the server announced. Every failure is a `DownloadError`
-whose message says what was kept and what to do. Nothing here imports torch.
+the next call), checks the size the server announced and, given one, the file's SHA-256 (read
+back from disk in chunks, so a resumed download is checked whole and a large file never sits
+in memory). Every failure is a `DownloadError` whose message says what was kept and what to do.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
@@ -22,7 +26,18 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
-__all__ = ["CACHE_VARIABLE", "DownloadError", "download_file", "format_size", "user_cache_dir"]
+__all__ = [
+    "CACHE_VARIABLE",
+    "ChecksumMismatch",
+    "DownloadError",
+    "Pinned",
+    "check_sha256",
+    "download_file",
+    "file_sha256",
+    "format_size",
+    "parse_sha256",
+    "user_cache_dir",
+]
 
 CACHE_VARIABLE = "CYCLEGAN_CACHE"
 _CHUNK = 1 << 16
@@ -49,6 +64,50 @@ class DownloadError(Exception):
         self.base_url_variable = base_url_variable
 
 
+class ChecksumMismatch(DownloadError):
+    """A file whose SHA-256 is not the expected one; it has been removed."""
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """What a published file must be: its SHA-256 (lowercase hex) and, where known, its size."""
+
+    sha256: str
+    size: int | None = None
+
+
+def file_sha256(path: Path | str) -> str:
+    """The SHA-256 of the file at `path` (lowercase hex), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str, origin: str) -> None:
+    """Raise ChecksumMismatch, after removing `path`, unless its SHA-256 is `expected`.
+
+    `origin` says where the file came from (a URL, or "in the cache"), for the message.
+    """
+    got = file_sha256(path)
+    if got != expected.lower():
+        path.unlink(missing_ok=True)
+        raise ChecksumMismatch(
+            f"{path.name.removesuffix('.part')} {origin} has SHA-256 {got}, expected "
+            f"{expected.lower()}: it is not the expected file, so it was removed (the file on "
+            "the server changed, a mirror serves another file, or it was altered on the way)"
+        )
+
+
+def parse_sha256(text: str) -> str:
+    """`text` as a SHA-256 in lowercase hex; ValueError unless it is 64 hexadecimal digits."""
+    digest = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"a SHA-256 is 64 hexadecimal digits (as sha256sum prints), got {text!r}")
+    return digest
+
+
 class _Interrupted(Exception):
     """The transfer stopped early; the partial file is kept so the next attempt can resume."""
 
@@ -62,18 +121,21 @@ def download_file(
     destination: Path | str,
     *,
     expected_size: int | None = None,
+    sha256: str | None = None,
     progress: bool = True,
     timeout: float = 30.0,
     retries: int = 3,
 ) -> Path:
     """Download `url` to `destination` and return it.
 
-    The data goes to DESTINATION.part first and is renamed only once complete, so an existing
-    `destination` is taken as done (unless its size differs from `expected_size`). A .part file
-    left by an earlier, interrupted call is resumed with an HTTP Range request; a connection that
-    drops is resumed the same way up to `retries` times. The final size must equal the size the
-    server announced (Content-Length, or the Content-Range total on a resume) and
-    `expected_size` when given; a file of the wrong size is removed. Raises DownloadError.
+    The data goes to DESTINATION.part first and is renamed only once complete (and checked), so
+    an existing `destination` is taken as done (unless its size differs from `expected_size`; it
+    is checked against `sha256` all the same). A .part file left by an earlier, interrupted call
+    is resumed with an HTTP Range request; a connection that drops is resumed the same way up to
+    `retries` times. The final size must equal the size the server announced (Content-Length, or
+    the Content-Range total on a resume) and `expected_size` when given; a file of the wrong size
+    is removed. With `sha256`, the whole file's SHA-256 must equal it, else the file is removed
+    and ChecksumMismatch raised. Raises DownloadError.
     """
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"only http:// and https:// URLs can be downloaded, got {url!r}")
@@ -81,6 +143,8 @@ def download_file(
     if destination.is_file() and (
         expected_size is None or destination.stat().st_size == expected_size
     ):
+        if sha256 is not None:
+            check_sha256(destination, sha256, f"(already at {destination.parent})")
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
@@ -98,6 +162,8 @@ def download_file(
             if stopped.received == 0:
                 # Nothing came through: give a struggling server a moment before asking again.
                 time.sleep(min(2.0 * (attempt + 1), 10.0))
+    if sha256 is not None:
+        check_sha256(partial, sha256, f"downloaded from {url}")
     os.replace(partial, destination)
     return destination
 

@@ -17,6 +17,18 @@ class UserError(Exception):
     """Raised by command handlers for a problem the user can fix; shown as one line, exit 2."""
 
 
+def parse_sha256_option(text: str | None) -> str | None:
+    """--sha256 HEX as lowercase hex (None when not given); UserError unless 64 hex digits."""
+    from cyclegan.downloads import parse_sha256
+
+    if text is None:
+        return None
+    try:
+        return parse_sha256(text)
+    except ValueError as error:
+        raise UserError(f"--sha256: {error}") from None
+
+
 def add_option(
     group: argparse.ArgumentParser | argparse._ArgumentGroup,
     option: Option,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cyclegan.commands.common import EXIT_USAGE, UserError
+from cyclegan.commands.common import EXIT_USAGE, UserError, parse_sha256_option
 
 # cyclegan.data.synthetic.DOMAIN_MAPS, spelled out so `--help` needs no numpy import
 DOMAIN_MAP_CHOICES = ("invert", "dusk")
@@ -42,7 +42,8 @@ def _add_list(actions: Any) -> None:
     listing = actions.add_parser(
         "list",
         help="the classic CycleGAN datasets and their sizes",
-        description="List the datasets `cyclegan data download` knows, with approximate sizes.",
+        description="List the datasets `cyclegan data download` knows, with the sizes of their "
+        "zips (each download is checked against its size and SHA-256).",
     )
     listing.add_argument(
         "--root", type=Path, default=Path("datasets"), help="where to look for downloaded ones"
@@ -52,12 +53,14 @@ def _add_list(actions: Any) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from cyclegan.data.download import DATASETS, dataset_url, missing_folders
+    from cyclegan.downloads import format_size
 
-    print(f"{'dataset':<24}{'size (approx.)':>15}   in {args.root}")
-    for name, size in DATASETS.items():
+    print(f"{'dataset':<24}{'zip':>9}   in {args.root}")
+    for name, pinned in DATASETS.items():
         folder = args.root / name
         here = "yes" if folder.is_dir() and not missing_folders(folder) else "-"
-        print(f"{name:<24}{size:>12} MB   {here}")
+        size = format_size(pinned.size) if pinned.size else "?"
+        print(f"{name:<24}{size:>9}   {here}")
     print(f"\nfrom {dataset_url('NAME')}; `cyclegan data download NAME` fetches one")
     return 0
 
@@ -67,7 +70,8 @@ def _add_download(actions: Any) -> None:
     download = actions.add_parser(
         "download",
         help="download and extract a classic dataset into ROOT/NAME",
-        description="Download NAME.zip (resuming a partial download), check its size, extract it "
+        description="Download NAME.zip over https (resuming a partial download), check its size "
+        "and SHA-256 against the published ones (a zip that differs is removed), extract it "
         "safely and leave a complete ROOT/NAME/{trainA,trainB,testA,testB}, or nothing. Running "
         "it again on a complete dataset does nothing; a second download of the same dataset "
         "waits for the first to finish.",
@@ -79,6 +83,12 @@ def _add_download(actions: Any) -> None:
     download.add_argument(
         "--base-url",
         help="mirror holding NAME.zip (default: $CYCLEGAN_DATASETS_URL, else the authors' server)",
+    )
+    download.add_argument(
+        "--sha256",
+        metavar="HEX",
+        help="check the zip against this SHA-256 instead of the published one (a mirror's own "
+        "copy)",
     )
     download.add_argument(
         "--max-extracted-gb",
@@ -101,6 +111,7 @@ def run_download(args: argparse.Namespace) -> int:
         limit = int(args.max_extracted_gb * 1000**3)
     if args.base_url is not None and not args.base_url.startswith(("http://", "https://")):
         raise UserError(f"--base-url must start with http:// or https://, got {args.base_url!r}")
+    sha256 = parse_sha256_option(args.sha256)
     try:
         download_dataset(
             args.name,
@@ -108,6 +119,7 @@ def run_download(args: argparse.Namespace) -> int:
             base_url=args.base_url,
             progress=not args.no_progress,
             max_extracted_bytes=limit,
+            sha256=sha256,
         )
     except ValueError as error:  # a --base-url / $CYCLEGAN_DATASETS_URL that is no http URL
         raise UserError(str(error)) from None

@@ -14,7 +14,9 @@ def add_demo_command(commands: Any) -> None:
         "demo",
         help="make the built-in dataset, train a small CycleGAN on it, translate, score",
         description="A few minutes on a CPU: synthetic data -> training -> translation of the "
-        "test images -> PSNR against the ground truth.",
+        "test images -> PSNR against the ground truth. The run goes to RUNS_DIR/demo, which the "
+        "next demo replaces; a RUNS_DIR/demo the demo did not make (no .cyclegan-demo file in "
+        "it) is left untouched and the demo runs in demo-2 (or the next free name) instead.",
     )
     demo.add_argument(
         "--root",
@@ -23,7 +25,10 @@ def add_demo_command(commands: Any) -> None:
         help="dataset folder (default: datasets/synth-dusk)",
     )
     demo.add_argument(
-        "--runs-dir", type=Path, default=Path("runs"), help="folder for the run (default: runs)"
+        "--runs-dir",
+        type=Path,
+        default=Path("runs"),
+        help="folder for the run folder demo (default: runs)",
     )
     demo.add_argument(
         "--minutes", type=float, default=4.0, help="training time budget (default: 4)"

@@ -8,7 +8,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from cyclegan.commands.common import UserError, add_option
+from cyclegan.commands.common import UserError, add_option, parse_sha256_option
 from cyclegan.config import dataclass_options
 from cyclegan.inference.options import Backend, OutputOptions, Precision
 
@@ -81,6 +81,12 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
     )
     parser.add_argument("--cache-dir", type=Path, help="pretrained cache (default: user cache)")
     parser.add_argument("--base-url", help="pretrained download address (a mirror)")
+    parser.add_argument(
+        "--sha256",
+        metavar="HEX",
+        help="the SHA-256 the --pretrained file must have: for a generator with no published "
+        "hash (marked * in `cyclegan pretrained list`), or a mirror's own copy",
+    )
 
 
 def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
@@ -90,6 +96,8 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
     precision = getattr(args, "precision", "auto")  # export has no --precision: fp32
     if args.epoch is not None and args.run is None:
         raise UserError("--epoch picks a checkpoint of a run: give it with --run")
+    if args.sha256 is not None and args.pretrained is None:
+        raise UserError("--sha256 checks the download of a --pretrained generator; drop it")
     if args.pretrained is not None:
         if direction == "BtoA":
             raise UserError(
@@ -103,6 +111,7 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
             args.cache_dir,
             args.base_url,
             precision=precision,
+            sha256=parse_sha256_option(args.sha256),
         )
     if args.run is not None:
         if not args.run.exists():

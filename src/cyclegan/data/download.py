@@ -1,10 +1,12 @@
-"""The classic CycleGAN datasets: their list, safe zip extraction, and `download_dataset`, which
-puts the HTTP download (`cyclegan.downloads.download_file`) and `extract_zip` (refuses members
-that would land outside the target folder, links and zip bombs) together so that ROOT/NAME is
-either a complete trainA/trainB/testA/testB dataset or absent: the archive is extracted into a
-hidden sibling folder that is renamed into place only when everything checked out. A lock
-file per dataset (ROOT/.NAME.lock, held with flock) keeps two downloads of one dataset from
-running at once, and lets the next download remove the extraction folder of one that was killed.
+"""The classic CycleGAN datasets: their list with each zip's size and SHA-256, safe zip
+extraction, and `download_dataset`, which puts the HTTP download (`cyclegan.downloads.
+download_file`, which checks the size and hash) and `extract_zip` (refuses members that would
+land outside the target folder, links and zip bombs) together so that ROOT/NAME is either a
+complete trainA/trainB/testA/testB dataset or absent: the archive is extracted into a hidden
+sibling folder that is renamed into place only when everything checked out, and a download that
+fails leaves nothing behind. A lock file per dataset (ROOT/.NAME.lock, held with flock) keeps
+two downloads of one dataset from running at once, and lets the next download remove the
+extraction folder of one that was killed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cyclegan.downloads import DownloadError, download_file, format_size
+from cyclegan.downloads import DownloadError, Pinned, download_file, format_size
 
 from .images import list_images
 from .staging import make_staging_folder
@@ -41,24 +43,43 @@ __all__ = [
     "missing_folders",
 ]
 
-DEFAULT_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+DEFAULT_BASE_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 BASE_URL_ENV = "CYCLEGAN_DATASETS_URL"
 
-# Approximate sizes of the published zips in MB, for `cyclegan data list` only: nothing is
-# verified against them (the server's Content-Length is).
-DATASETS: dict[str, int] = {
-    "ae_photos": 10,
-    "apple2orange": 78,
-    "summer2winter_yosemite": 132,
-    "horse2zebra": 116,
-    "monet2photo": 305,
-    "cezanne2photo": 280,
-    "ukiyoe2photo": 292,
-    "vangogh2photo": 306,
-    "maps": 250,
-    "cityscapes": 100,
-    "facades": 34,
-    "iphone2dslr_flower": 324,
+# The published zips' exact sizes and SHA-256, as TensorFlow Datasets records them
+# (tensorflow/datasets, tensorflow_datasets/url_checksums/cycle_gan.txt); every download is
+# checked against them. The reference's ae_photos is left out: a test-only photo set with no
+# trainA/trainB, and no published SHA-256.
+DATASETS: dict[str, Pinned] = {
+    "apple2orange": Pinned(
+        "845a191e9af8926408ea597001cd03a452e3300a1f44a79fe329b3d59f6e3eb8", 78456409
+    ),
+    "summer2winter_yosemite": Pinned(
+        "167fe1726807a9d22bd106b4a6c0bd7953b688af924ac1bf967439c4961e49f9", 132640856
+    ),
+    "horse2zebra": Pinned(
+        "a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1", 116867962
+    ),
+    "monet2photo": Pinned(
+        "88f91b00fc228f97c9411fbf1880ec1d119c98f1722e4cfcfaa2fb35fac05b04", 305231073
+    ),
+    "cezanne2photo": Pinned(
+        "3a6c10ca21f9485862f1cbd707744b9dc258954a04631271d23a3605eeb63cff", 279885071
+    ),
+    "ukiyoe2photo": Pinned(
+        "02a2a2fb5ecf425ca1bf86aca7304377da64a2a1d3b86df54eb65e4068bf3b08", 292946532
+    ),
+    "vangogh2photo": Pinned(
+        "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff", 306590349
+    ),
+    "maps": Pinned("639534f69dbf9f36bef8d6292a7698006361221f83f0285d7c9ca78afe6e8a9e", 1476754427),
+    "cityscapes": Pinned(
+        "d2f6910fd056c1ee9873777ae838e7ac4a2c833598ae62a04188e5ab2f4ea036", 279601602
+    ),
+    "facades": Pinned("9a31ebf3a31b9b5cd195dd5bf62e9308e00cb94604d1019e3889ac84248695c0", 35135868),
+    "iphone2dslr_flower": Pinned(
+        "8fcb5e374d631b107e1d961b8c4cd0a186aa2a4ff3e279923f4c426128de7113", 339964458
+    ),
 }
 
 DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB")
@@ -193,15 +214,19 @@ def download_dataset(
     progress: bool = True,
     timeout: float = 30.0,
     max_extracted_bytes: int = MAX_EXTRACTED_BYTES,
+    sha256: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Download and extract classic dataset `name` into ROOT/NAME; returns that folder.
 
-    A complete ROOT/NAME is left alone. Anything else already at ROOT/NAME (except an empty
-    folder) raises FileExistsError rather than being mixed with the download. The zip is
-    removed once extracted; if extraction fails it is removed too, so a rerun starts afresh.
-    One download of a dataset runs at a time (`dataset_lock`): a second one waits, then finds
-    the dataset complete. Extraction folders left by a download that was killed are removed.
+    The zip must have the size and SHA-256 in DATASETS, or the SHA-256 `sha256` when given
+    (a mirror's own copy); a zip that does not is removed (ChecksumMismatch). A complete
+    ROOT/NAME is left alone. Anything else already at ROOT/NAME (except an empty folder) raises
+    FileExistsError rather than being mixed with the download. The zip is removed once
+    extracted; if extraction fails it is removed too, so a rerun starts afresh. A download that
+    fails leaves no folder it made (a partial zip is kept, to be resumed). One download of a
+    dataset runs at a time (`dataset_lock`): a second one waits, then finds the dataset
+    complete. Extraction folders left by a download that was killed are removed.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -209,27 +234,75 @@ def download_dataset(
     target = root / name
     if _is_complete(target, log):  # before the lock: a read-only ROOT with the dataset is fine
         return target
+    made = _missing_folders_up_to(root)
     root.mkdir(parents=True, exist_ok=True)
-    with dataset_lock(root, name, log):
-        _remove_leftovers(root, name, log)
-        if _is_complete(target, log):  # finished by the download this one waited for
-            return target
-        if target.exists() and not (target.is_dir() and not any(target.iterdir())):
-            raise FileExistsError(
-                f"{target} exists but is not a complete dataset (missing or empty: "
-                f"{', '.join(missing_folders(target))}); move it away or delete it, then run again"
-            )
-        archive = root / f"{name}.zip"
-        url = dataset_url(name, base_url)
-        log(f"downloading {url} (about {DATASETS[name]} MB)")
-        try:
-            download_file(url, archive, progress=progress, timeout=timeout)
-        except DownloadError as error:
-            raise DownloadError(str(error), base_url_variable=BASE_URL_ENV) from None
-        _extract_dataset(archive, target, max_extracted_bytes)
+    try:
+        with dataset_lock(root, name, log):
+            _remove_leftovers(root, name, log)
+            if _is_complete(target, log):  # finished by the download this one waited for
+                return target
+            if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+                raise FileExistsError(
+                    f"{target} exists but is not a complete dataset (missing or empty: "
+                    f"{', '.join(missing_folders(target))}); move it away or delete it, then run "
+                    "again"
+                )
+            archive = root / f"{name}.zip"
+            _download_archive(name, archive, base_url, sha256, progress, timeout, log)
+            _extract_dataset(archive, target, max_extracted_bytes)
+    except BaseException:
+        _remove_empty(made)  # an offline or refused download leaves no empty ROOT behind
+        raise
     counts = ", ".join(f"{folder} {len(list_images(target / folder))}" for folder in DOMAIN_FOLDERS)
     log(f"{name} ready in {target}: {counts} images")
     return target
+
+
+def _download_archive(
+    name: str,
+    archive: Path,
+    base_url: str | None,
+    sha256: str | None,
+    progress: bool,
+    timeout: float,
+    log: Callable[[str], None],
+) -> None:
+    """NAME.zip from the server into `archive`, checked against its pinned size and SHA-256
+    (or only against `sha256`, which a mirror's own copy of the zip may need)."""
+    pinned = DATASETS[name]
+    size = pinned.size if sha256 is None else None
+    url = dataset_url(name, base_url)
+    shown = f" ({format_size(size)})" if size else ""
+    log(f"downloading {url}{shown}")
+    try:
+        download_file(
+            url,
+            archive,
+            expected_size=size,
+            sha256=sha256 or pinned.sha256,
+            progress=progress,
+            timeout=timeout,
+        )
+    except DownloadError as error:
+        error.base_url_variable = BASE_URL_ENV
+        raise
+
+
+def _missing_folders_up_to(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first, so a parent is empty once its child is gone
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (a partial download to resume) or already gone
+            return
 
 
 def _is_complete(target: Path, log: Callable[[str], None]) -> bool:

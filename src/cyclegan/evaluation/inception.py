@@ -8,7 +8,10 @@ torchvision's model with those blocks swapped. Images in [-1, 1] are resized to 
 bilinearly (as pytorch-fid does) and the 2048-d pool features are returned.
 
 The weights are downloaded on first use and cached; offline, FID/KID are reported as
-unavailable with the reason, and the other metrics still run.
+unavailable with the reason, and the other metrics still run. The file's name carries the first
+8 hex digits of its SHA-256 (torch hub's convention); every file is checked against them (after
+a download, from the cache, and a file the user gives, whatever its name), since FID from other
+weights compares with nothing.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv
 
-from cyclegan.downloads import user_cache_dir
+from cyclegan.downloads import file_sha256, user_cache_dir
 
 FID_WEIGHTS_URL = (
     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
     "pt_inception-2015-12-05-6726825d.pth"
 )
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+FID_WEIGHTS_SHA256_PREFIX = "6726825d"  # the start of the file's SHA-256, as its name says
 FEATURE_DIM = 2048
 
 
@@ -118,26 +122,28 @@ def load_fid_inception(
     download: bool = True,
     url: str = FID_WEIGHTS_URL,
     device: torch.device | str = "cpu",
+    sha256_prefix: str | None = None,
 ) -> FidInceptionFeatures:
     """The FID network with its weights from `weights`, the cache, or (if allowed) the web.
 
+    The file's SHA-256 must start with `sha256_prefix` (default: FID_WEIGHTS_SHA256_PREFIX);
+    a cached or downloaded file that does not is removed, the user's own `weights` never are.
     Raises InceptionUnavailable with the reason when no usable weights can be had.
     """
-    path = weights if weights is not None else user_cache_dir() / FID_WEIGHTS_FILE
-    if weights is not None and not weights.is_file():
-        raise InceptionUnavailable(f"--inception-weights {weights} does not exist")
-    if not path.is_file():
-        if not download:
+    prefix = sha256_prefix or FID_WEIGHTS_SHA256_PREFIX
+    if weights is not None:
+        if not weights.is_file():
+            raise InceptionUnavailable(f"--inception-weights {weights} does not exist")
+        _check_prefix(weights, prefix, f"--inception-weights {weights}", remove=False)
+        path = weights
+    else:
+        path = user_cache_dir() / FID_WEIGHTS_FILE
+        if path.is_file():
+            _check_prefix(path, prefix, f"the cached {path}", remove=True)
+        elif not download:
             raise InceptionUnavailable(f"Inception weights are not cached at {path}")
-        from cyclegan.downloads import DownloadError, download_file
-
-        try:
-            download_file(url, path)
-        except (DownloadError, OSError) as error:
-            raise InceptionUnavailable(
-                f"could not download the Inception weights ({error}); put "
-                f"{FID_WEIGHTS_FILE} at {path} or pass --inception-weights FILE"
-            ) from error
+        else:
+            _download_weights(url, path, prefix)
     model = FidInceptionFeatures()
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -148,6 +154,37 @@ def load_fid_inception(
             f"{path} is not the FID Inception weights file ({_first_line(error)}); {remedy}"
         ) from error
     return model.eval().to(device)
+
+
+def _download_weights(url: str, path: Path, prefix: str) -> None:
+    from cyclegan.downloads import DownloadError, download_file
+
+    try:
+        download_file(url, path)
+    except (DownloadError, OSError) as error:
+        raise InceptionUnavailable(
+            f"could not download the Inception weights ({error}); put "
+            f"{FID_WEIGHTS_FILE} at {path} or pass --inception-weights FILE"
+        ) from error
+    _check_prefix(path, prefix, f"the Inception weights downloaded from {url}", remove=True)
+
+
+def _check_prefix(path: Path, prefix: str, what: str, *, remove: bool) -> None:
+    """InceptionUnavailable unless the SHA-256 of `path` starts with `prefix` (lowercase hex);
+    with `remove` (a file of ours, not the user's), the file is removed first."""
+    digest = file_sha256(path)
+    if digest.startswith(prefix):
+        return
+    if remove:
+        path.unlink(missing_ok=True)
+    fate = (
+        "; removed it (the next run downloads it anew)" if remove else f"; give {FID_WEIGHTS_FILE}"
+    )
+    raise InceptionUnavailable(
+        f"{what} has SHA-256 {digest[:16]}..., not the FID Inception weights (whose SHA-256 "
+        f"starts with {prefix}, as {FID_WEIGHTS_FILE} says): FID from other weights compares "
+        f"with no published number{fate}"
+    )
 
 
 def _first_line(error: Exception) -> str:

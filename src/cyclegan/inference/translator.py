@@ -235,13 +235,15 @@ class Translator:
         base_url: str | None = None,
         progress: bool = True,
         precision: Precision = "auto",
+        sha256: str | None = None,
     ) -> Translator:
         """A published generator of the reference implementation (`cyclegan pretrained list`),
-        downloaded into the cache on first use. Its direction is its name's (horse2zebra:
-        horse -> zebra), called AtoB."""
+        downloaded into the cache on first use and checked against its published SHA-256 (or
+        `sha256`, lowercase hex; see `fetch_pretrained`). Its direction is its name's
+        (horse2zebra: horse -> zebra), called AtoB."""
         from cyclegan.inference.pretrained import PretrainedError, fetch_pretrained
 
-        path = fetch_pretrained(name, cache_dir, base_url, progress=progress)
+        path = fetch_pretrained(name, cache_dir, base_url, progress=progress, sha256=sha256)
         try:
             return cls.from_file(path, "AtoB", device, backend, precision)
         except (ReferenceFormatError, CheckpointError) as error:
