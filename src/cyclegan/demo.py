@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +24,12 @@ from cyclegan.evaluation.suite import score_against_truth, score_flat_grey
 from cyclegan.inference.files import plan_inputs, translate_files
 from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
+from cyclegan.training.run_status import run_is_held
 
 # The fast preset (a small residual generator that starts as the identity) on the dusk map (a
-# colour grade that keeps every edge), 64 px crops, one loader worker. `minutes` fits the
-# learning-rate schedule to the budget, so the lr has decayed to zero when the time is up;
-# see benchmarks/RESULTS.md for what it scores.
+# colour grade that keeps every edge), 64 px crops, one loader worker. With `minutes` the
+# learning rate follows the clock, so it has decayed to zero when the time is up; see
+# benchmarks/RESULTS.md for what it scores.
 DEMO_MAP: DomainMap = "dusk"
 DEMO_OPTIONS = {
     "preset": "fast",
@@ -59,7 +59,7 @@ def demo_config(
     root: Path, runs_dir: Path, minutes: float, name: str = DEMO_NAME, steps: int | None = None
 ) -> Config:
     """The demo's options; with `steps`, a constant lr for that many steps instead of a
-    schedule fitted to `minutes` (a run that does the same work on any machine)."""
+    schedule that follows the clock for `minutes` (the same work on any machine)."""
     budget: dict[str, object] = {"minutes": minutes}
     if steps is not None:  # every epoch has a step at least: the loop stops at `steps` first
         budget = {"minutes": 0.0, "epochs": steps, "epochs_decay": 0}
@@ -79,6 +79,7 @@ def demo_run_dir(runs_dir: Path) -> Path:
             candidate.is_dir()
             and not candidate.is_symlink()
             and (candidate / DEMO_MARKER).is_file()
+            and run_is_held(candidate) is None  # not while another demo trains in it
         ):
             return candidate
     raise AssertionError("unreachable")
@@ -94,13 +95,8 @@ def run_demo(
     print(f"dataset: {root} (trainA, trainB, testA, testB, {TRUTH_DIR}, {TRUTH_DIR_B})")
     run_dir = start_demo_run_dir(runs_dir)
     config = demo_config(root, runs_dir, minutes, run_dir.name, steps)
-    if steps is not None:
-        train(config, should_stop=lambda step: step >= steps)
-    else:
-        # --minutes fits the schedule after the first steps; the deadline stops a budget too
-        # short for that (or a machine that slowed down) all the same
-        deadline = time.monotonic() + minutes * 60
-        train(config, should_stop=lambda step: time.monotonic() > deadline)
+    # --minutes ends on time by itself, its lr following the clock
+    train(config, should_stop=None if steps is None else lambda step: step >= steps)
 
     translator = Translator.from_run(run_dir, "AtoB", device="auto")
     out = run_dir / "translated_testA"  # in the run folder the demo just made: new
