@@ -214,7 +214,8 @@ def test_bad_options_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture
     Image.new("RGB", (20, 20)).save(source)
     out = tmp_path / "o"
     cases = [
-        (["--tile", "30"], "must be a positive multiple of the generator's stride 4"),
+        (["--tile", "30"], "must be a multiple of the generator's stride 4 and at least 8"),
+        (["--tile", "4"], "must be a multiple of the generator's stride 4 and at least 8"),
         (["--tile", "32", "--overlap", "32"], "--overlap 32 must be at least 0 and less than"),
         (["--quality", "0"], "--quality must be in [1, 100]"),
         (["--batch-size", "0"], "--batch-size must be positive"),

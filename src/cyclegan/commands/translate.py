@@ -116,8 +116,7 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from cyclegan.inference.files import plan_inputs, translate_files
-    from cyclegan.inference.translator import check_tiling, default_overlap
+    from cyclegan.inference.files import check_options, plan_inputs, translate_files
 
     given = {o.name: getattr(args, o.name) for o in OUTPUT_OPTIONS if hasattr(args, o.name)}
     options = OutputOptions(**given)  # the flags not given are absent: the defaults apply
@@ -133,10 +132,8 @@ def run_translate(args: argparse.Namespace) -> int:
                 f"the A_type/B_type layout also needs {direction}: give the run with --run"
             )
         translators[direction] = load_translator(args, direction)
-    if options.tile is not None:
-        overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
-        for translator in translators.values():
-            check_tiling(options.tile, overlap, translator.stride)
+    for translator in translators.values():
+        check_options(options, translator)
 
     report = translate_files(plan, translators, options)
     for path, reason in report.failed:

@@ -6,7 +6,8 @@ in the seed's evaluation layout (`A_type/`, `B_type/`) is translated both ways, 
 that would write over an input or write two results to one file is refused before anything
 is written. `translate_files` decodes ahead in a thread, translates images of one size as a
 batch, writes each result in its own or the requested format, and records every file it had
-to skip with the reason; one bad file never stops the run.
+to skip with the reason (unreadable, over the pixel limit, too small for the generator); one
+bad file never stops the run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cyclegan.data.images import (
     load_image,
 )
 from cyclegan.inference.options import OUTPUT_SUFFIXES, OutputFormat, OutputOptions
-from cyclegan.inference.translator import Translator
+from cyclegan.inference.translator import Translator, check_tiling, default_overlap
 
 # the seed's evaluate layout: a folder with A_type/ (translated A->B) and B_type/ (B->A)
 SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
@@ -155,6 +156,19 @@ def _check_plan(jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+def check_options(options: OutputOptions, translator: Translator) -> None:
+    """Refuse, before any image is read, output options the generator cannot take: a tile size
+    off its stride or below its smallest side, a --size below that side."""
+    if options.tile is not None:
+        overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
+        check_tiling(options.tile, overlap, translator.stride, translator.min_side)
+    if options.size is not None and options.size < translator.min_side:
+        raise ConfigError(
+            f"--size {options.size}: the {translator.model.generator} generator needs at least "
+            f"{translator.min_side} px on each side; give --size {translator.min_side} or more"
+        )
+
+
 # ---- reading and writing -----------------------------------------------------------------------
 
 
@@ -228,8 +242,8 @@ def translate_files(
     options: OutputOptions | None = None,
     progress: bool = True,
 ) -> TranslationReport:
-    """Translate every planned image; unreadable, refused or failing ones are recorded with
-    their reason, never fatal."""
+    """Translate every planned image; unreadable, refused, too small or failing ones are
+    recorded with their reason, never fatal."""
     from tqdm import tqdm
 
     options = options or OutputOptions()
@@ -250,10 +264,17 @@ def translate_files(
                 bar.update(len(batch))
                 batch = []
             try:
-                batch.append((job, future.result()))
+                image = future.result()
             except UnreadableImageError as error:
                 report.failed.append((job.source, error.reason))
                 bar.update(1)
+                continue
+            small = translators[job.direction].too_small(image.size, options.size, options.scale)
+            if small is not None:
+                report.failed.append((job.source, small))
+                bar.update(1)
+                continue
+            batch.append((job, image))
             if len(batch) == options.batch_size:
                 _translate_batch(batch, translators, options, report)
                 bar.update(len(batch))

@@ -71,7 +71,7 @@ from cyclegan.inference.reference import (
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
 from cyclegan.models.artifact import describe, load_generator
 from cyclegan.models.cyclegan import make_generator
-from cyclegan.models.generator import translate_any_size
+from cyclegan.models.generator import generator_min_side, translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -110,6 +110,7 @@ class Translator:
         self.source = source
         self._warned_about_tiles = False
         self.stride = model_stride(model)
+        self.min_side = generator_min_side(model.generator)  # pixels, after any resizing
         self.in_channels, self.out_channels = model.channels(direction)
         if isinstance(generator, OnnxGenerator):
             _check_onnx_precision(precision)
@@ -251,6 +252,33 @@ class Translator:
                 "run the command again to download it anew"
             ) from error
 
+    # ---- sizes -------------------------------------------------------------------------------
+
+    def too_small(
+        self, image_size: tuple[int, int], size: int | None = None, scale: Scale = "native"
+    ) -> str | None:
+        """Why an image of `image_size` (width, height) cannot be translated with these options,
+        or None: the generator needs `min_side` pixels on each side of what it translates, which
+        is the image after `size` or scale="train" resized it (see `generator_min_side`)."""
+        width, height = self._translated_size(image_size, size, scale)
+        if min(width, height) >= self.min_side:
+            return None
+        resized = "" if (width, height) == tuple(image_size) else f", {width}x{height} resized"
+        return (
+            f"too small ({image_size[0]}x{image_size[1]}{resized}; at least {self.min_side} px "
+            "on each side)"
+        )
+
+    def _translated_size(
+        self, image_size: tuple[int, int], size: int | None, scale: Scale
+    ) -> tuple[int, int]:
+        """(width, height) at which `_prepare` hands an image of `image_size` to the generator."""
+        if size is not None:
+            return short_side_size(image_size, size)
+        if scale == "train" and self.load_size is not None:
+            return short_side_size(image_size, self.load_size)
+        return image_size
+
     # ---- tensors -----------------------------------------------------------------------------
 
     def translate_tensor(
@@ -276,14 +304,20 @@ class Translator:
             )
         images = images.float()
         height, width = images.shape[-2:]
+        if min(height, width) < self.min_side:
+            raise ValueError(
+                f"images of {width}x{height} are too small for the {self.model.generator} "
+                f"generator: it needs at least {self.min_side} px on each side"
+            )
         if tile is None or (height <= tile and width <= tile):
             return self._forward(images).cpu()
         overlap = default_overlap(tile) if overlap is None else overlap
-        check_tiling(tile, overlap, self.stride)
+        check_tiling(tile, overlap, self.stride, self.min_side)
 
         def record() -> object:
             # the statistics pass costs the memory of one batch of tiles
-            return self._forward(downscale_to(images, TILES_PER_BATCH * tile * tile))
+            whole = downscale_to(images, TILES_PER_BATCH * tile * tile, self.min_side)
+            return self._forward(whole)
 
         generator = self.generator
         if isinstance(generator, OnnxGenerator):
@@ -383,6 +417,9 @@ class Translator:
         (the output keeps that size). scale="train" translates at the short side the model was
         trained at (its load size), so objects appear at the scale it knows, and resizes the
         result back to the input's size.
+
+        An image smaller than `min_side` on a side (after that resizing) raises ValueError
+        saying which and why, before any image is translated; `too_small` tells beforehand.
         """
         if size is not None and scale != "native":
             raise ConfigError("give either a size or scale='train', not both")
@@ -393,7 +430,13 @@ class Translator:
                 f"the training scale of {self.source or 'this generator'} is unknown (it "
                 "records no load size); give --size N instead"
             )
-        prepared = [self._prepare(_as_image(image), size, scale) for image in images]
+        pictures = [_as_image(image) for image in images]
+        for index, picture in enumerate(pictures):
+            reason = self.too_small(picture.size, size, scale)
+            if reason is not None:
+                which = "the image" if len(pictures) == 1 else f"image {index} of {len(pictures)}"
+                raise ValueError(f"{which} is {reason}")
+        prepared = [self._prepare(picture, size, scale) for picture in pictures]
         results: list[Image.Image | None] = [None] * len(prepared)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, item in enumerate(prepared):
@@ -476,11 +519,14 @@ def default_overlap(tile: int) -> int:
     return min(DEFAULT_OVERLAP, tile // 4)
 
 
-def check_tiling(tile: int, overlap: int, stride: int) -> None:
-    if tile <= 0 or tile % stride:
+def check_tiling(tile: int, overlap: int, stride: int, min_side: int) -> None:
+    """Refuse a tile size the generator cannot take: a multiple of its stride, and at least
+    its smallest side (`generator_min_side`), since edge tiles are no larger than the tile."""
+    smallest = -(-min_side // stride) * stride
+    if tile < smallest or tile % stride:
         raise ConfigError(
-            f"--tile {tile}: the tile size must be a positive multiple of the generator's "
-            f"stride {stride} (e.g. {max(stride, tile - tile % stride)})"
+            f"--tile {tile}: the tile size must be a multiple of the generator's stride "
+            f"{stride} and at least {smallest} (e.g. {max(smallest, tile - tile % stride)})"
         )
     if not 0 <= overlap < tile:
         raise ConfigError(f"--overlap {overlap} must be at least 0 and less than --tile {tile}")
