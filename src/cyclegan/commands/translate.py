@@ -21,7 +21,8 @@ def add_translate_command(commands: Any) -> None:
         "translate",
         help="translate images with a trained or pretrained generator",
         description="Translate image files, folders and glob patterns at their own size; "
-        "results keep their names, formats and folder structure below --out. A folder "
+        "results keep their names, formats and folder structure below --out (one image may "
+        "go to --out RESULT.png instead). A folder "
         "holding A_type/ and B_type/ (the seed's layout) is translated A->B and B->A into "
         "OUT/A_type and OUT/B_type.",
     )
@@ -29,7 +30,13 @@ def add_translate_command(commands: Any) -> None:
         "inputs", nargs="+", type=Path, help="image files, folders or glob patterns ('a/*.jpg')"
     )
     add_generator_arguments(translate)
-    translate.add_argument("--out", type=Path, required=True, help="output folder")
+    translate.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder; for one input image, may name the result file instead "
+        "(result.jpg: its suffix sets the format)",
+    )
     translate.add_argument(
         "--recursive", action="store_true", help="include images in sub-folders of folders"
     )
@@ -116,10 +123,16 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from cyclegan.inference.files import check_options, plan_inputs, translate_files
+    from cyclegan.inference.files import (
+        check_options,
+        output_is_file,
+        plan_inputs,
+        translate_files,
+    )
 
     given = {o.name: getattr(args, o.name) for o in OUTPUT_OPTIONS if hasattr(args, o.name)}
     options = OutputOptions(**given)  # the flags not given are absent: the defaults apply
+    output_is_file(args.inputs, args.out, options.format)  # a wrong --out: refused before work
     first = load_translator(args, args.direction)
     plan = plan_inputs(args.inputs, first.direction, args.out, args.recursive, options.format)
     if not plan:
