@@ -3,6 +3,10 @@ safetensors files that translate like the PyTorch generator they came from."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
+from cyclegan.config import ConfigError
 from cyclegan.inference.translator import Translator
 from tests.test_translate_files import WEIGHTS, make_run
 
@@ -73,7 +78,10 @@ def test_translate_with_onnx_files_and_the_onnxruntime_backend(
 def test_torchscript_and_safetensors_exports_translate_the_same(tmp_path: Path) -> None:
     images = torch.rand(1, 3, 33, 47) * 2 - 1
     expected = Translator.from_file(WEIGHTS, device="cpu").translate_tensor(images)
-    for export_format, name in (("torchscript", "g.pt"), ("safetensors", "g.safetensors")):
+    for export_format, name in (
+        ("torchscript", "g.torchscript.pt"),
+        ("safetensors", "g.safetensors"),
+    ):
         out = tmp_path / name
         assert (
             main(
@@ -122,3 +130,89 @@ def test_export_refusals(
         ]
     )
     assert code == 2 and "holds the BtoA generator, not AtoB" in capsys.readouterr().err
+
+
+# ---- TorchScript only on purpose -------------------------------------------------------------
+
+
+class CodeOnLoad(torch.nn.Module):
+    """A module whose TorchScript archive prints when it is loaded: TorchScript runs the
+    file's own `__setstate__` in torch.jit.load, so the print shows whether a file was loaded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[torch.Tensor, bool]:
+        return self.weight, self.training
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, bool]) -> None:
+        print("the file's code ran")
+        self.weight = state[0]
+        self.training = state[1]
+
+
+def test_torchscript_loads_only_when_named_or_asked_for(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    probe = tmp_path / "probe.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notices
+        torch.jit.save(torch.jit.script(CodeOnLoad()), str(probe))
+        torch.jit.load(str(probe))
+    assert "the file's code ran" in capfd.readouterr().out  # the probe shows a load
+    photo = tmp_path / "x.png"
+    Image.new("RGB", (20, 20)).save(photo)
+    translate = ["translate", str(photo), "--out", str(tmp_path / "o"), "--weights"]
+
+    # a .pth (or .pt) that is TorchScript is refused, unloaded, saying how to load it
+    for argv in ([*translate, str(probe)], ["export", "--weights", str(probe)]):
+        assert main(argv) == 2
+        printed = capfd.readouterr()
+        assert "the file's code ran" not in printed.out
+        assert f"{probe} is TorchScript (it holds compiled code, which loading runs)" in printed.err
+        assert "rename it probe.torchscript.pt or pass --torchscript" in printed.err
+        assert printed.err.strip().count("\n") == 0
+    with pytest.raises(ConfigError, match="is TorchScript"):
+        Translator.from_file(probe)
+    assert "the file's code ran" not in capfd.readouterr().out
+
+    # --torchscript loads it on purpose (and then finds no cyclegan metadata in it)
+    assert main([*translate, str(probe), "--torchscript"]) == 2
+    printed = capfd.readouterr()
+    assert "the file's code ran" in printed.out and "without cyclegan metadata" in printed.err
+    help_text = subprocess.run(
+        [sys.executable, "-m", "cyclegan", "translate", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "Loading TorchScript runs the code in the file" in " ".join(help_text.split())
+
+
+def test_torchscript_exports_are_named_so_and_load_by_name(
+    exported: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = exported
+    assert main(["export", "--run", str(run), "--format", "torchscript"]) == 0
+    path = run / "exported" / "AtoB.torchscript.pt"
+    assert f"wrote {path} (torchscript" in capsys.readouterr().out
+    images = torch.rand(1, 3, 21, 30) * 2 - 1
+    expected = Translator.from_run(run, "AtoB", device="cpu").translate_tensor(images)
+    assert (Translator.from_file(path).translate_tensor(images) - expected).abs().max() < 1e-5
+    # the same file under a plain name: only with torchscript=True (--torchscript)
+    plain = tmp_path / "AtoB.pt"
+    shutil.copy(path, plain)
+    with pytest.raises(ConfigError, match=r"rename it AtoB\.torchscript\.pt or pass --torchscript"):
+        Translator.from_file(plain)
+    loaded = Translator.from_file(plain, torchscript=True)
+    assert (loaded.translate_tensor(images) - expected).abs().max() < 1e-5
+    # a file named as TorchScript that holds none is said to be no TorchScript
+    fake = tmp_path / "fake.torchscript.pt"
+    shutil.copy(WEIGHTS, fake)
+    with pytest.raises(ConfigError, match="is no TorchScript archive"):
+        Translator.from_file(fake)
+    assert main(["translate", "--run", str(run), "--torchscript", str(tmp_path), "--out", "o"]) == 2
+    assert "--torchscript is about a --weights file" in capsys.readouterr().err

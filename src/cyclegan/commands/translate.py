@@ -53,7 +53,7 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
     source.add_argument(
         "--weights",
         type=Path,
-        help="a checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt) or a "
+        help="a checkpoint, an exported generator (.safetensors, .onnx, .torchscript.pt) or a "
         "reference-implementation generator (.pth)",
     )
     source.add_argument(
@@ -65,6 +65,13 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
         help="translation direction (default: AtoB for runs, a file's own otherwise)",
     )
     parser.add_argument("--epoch", type=int, help="use the run's checkpoint of this epoch")
+    parser.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="load the --weights file as TorchScript whatever its name (NAME.torchscript.pt "
+        "loads without this). Loading TorchScript runs the code in the file: only for files "
+        "you trust",
+    )
     if backend:
         parser.add_argument(
             "--backend",
@@ -97,6 +104,8 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
     precision = getattr(args, "precision", "auto")  # export has no --precision: fp32
     if args.epoch is not None and args.run is None:
         raise UserError("--epoch picks a checkpoint of a run: give it with --run")
+    if args.torchscript and args.weights is None:
+        raise UserError("--torchscript is about a --weights file; runs and pretrained hold none")
     if args.pretrained is not None:
         if direction == "BtoA":
             raise UserError(
@@ -119,7 +128,9 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
         )
     if not args.weights.exists():
         raise UserError(f"{args.weights} does not exist: give a checkpoint or generator file")
-    return Translator.from_file(args.weights, direction, args.device, args.backend, precision)
+    return Translator.from_file(
+        args.weights, direction, args.device, args.backend, precision, torchscript=args.torchscript
+    )
 
 
 def run_translate(args: argparse.Namespace) -> int:

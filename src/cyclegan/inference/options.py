@@ -19,7 +19,8 @@ Quantize = Literal["int8"]
 OUTPUT_SUFFIXES: dict[OutputFormat, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 EXPORT_SUFFIXES: dict[ExportFormat, str] = {
     "onnx": ".onnx",
-    "torchscript": ".pt",
+    # TorchScript runs its code when loaded: only files named so load without --torchscript
+    "torchscript": ".torchscript.pt",
     "safetensors": ".safetensors",
 }
 DEFAULT_MAX_PIXELS = 200_000_000

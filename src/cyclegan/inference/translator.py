@@ -58,8 +58,10 @@ from cyclegan.inference.export import (
     load_onnx,
     load_torchscript,
     model_stride,
+    named_torchscript,
     onnx_model,
     onnx_session,
+    refuse_unnamed_torchscript,
 )
 from cyclegan.inference.options import Backend, Precision, Scale, resolve_precision
 from cyclegan.inference.reference import (
@@ -174,12 +176,18 @@ class Translator:
         device: str = "auto",
         backend: Backend | None = None,
         precision: Precision = "auto",
+        *,
+        torchscript: bool = False,
     ) -> Translator:
-        """A training checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt)
-        or a reference-implementation state dict (.pth), told apart by their content.
+        """A training checkpoint, an exported generator (.safetensors, .onnx,
+        .torchscript.pt) or a reference-implementation state dict (.pth), told apart by their
+        content.
 
         `direction` defaults to the file's own (AtoB for checkpoints and reference files);
-        `backend` defaults to onnxruntime for .onnx files and torch otherwise.
+        `backend` defaults to onnxruntime for .onnx files and torch otherwise. TorchScript
+        runs the code in the file when it loads, so it loads only from a file named
+        NAME.torchscript.pt or with `torchscript=True`; another TorchScript file raises
+        ConfigError, unloaded.
         """
         path = Path(path)
         if direction is not None:
@@ -194,7 +202,7 @@ class Translator:
             )
         if backend == "onnxruntime" or (backend is None and path.suffix.lower() == ".onnx"):
             _check_onnx_precision(precision)  # before the file is loaded or exported
-        loaded = _load_any(path, direction, device)
+        loaded = _load_any(path, direction, device, torchscript)
         if direction is not None and loaded.direction != direction:
             raise ConfigError(f"{path} holds the {loaded.direction} generator, not {direction}")
         generator = loaded.generator
@@ -543,8 +551,9 @@ class _Loaded:
     load_size: int | None
 
 
-def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
-    """Read `path` by what it holds (the suffix only tells .onnx and .safetensors apart)."""
+def _load_any(path: Path, direction: str | None, device: str, torchscript: bool) -> _Loaded:
+    """Read `path` by what it holds (the suffix only tells .onnx and .safetensors apart);
+    TorchScript only where named or asked for (`torchscript`), since loading runs its code."""
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         session, metadata = load_onnx(path, device)
@@ -553,10 +562,12 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         generator, metadata = load_generator(path)
         load_size = metadata.get("load_size") or _run_load_size(path.parent.parent)
         return _Loaded(generator, metadata["model"], metadata["direction"], load_size)
-    if is_torchscript(path):
+    if torchscript or named_torchscript(path):
         script, metadata = load_torchscript(path)
         model, direction = metadata["model"], metadata["direction"]
         return _Loaded(_rebuilt(script, model, direction), model, direction, metadata["load_size"])
+    if is_torchscript(path):  # before torch.load, which would hand it to torch.jit.load < 2.6
+        refuse_unnamed_torchscript(path)
     content = _read_torch_file(path)
     if _is_checkpoint(content):
         checkpoint = load_checkpoint(path)  # validates it and parses its config
