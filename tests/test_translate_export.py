@@ -14,9 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
+from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
 from cyclegan.config import ConfigError
+from cyclegan.inference.options import EXPORT_SUFFIXES
 from cyclegan.inference.translator import Translator
+from cyclegan.training.loop import train
+from tests.conftest import tiny_config
 from tests.test_translate_files import WEIGHTS, make_run
 
 onnx = pytest.importorskip("onnx")  # the `onnx` extra (part of `dev`)
@@ -216,3 +220,110 @@ def test_torchscript_exports_are_named_so_and_load_by_name(
         Translator.from_file(fake)
     assert main(["translate", "--run", str(run), "--torchscript", str(tmp_path), "--out", "o"]) == 2
     assert "--torchscript is about a --weights file" in capsys.readouterr().err
+
+
+# ---- never lost work -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run the project's training made: config.yaml, checkpoints/, generators/."""
+    runs = tmp_path_factory.mktemp("trained")
+    config = tiny_config(synth_root, runs, epochs=1, epochs_decay=0, max_steps_per_epoch=1)
+    train(config, log=lambda message: None)
+    return runs / "tiny"
+
+
+def test_export_never_writes_into_a_runs_checkpoints_or_generators(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "other_run"  # another run folder, recognised by its layout alone
+    shutil.copytree(trained, other)
+    files = {path: path.read_bytes() for path in (*trained.rglob("*.pt"), *other.rglob("*.*"))}
+    latest = trained / "checkpoints" / "latest.pt"
+    cases = [
+        (["--format", "safetensors", "--out", latest], trained / "checkpoints"),
+        (["--format", "onnx", "--out", trained / "checkpoints" / "epoch_001.pt"], None),
+        (["--out", trained / "checkpoints" / "new.onnx", "--overwrite"], None),
+        (["--format", "safetensors", "--out", other / "generators" / "AtoB.safetensors"], None),
+        (["--format", "torchscript", "--out", other / "checkpoints" / "sub" / "g.pt"], None),
+    ]
+    for flags, folder in cases:
+        assert main(["export", "--run", str(trained), *map(str, flags)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "which a run's training writes and resume reads" in error, error
+        assert error.count("\n") == 0
+        if folder is not None:
+            assert f"is inside {folder}," in error
+    assert {path: path.read_bytes() for path in files} == files
+    assert not (trained / "checkpoints" / "new.onnx").exists()
+    assert not (other / "checkpoints" / "sub").exists()
+    assert load_checkpoint(latest)["epoch"] == 1  # resume still finds its checkpoint
+
+    # a run's checkpoint given with --weights exports into the run's exported/ folder
+    argv = ["export", "--weights", str(latest), "--format", "safetensors", "--direction", "BtoA"]
+    assert main(argv) == 0
+    assert (trained / "exported" / "latest_BtoA.safetensors").is_file()
+
+
+def test_an_existing_file_is_replaced_only_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "g.safetensors"
+    out.write_bytes(b"somebody's file")
+    argv = ["export", "--weights", str(WEIGHTS), "--format", "safetensors", "--out", str(out)]
+    assert main(argv) == 2
+    assert "exists; add --overwrite to replace it" in capsys.readouterr().err
+    assert out.read_bytes() == b"somebody's file"
+    assert main([*argv, "--overwrite"]) == 0
+    assert Translator.from_file(out).direction == "AtoB"
+    folder = tmp_path / "folder.onnx"
+    folder.mkdir()
+    assert main(["export", "--weights", str(WEIGHTS), "--out", str(folder), "--overwrite"]) == 2
+    assert "is a folder; give the file to write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("export_format", "name", "unread"),
+    [
+        ("safetensors", "g.pt", "as safetensors"),
+        ("onnx", "g.onnx.bin", "as onnx"),
+        ("torchscript", "g.pt", "without --torchscript"),
+    ],
+)
+def test_a_suffix_that_does_not_match_the_format_warns_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], export_format: str, name: str, unread: str
+) -> None:
+    out = tmp_path / name
+    argv = ["export", "--weights", str(WEIGHTS), "--format", export_format, "--out", str(out)]
+    assert main(argv) == 0 and out.is_file()
+    error = capsys.readouterr().err.strip()
+    expected = EXPORT_SUFFIXES[export_format]  # type: ignore[index]
+    assert error == (
+        f"warning: --out {out} does not end in {expected}, the suffix `translate` tells "
+        f"{export_format} files by, so it will not load this one {unread}"
+    )
+
+
+def test_a_failed_export_leaves_the_file_it_would_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ONNX file is checked after it is written; a failing check (an exporter bug) must
+    leave the earlier good export in place and no partial file behind."""
+    from cyclegan.inference import export
+
+    out = tmp_path / "g.onnx"
+    assert main(["export", "--weights", str(WEIGHTS), "--out", str(out)]) == 0
+    good = out.read_bytes()
+
+    def exporter_bug(*args: object) -> float:
+        raise RuntimeError("ONNX Runtime differs from PyTorch")
+
+    monkeypatch.setattr(export, "check_onnx", exporter_bug)
+    translator = Translator.from_file(WEIGHTS, device="cpu")
+    with pytest.raises(RuntimeError, match="differs"):
+        export.export_generator(
+            translator.generator, translator.model, "AtoB", out, "onnx", load_size=286
+        )
+    assert out.read_bytes() == good
+    assert [path.name for path in tmp_path.iterdir()] == ["g.onnx"]
