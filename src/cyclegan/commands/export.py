@@ -112,7 +112,13 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _export_int8(args: argparse.Namespace, translator: Any, out: Path) -> int:
-    from cyclegan.inference.quantize import export_int8, find_photos
+    from cyclegan.inference.quantize import (
+        CHECK_PHOTOS,
+        MIN_CALIBRATION_PHOTOS,
+        SPEED_RUNS,
+        export_int8,
+        find_photos,
+    )
 
     photos = find_photos(*_calibration_folder(args, translator.direction))
     report = export_int8(
@@ -130,9 +136,21 @@ def _export_int8(args: argparse.Namespace, translator: Any, out: Path) -> int:
         if report.held_out
         else f"the {report.check_photos} calibration photo(s) (too few to hold any out)"
     )
+    if report.few_calibration_photos:
+        print(
+            f"warning: calibrated on only {report.calibration_photos} photo(s): int8 sets each "
+            "activation's range to the extremes the calibration photos reach, and a new photo "
+            "goes beyond those of k photos with a chance of 1 in k + 1 (and clips there); give "
+            f"{MIN_CALIBRATION_PHOTOS + CHECK_PHOTOS} or more photos with --calibration-images "
+            f"({MIN_CALIBRATION_PHOTOS} calibrate, up to {CHECK_PHOTOS} are held out for the "
+            "check)",
+            file=sys.stderr,
+        )
     measured = (
         f"PSNR {report.psnr:.1f} dB (worst {report.worst_psnr:.1f}) against fp32 PyTorch on "
-        f"{photos_used}; {report.speedup:.2f}x the speed of fp32 PyTorch"
+        f"{photos_used}; {report.speedup:.2f}x the speed of fp32 PyTorch and "
+        f"{report.speedup_onnx:.2f}x that of fp32 ONNX Runtime (median of {SPEED_RUNS} runs "
+        "after a warm-up)"
     )
     if not report.written:
         print(
@@ -146,6 +164,12 @@ def _export_int8(args: argparse.Namespace, translator: Any, out: Path) -> int:
         f"wrote {out} (ONNX int8, {translator.direction}, {model.generator} ngf={model.ngf}): "
         f"{measured}"
     )
+    if report.speedup_onnx < 1:
+        print(
+            f"warning: int8 ran slower than fp32 ONNX Runtime here ({report.speedup_onnx:.2f}x); "
+            "on this machine the fp32 export (--format onnx without --quantize) is faster",
+            file=sys.stderr,
+        )
     return 0
 
 
