@@ -95,6 +95,52 @@ def test_never_writes_over_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert translate(photos, "--out", tmp_path) == 0 and above.is_file()
 
 
+def test_one_image_goes_to_a_named_result_file(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (30, 20), "red").save(photo)
+    result = tmp_path / "result.jpg"
+    assert translate(photo, "--out", result) == 0
+    assert result.is_file() and Image.open(result).format == "JPEG"
+    assert Image.open(result).size == (30, 20)
+    # run again, with a --format that agrees: the result is replaced, as in an --out folder
+    before = result.stat().st_mtime_ns
+    assert translate(photo, "--out", result, "--format", "jpg", "--quality", "50") == 0
+    assert result.stat().st_mtime_ns != before
+    nested = tmp_path / "new" / "result.webp"  # the format from the suffix, folders made
+    assert translate(photo, "--out", nested) == 0 and Image.open(nested).format == "WEBP"
+    folder = tmp_path / "looks_like.png"  # an existing folder stays a folder, whatever its name
+    folder.mkdir()
+    assert translate(photo, "--out", folder) == 0 and (folder / "photo.png").is_file()
+
+
+def test_an_out_that_cannot_be_right_is_refused_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.pth"  # loading it would fail: the --out refusal comes first
+    broken.write_bytes(b"not a generator")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (20, 20)).save(photos / name)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    result = tmp_path / "result.jpg"
+    cases = [
+        ([photos / "a.png", "--out", notes], f"--out {notes} is an existing file, not a folder"),
+        ([photos, "--out", notes], f"--out {notes} is an existing file, not a folder"),
+        ([photos, "--out", result], "names one image file, but a folder or pattern can give"),
+        ([photos / "*.png", "--out", result], "but a folder or pattern can give several"),
+        ([photos / "a.png", photos / "b.png", "--out", result], "but 2 inputs can give several"),
+        ([photos / "a.png", "--out", result, "--format", "png"], "--format png contradicts"),
+        ([photos / "c.png", "--out", result], f"input {photos / 'c.png'} does not exist"),
+    ]
+    for argv, message in cases:
+        assert main(["translate", "--weights", str(broken), *map(str, argv)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert message in error and error.count("\n") == 0, error
+    assert notes.read_text() == "my notes" and not result.exists()
+
+
 def test_empty_inputs_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -214,7 +260,8 @@ def test_bad_options_are_explained(tmp_path: Path, capsys: pytest.CaptureFixture
     Image.new("RGB", (20, 20)).save(source)
     out = tmp_path / "o"
     cases = [
-        (["--tile", "30"], "must be a positive multiple of the generator's stride 4"),
+        (["--tile", "30"], "must be a multiple of the generator's stride 4 and at least 8"),
+        (["--tile", "4"], "must be a multiple of the generator's stride 4 and at least 8"),
         (["--tile", "32", "--overlap", "32"], "--overlap 32 must be at least 0 and less than"),
         (["--quality", "0"], "--quality must be in [1, 100]"),
         (["--batch-size", "0"], "--batch-size must be positive"),

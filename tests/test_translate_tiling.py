@@ -129,7 +129,7 @@ def test_a_graph_that_cannot_share_statistics_says_so_once(tmp_path: Path) -> No
     model = ModelConfig(generator="resnet_6blocks", ngf=4)
     foreign = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.InstanceNorm2d(3))
     metadata = json.dumps(describe(model, "AtoB", load_size=None, source="foreign"))
-    path = tmp_path / "foreign.pt"
+    path = tmp_path / "foreign.torchscript.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit's deprecation and tracer notices
         traced = torch.jit.trace(foreign, torch.zeros(1, 3, 8, 8))

@@ -281,14 +281,17 @@ def test_uploads_over_the_limits_or_not_images_are_refused_with_reasons(
     disguised.write_text("not a picture either")
     page.reload()
     expect(page.locator("#model input")).to_have_value("tiny: latest")
+    tiny = tmp_path / "tiny.png"  # smaller than the generator takes (it once made a bare "Error")
+    Image.new("RGB", (7, 3), "red").save(tiny)
     good = SEED_PHOTOS / "B_type" / "6.jpeg"
-    upload(page, notes, disguised, SEED_PHOTOS / "A_type" / "7.jpg", good)
+    upload(page, notes, disguised, SEED_PHOTOS / "A_type" / "7.jpg", tiny, good)
     page.locator("#translate-button").click()
     status = page.locator("#translate-status")
-    expect(status).to_contain_text("Translated 1 of 4")
+    expect(status).to_contain_text("Translated 1 of 5")
     expect(status).to_contain_text("notes.txt is refused: not an image")
     expect(status).to_contain_text("photo.png is refused: not an image")
     expect(status).to_contain_text("7.jpg is 666x444, 0.30 megapixels, over the limit of 0.2")
+    expect(status).to_contain_text("tiny.png is too small (7x3; at least 5 px on each side)")
     expect(page.locator("#download")).to_contain_text("6_AtoB")
 
 

@@ -169,6 +169,23 @@ def test_models_are_listed_and_load_as_the_command_line_loads_them(
         load_translator(choices[1], "AtoB", runs, cache)
 
 
+def test_torchscript_exports_are_listed_and_say_that_loading_runs_code(runs: Path) -> None:
+    assert main(["export", "--run", str(runs / "run"), "--format", "torchscript"]) == 0
+    exported = runs / "run" / "exported"
+    shutil.copy(exported / "AtoB.torchscript.pt", exported / "old.pt")  # an older export's name
+    labels = {choice.label: choice for choice in list_models(runs)}
+    named = "run: exported/AtoB.torchscript.pt (TorchScript: loading runs the code in the file)"
+    assert set(labels) == {"run: latest", named, "run: exported/old.pt"}
+    photo = Image.open(SEED_PHOTOS / "B_type" / "6.jpeg")
+    ours = load_translator(labels[named], None, runs)
+    theirs = Translator.from_run(runs / "run", "AtoB")
+    difference = np.asarray(ours(photo), np.int16) - np.asarray(theirs(photo), np.int16)
+    assert np.abs(difference).max() <= 1  # traced and eager: float rounding at most
+    # TorchScript under a plain name is refused, saying how to load it on purpose
+    with pytest.raises(ConfigError, match=r"rename it old\.torchscript\.pt"):
+        load_translator(labels["run: exported/old.pt"], None, runs)
+
+
 def test_translators_are_kept_until_their_file_changes(runs: Path) -> None:
     translators = TranslatorCache(runs, None, "cpu")
     choice = ModelChoice("run", "run")

@@ -1,5 +1,10 @@
 """`cyclegan export`: a generator as ONNX, TorchScript or safetensors, for deployment; ONNX
-also quantized to int8, calibrated and checked on photos."""
+also quantized to int8, calibrated and checked on photos.
+
+The file is written atomically (a temporary file, then `os.replace`), never into the folders
+a run's training writes and resume reads (`checkpoints/`, `generators/` of any run folder),
+and never over an existing file without --overwrite; a name whose suffix is not the one
+`translate` recognises the format by gets a one-line warning."""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from typing import Any
 from cyclegan.commands.common import UserError
 from cyclegan.commands.translate import add_generator_arguments, load_translator
 from cyclegan.inference.options import DEFAULT_MIN_PSNR, EXPORT_SUFFIXES, Quantize
+
+# the folders of a run folder that training writes and resume reads: exports never go there
+RUN_OWNED_FOLDERS = ("checkpoints", "generators")
 
 
 def add_export_command(commands: Any) -> None:
@@ -35,15 +43,23 @@ def add_export_command(commands: Any) -> None:
     export.add_argument(
         "--out",
         type=Path,
-        help="file to write (default: RUN/exported/DIRECTION.EXT for runs, next to --weights, "
-        "NAME.EXT for --pretrained; EXT is .int8.onnx with --quantize int8)",
+        help="file to write (default: RUN/exported/DIRECTION.EXT for runs, next to --weights "
+        "(RUN/exported/NAME_DIRECTION.EXT for a run's checkpoint), NAME.EXT for --pretrained; "
+        "EXT is .onnx, .torchscript.pt or .safetensors, and .int8.onnx with --quantize int8); "
+        "never inside a run's checkpoints/ or generators/",
+    )
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing file at --out (otherwise refused)",
     )
     export.add_argument(
         "--quantize",
         choices=typing.get_args(Quantize),
         help="ONNX only: quantize to int8 with ONNX Runtime, calibrated on the run's test "
         "images of the direction's domain (testA for AtoB); its PSNR against the fp32 output "
-        "and its speed are printed, and below --min-psnr it is refused",
+        "and its speed against fp32 PyTorch and fp32 ONNX Runtime (medians of 5 runs) are "
+        "printed, and below --min-psnr it is refused",
     )
     export.add_argument(
         "--calibration-images",
@@ -72,10 +88,12 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError("--calibration-images is for --quantize int8; add it or drop the folder")
     if args.quantize is not None and args.format != "onnx":
         raise UserError(f"--quantize int8 writes ONNX; drop --format {args.format}")
+    suffix = ".int8.onnx" if args.quantize is not None else EXPORT_SUFFIXES[args.format]
+    # a run's generator is AtoB unless --direction says otherwise; files name it themselves
+    out = _output_path(args, args.direction or "AtoB", suffix)  # before anything loads
     translator = load_translator(args, args.direction)
     if args.quantize is not None:
-        return _export_int8(args, translator)
-    out = _output_path(args, translator.direction, EXPORT_SUFFIXES[args.format])
+        return _export_int8(args, translator, out)
     difference = export_generator(
         translator.generator,
         translator.model,
@@ -94,11 +112,16 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_int8(args: argparse.Namespace, translator: Any) -> int:
-    from cyclegan.inference.quantize import export_int8, find_photos
+def _export_int8(args: argparse.Namespace, translator: Any, out: Path) -> int:
+    from cyclegan.inference.quantize import (
+        CHECK_PHOTOS,
+        MIN_CALIBRATION_PHOTOS,
+        SPEED_RUNS,
+        export_int8,
+        find_photos,
+    )
 
     photos = find_photos(*_calibration_folder(args, translator.direction))
-    out = _output_path(args, translator.direction, ".int8.onnx")
     report = export_int8(
         translator.generator,
         translator.model,
@@ -114,9 +137,21 @@ def _export_int8(args: argparse.Namespace, translator: Any) -> int:
         if report.held_out
         else f"the {report.check_photos} calibration photo(s) (too few to hold any out)"
     )
+    if report.few_calibration_photos:
+        print(
+            f"warning: calibrated on only {report.calibration_photos} photo(s): int8 sets each "
+            "activation's range to the extremes the calibration photos reach, and a new photo "
+            "goes beyond those of k photos with a chance of 1 in k + 1 (and clips there); give "
+            f"{MIN_CALIBRATION_PHOTOS + CHECK_PHOTOS} or more photos with --calibration-images "
+            f"({MIN_CALIBRATION_PHOTOS} calibrate, up to {CHECK_PHOTOS} are held out for the "
+            "check)",
+            file=sys.stderr,
+        )
     measured = (
         f"PSNR {report.psnr:.1f} dB (worst {report.worst_psnr:.1f}) against fp32 PyTorch on "
-        f"{photos_used}; {report.speedup:.2f}x the speed of fp32 PyTorch"
+        f"{photos_used}; {report.speedup:.2f}x the speed of fp32 PyTorch and "
+        f"{report.speedup_onnx:.2f}x that of fp32 ONNX Runtime (median of {SPEED_RUNS} runs "
+        "after a warm-up)"
     )
     if not report.written:
         print(
@@ -130,6 +165,12 @@ def _export_int8(args: argparse.Namespace, translator: Any) -> int:
         f"wrote {out} (ONNX int8, {translator.direction}, {model.generator} ngf={model.ngf}): "
         f"{measured}"
     )
+    if report.speedup_onnx < 1:
+        print(
+            f"warning: int8 ran slower than fp32 ONNX Runtime here ({report.speedup_onnx:.2f}x); "
+            "on this machine the fp32 export (--format onnx without --quantize) is faster",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -155,16 +196,55 @@ def _calibration_folder(args: argparse.Namespace, direction: str) -> tuple[Path,
 
 
 def _output_path(args: argparse.Namespace, direction: str, suffix: str) -> Path:
-    """--out, or the default name; never the input file itself."""
+    """--out, or the default name, checked by `_check_out`."""
     out = args.out or _default_out(args, direction, suffix)
+    _check_out(args, out)
+    return out
+
+
+def _check_out(args: argparse.Namespace, out: Path) -> None:
+    """Refuse an --out that would destroy something: the input file, a file of a run's
+    checkpoints/ or generators/, an existing file without --overwrite; warn (one line) about a
+    suffix that `translate` would not recognise the format by."""
     if args.weights is not None and out.resolve() == args.weights.resolve():
         raise UserError(f"--out {out} is the input file; give another --out")
-    return out
+    owned = _run_owned_folder(out)
+    if owned is not None:
+        raise UserError(
+            f"--out {out} is inside {owned}, which a run's training writes and resume reads; "
+            "export somewhere else (by default RUN/exported/)"
+        )
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the file to write")
+    if out.exists() and not args.overwrite:
+        raise UserError(f"--out {out} exists; add --overwrite to replace it, or give another --out")
+    expected = ".onnx" if args.quantize is not None else EXPORT_SUFFIXES[args.format]
+    if not out.name.lower().endswith(expected):
+        unread = "without --torchscript" if args.format == "torchscript" else "as " + args.format
+        print(
+            f"warning: --out {out} does not end in {expected}, the suffix `translate` tells "
+            f"{args.format} files by, so it will not load this one {unread}",
+            file=sys.stderr,
+        )
+
+
+def _run_owned_folder(out: Path) -> Path | None:
+    """The checkpoints/ or generators/ folder of a run folder that `out` lies in, told by the
+    layout (its config.yaml beside the folder, or checkpoints in it), whichever run it is."""
+    for folder in out.resolve().parents:
+        if folder.name in RUN_OWNED_FOLDERS and (
+            (folder.parent / "config.yaml").is_file() or any(folder.glob("*.pt"))
+        ):
+            return folder
+    return None
 
 
 def _default_out(args: argparse.Namespace, direction: str, suffix: str) -> Path:
     if args.run is not None:
         return args.run / "exported" / f"{direction}{suffix}"
     if args.weights is not None:
+        owned = _run_owned_folder(args.weights)
+        if owned is not None:  # a run's checkpoint: into the run's exported/, not beside it
+            return owned.parent / "exported" / f"{args.weights.stem}_{direction}{suffix}"
         return args.weights.with_suffix(suffix)
     return Path(f"{args.pretrained}{suffix}")

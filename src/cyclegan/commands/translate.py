@@ -21,7 +21,8 @@ def add_translate_command(commands: Any) -> None:
         "translate",
         help="translate images with a trained or pretrained generator",
         description="Translate image files, folders and glob patterns at their own size; "
-        "results keep their names, formats and folder structure below --out. A folder "
+        "results keep their names, formats and folder structure below --out (one image may "
+        "go to --out RESULT.png instead). A folder "
         "holding A_type/ and B_type/ (the seed's layout) is translated A->B and B->A into "
         "OUT/A_type and OUT/B_type.",
     )
@@ -29,7 +30,13 @@ def add_translate_command(commands: Any) -> None:
         "inputs", nargs="+", type=Path, help="image files, folders or glob patterns ('a/*.jpg')"
     )
     add_generator_arguments(translate)
-    translate.add_argument("--out", type=Path, required=True, help="output folder")
+    translate.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder; for one input image, may name the result file instead "
+        "(result.jpg: its suffix sets the format)",
+    )
     translate.add_argument(
         "--recursive", action="store_true", help="include images in sub-folders of folders"
     )
@@ -46,7 +53,7 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
     source.add_argument(
         "--weights",
         type=Path,
-        help="a checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt) or a "
+        help="a checkpoint, an exported generator (.safetensors, .onnx, .torchscript.pt) or a "
         "reference-implementation generator (.pth)",
     )
     source.add_argument(
@@ -58,6 +65,13 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
         help="translation direction (default: AtoB for runs, a file's own otherwise)",
     )
     parser.add_argument("--epoch", type=int, help="use the run's checkpoint of this epoch")
+    parser.add_argument(
+        "--torchscript",
+        action="store_true",
+        help="load the --weights file as TorchScript whatever its name (NAME.torchscript.pt "
+        "loads without this). Loading TorchScript runs the code in the file: only for files "
+        "you trust",
+    )
     if backend:
         parser.add_argument(
             "--backend",
@@ -98,6 +112,8 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
         raise UserError("--epoch picks a checkpoint of a run: give it with --run")
     if args.sha256 is not None and args.pretrained is None:
         raise UserError("--sha256 checks the download of a --pretrained generator; drop it")
+    if args.torchscript and args.weights is None:
+        raise UserError("--torchscript is about a --weights file; runs and pretrained hold none")
     if args.pretrained is not None:
         if direction == "BtoA":
             raise UserError(
@@ -121,15 +137,22 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
         )
     if not args.weights.exists():
         raise UserError(f"{args.weights} does not exist: give a checkpoint or generator file")
-    return Translator.from_file(args.weights, direction, args.device, args.backend, precision)
+    return Translator.from_file(
+        args.weights, direction, args.device, args.backend, precision, torchscript=args.torchscript
+    )
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from cyclegan.inference.files import plan_inputs, translate_files
-    from cyclegan.inference.translator import check_tiling, default_overlap
+    from cyclegan.inference.files import (
+        check_options,
+        output_is_file,
+        plan_inputs,
+        translate_files,
+    )
 
     given = {o.name: getattr(args, o.name) for o in OUTPUT_OPTIONS if hasattr(args, o.name)}
     options = OutputOptions(**given)  # the flags not given are absent: the defaults apply
+    output_is_file(args.inputs, args.out, options.format)  # a wrong --out: refused before work
     first = load_translator(args, args.direction)
     plan = plan_inputs(args.inputs, first.direction, args.out, args.recursive, options.format)
     if not plan:
@@ -142,10 +165,8 @@ def run_translate(args: argparse.Namespace) -> int:
                 f"the A_type/B_type layout also needs {direction}: give the run with --run"
             )
         translators[direction] = load_translator(args, direction)
-    if options.tile is not None:
-        overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
-        for translator in translators.values():
-            check_tiling(options.tile, overlap, translator.stride)
+    for translator in translators.values():
+        check_options(options, translator)
 
     report = translate_files(plan, translators, options)
     for path, reason in report.failed:

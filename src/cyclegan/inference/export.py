@@ -3,7 +3,10 @@
 Every exported file carries what translation needs besides the weights (the model config,
 the direction, the training load size) as metadata: ONNX `metadata_props`, a TorchScript
 extra file `cyclegan.json`, safetensors metadata. The padding to the generator's stride stays
-outside the graph, in the Translator, so one exported graph serves every image size.
+outside the graph, in the Translator, so one exported graph serves every image size. Loading
+TorchScript runs the code in the file, so it is loaded only on purpose: from a file named
+NAME.torchscript.pt, or when the caller says so (`--torchscript`); a TorchScript archive
+under another name is refused, told apart by its zip members' names without loading it.
 
 ONNX is exported with the `torch.export`-based exporter (`dynamo=True`, PyTorch's maintained
 path; the TorchScript-based one is deprecated) with dynamic batch, height and width. Its graph
@@ -266,7 +269,8 @@ def import_onnxruntime() -> Any:
 
 
 def is_torchscript(path: Path) -> bool:
-    """A TorchScript archive holds compiled code (`code/`, `constants.pkl`); a torch.save file
+    """Whether `path` is a TorchScript archive, from its zip members' names alone (nothing is
+    loaded): TorchScript holds compiled code (`code/`, `constants.pkl`); a torch.save file
     (checkpoint, state dict) is a zip too but holds only `data.pkl` and tensors."""
     if not zipfile.is_zipfile(path):
         return False
@@ -274,9 +278,30 @@ def is_torchscript(path: Path) -> bool:
         return any(name.endswith("/constants.pkl") for name in archive.namelist())
 
 
+def named_torchscript(path: Path) -> bool:
+    """Whether the file's name says it is TorchScript (NAME.torchscript.pt, as export writes)."""
+    return path.name.lower().endswith(EXPORT_SUFFIXES["torchscript"])
+
+
+def refuse_unnamed_torchscript(path: Path) -> None:
+    """ConfigError for a TorchScript archive not named as such: loading it would run its code,
+    which a .pt or .pth file's name does not announce."""
+    raise ConfigError(
+        f"{path} is TorchScript (it holds compiled code, which loading runs), not a checkpoint "
+        f"or state dict; to load it on purpose, rename it {path.stem}"
+        f"{EXPORT_SUFFIXES['torchscript']} or pass --torchscript (in Python: torchscript=True), "
+        "and only for a file you trust"
+    )
+
+
 def load_torchscript(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """A TorchScript generator and its metadata. Loading TorchScript runs its compiled code:
-    open only files you exported yourself or trust."""
+    callers load only files named or asked for as TorchScript, which the user trusts."""
+    if not is_torchscript(path):
+        raise ConfigError(
+            f"{path} is no TorchScript archive (it holds no compiled code): load it without "
+            f"--torchscript, under a name that does not end in {EXPORT_SUFFIXES['torchscript']}"
+        )
     extra = {TORCHSCRIPT_EXTRA: ""}
     try:
         with warnings.catch_warnings():

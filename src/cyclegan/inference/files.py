@@ -2,11 +2,13 @@
 
 `plan_inputs` turns files, folders (optionally recursive) and glob patterns into jobs
 (source, destination, direction): folder structure is kept below the output folder, a folder
-in the seed's evaluation layout (`A_type/`, `B_type/`) is translated both ways, and a plan
-that would write over an input or write two results to one file is refused before anything
-is written. `translate_files` decodes ahead in a thread, translates images of one size as a
-batch, writes each result in its own or the requested format, and records every file it had
-to skip with the reason; one bad file never stops the run.
+in the seed's evaluation layout (`A_type/`, `B_type/`) is translated both ways, one image
+file may go to a named result file instead (`output_is_file`), and a plan that would write
+over an input or write two results to one file is refused before anything is written.
+`translate_files` decodes ahead in a thread, translates images of one size as a batch, writes
+each result in its own or the requested format, and records every file it had to skip with
+the reason (unreadable, over the pixel limit, too small for the generator); one bad file never
+stops the run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import contextlib
 import glob
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from cyclegan.data.images import (
     load_image,
 )
 from cyclegan.inference.options import OUTPUT_SUFFIXES, OutputFormat, OutputOptions
-from cyclegan.inference.translator import Translator
+from cyclegan.inference.translator import Translator, check_tiling, default_overlap
 
 # the seed's evaluate layout: a folder with A_type/ (translated A->B) and B_type/ (B->A)
 SEED_LAYOUT = {"A_type": "AtoB", "B_type": "BtoA"}
@@ -59,6 +61,53 @@ class TranslationReport:
 
 # ---- planning ----------------------------------------------------------------------------------
 
+# the format each writable suffix means, to compare an --out file's suffix with --format
+SUFFIX_FORMATS: dict[str, OutputFormat] = {
+    ".png": "png",
+    ".jpg": "jpg",
+    ".jpeg": "jpg",
+    ".webp": "webp",
+}
+
+
+def output_is_file(
+    inputs: Sequence[Path | str], out: Path, output_format: OutputFormat | None = None
+) -> bool:
+    """Whether `out` names the result file itself (one input image file, an `out` with an
+    image suffix that is no folder: its suffix sets the format) rather than the output folder.
+
+    Cheap (no image is read), so the command asks first: ConfigError for an `out` that is an
+    existing file but no such result (notes.txt), for an image file name given several
+    inputs, a folder or a pattern, and for a `output_format` the name's suffix contradicts.
+    """
+    out = Path(out)
+    if out.is_dir():
+        return False
+    items = [Path(item) for item in inputs]
+    one_file = len(items) == 1 and items[0].is_file()
+    if not is_image_file(out):
+        if out.exists():
+            raise ConfigError(
+                f"--out {out} is an existing file, not a folder; give a folder for the results "
+                "(or, for one input image, the image file to write, e.g. result.png)"
+            )
+        return False
+    if not one_file:
+        if len(items) == 1 and not items[0].exists() and not glob.has_magic(str(items[0])):
+            raise ConfigError(f"input {items[0]} does not exist")
+        given = f"{len(items)} inputs" if len(items) > 1 else "a folder or pattern"
+        raise ConfigError(
+            f"--out {out} names one image file, but {given} can give several results; give "
+            "a folder for them (a file --out takes one input image)"
+        )
+    suffix = out.suffix.lower()
+    if output_format is not None and SUFFIX_FORMATS.get(suffix) != output_format:
+        raise ConfigError(
+            f"--format {output_format} contradicts --out {out}: the file's suffix sets its "
+            "format; drop --format or change the suffix"
+        )
+    return True
+
 
 def plan_inputs(
     inputs: Iterable[Path | str],
@@ -67,10 +116,16 @@ def plan_inputs(
     recursive: bool = False,
     output_format: OutputFormat | None = None,
 ) -> list[Job]:
-    """A job for every image named by `inputs` (files, folders, glob patterns); raises
+    """A job for every image named by `inputs` (files, folders, glob patterns), or the one
+    job of an image file into the result file `out` (see `output_is_file`); raises
     ConfigError for a missing input, a pattern that matches no image, an output folder that
     is an input folder, or two results bound for one file."""
-    out = Path(out)
+    out, inputs = Path(out), [Path(item) for item in inputs]
+    if output_is_file(inputs, out, output_format):
+        source = inputs[0]
+        if not is_image_file(source):
+            raise ConfigError(f"{source} is not an image file (by its extension)")
+        return _check_plan([Job(source, out, direction)])
     jobs: list[Job] = []
     for item in map(Path, inputs):
         if not item.exists() and glob.has_magic(str(item)):
@@ -155,6 +210,19 @@ def _check_plan(jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+def check_options(options: OutputOptions, translator: Translator) -> None:
+    """Refuse, before any image is read, output options the generator cannot take: a tile size
+    off its stride or below its smallest side, a --size below that side."""
+    if options.tile is not None:
+        overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
+        check_tiling(options.tile, overlap, translator.stride, translator.min_side)
+    if options.size is not None and options.size < translator.min_side:
+        raise ConfigError(
+            f"--size {options.size}: the {translator.model.generator} generator needs at least "
+            f"{translator.min_side} px on each side; give --size {translator.min_side} or more"
+        )
+
+
 # ---- reading and writing -----------------------------------------------------------------------
 
 
@@ -228,8 +296,8 @@ def translate_files(
     options: OutputOptions | None = None,
     progress: bool = True,
 ) -> TranslationReport:
-    """Translate every planned image; unreadable, refused or failing ones are recorded with
-    their reason, never fatal."""
+    """Translate every planned image; unreadable, refused, too small or failing ones are
+    recorded with their reason, never fatal."""
     from tqdm import tqdm
 
     options = options or OutputOptions()
@@ -250,10 +318,17 @@ def translate_files(
                 bar.update(len(batch))
                 batch = []
             try:
-                batch.append((job, future.result()))
+                image = future.result()
             except UnreadableImageError as error:
                 report.failed.append((job.source, error.reason))
                 bar.update(1)
+                continue
+            small = translators[job.direction].too_small(image.size, options.size, options.scale)
+            if small is not None:
+                report.failed.append((job.source, small))
+                bar.update(1)
+                continue
+            batch.append((job, image))
             if len(batch) == options.batch_size:
                 _translate_batch(batch, translators, options, report)
                 bar.update(len(batch))

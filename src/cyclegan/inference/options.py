@@ -19,7 +19,8 @@ Quantize = Literal["int8"]
 OUTPUT_SUFFIXES: dict[OutputFormat, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 EXPORT_SUFFIXES: dict[ExportFormat, str] = {
     "onnx": ".onnx",
-    "torchscript": ".pt",
+    # TorchScript runs its code when loaded: only files named so load without --torchscript
+    "torchscript": ".torchscript.pt",
     "safetensors": ".safetensors",
 }
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -36,8 +37,8 @@ class OutputOptions:
     """train: translate at the short side the model was trained at (its load size), then
     resize back to the input's size"""
     tile: int | None = None
-    """translate in tiles of this size (a multiple of the generator's stride, e.g. 512): any
-    image size fits in bounded memory (default: whole images)"""
+    """translate in tiles of this size (a multiple of the generator's stride, at least twice
+    it, e.g. 512): any image size fits in bounded memory (default: whole images)"""
     overlap: int | None = None
     """tile overlap in pixels, blended with linear ramps (default: min(64, tile / 4))"""
     batch_size: int = 4

@@ -15,7 +15,9 @@ image's statistics (`cyclegan.inference.onnx_statistics`).
 
 Quantization is lossy, so `export_int8` checks its result on real photos held out of
 calibration: the PSNR of the int8 output against the fp32 PyTorch output, and the speed of
-both. A model below `min_psnr` is refused and not written. Needs the `onnx` extra.
+int8 against fp32 PyTorch and fp32 ONNX Runtime (the median of SPEED_RUNS timed runs after
+a warm-up, interleaved so that a busy moment of the machine weighs on all three alike). A
+model below `min_psnr` is refused and not written. Needs the `onnx` extra.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import io
 import logging
 import math
 import os
+import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +66,12 @@ CALIBRATION_PHOTOS = 16  # at most this many photos set the activation ranges
 CHECK_PHOTOS = 4  # at most this many other photos measure PSNR and speed
 CALIBRATION_SIDE = 256  # calibration photos' short side at most (ranges do not need more)
 CHECK_SIDE = 512  # check photos' short side at most (the size the speed target is set at)
+SPEED_RUNS = 5  # timed runs per model after a warm-up; the median is reported
+# MinMax calibration sets each activation's range to the extremes the calibration photos reach.
+# For a new photo drawn like them, the chance that it exceeds the largest of k photos' maxima
+# is 1/(k + 1) per activation (and as much for the minima): 1 in 2 photos clip somewhere with
+# one calibration photo, 1 in 9 with 8. Below 8 the export warns.
+MIN_CALIBRATION_PHOTOS = 8
 
 # the generators' op types that get int8; InstanceNormalization (and Tanh) stay float: the
 # norms' statistics are what tiles share
@@ -104,9 +113,25 @@ class Int8Report:
     check_photos: int
     calibration_photos: int
     held_out: bool  # whether the check photos were kept out of calibration
-    speedup: float  # fp32 PyTorch seconds / int8 ONNX Runtime seconds on the check photos
+    # median seconds to translate the check photos: "fp32 PyTorch", "fp32 ONNX Runtime" and
+    # "int8 ONNX Runtime" (see `time_interleaved`)
+    seconds: dict[str, float]
     written: bool = False
     settings: Int8Settings = field(default_factory=Int8Settings)
+
+    @property
+    def speedup(self) -> float:
+        """int8's speed as a multiple of fp32 PyTorch's."""
+        return self.seconds["fp32 PyTorch"] / self.seconds["int8 ONNX Runtime"]
+
+    @property
+    def speedup_onnx(self) -> float:
+        """int8's speed as a multiple of the fp32 ONNX export's (below 1: int8 is slower)."""
+        return self.seconds["fp32 ONNX Runtime"] / self.seconds["int8 ONNX Runtime"]
+
+    @property
+    def few_calibration_photos(self) -> bool:
+        return self.calibration_photos < MIN_CALIBRATION_PHOTOS
 
 
 # ---- photos ------------------------------------------------------------------------------------
@@ -168,6 +193,21 @@ def padded_to_stride(images: torch.Tensor, stride: int) -> np.ndarray:
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     padded = F.pad(images, (0, pad_w, 0, pad_h), mode=mode) if pad_h or pad_w else images
     return padded.contiguous().numpy().astype(np.float32)
+
+
+def time_interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The median seconds of each of `runs` over `repeats` timed calls, after one untimed
+    warm-up call each (first calls pay for allocations and kernel choices). The calls take
+    turns, one of each per round, so a moment when the machine is busy slows all of them."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def psnr(output: torch.Tensor, reference: torch.Tensor) -> float:
@@ -314,34 +354,41 @@ def export_int8(
     ]
     check = load_photos(check_paths, in_channels, CHECK_SIDE)
     metadata = describe(model, direction, load_size=load_size, source=source)
-    quantized = quantize_int8(onnx_model(generator, model, metadata), calibration, settings)
-    float_translator = Translator(generator, model, direction, "cpu")
-    int8_translator = Translator(
-        OnnxGenerator(onnx_session(quantized.SerializeToString(), "cpu"), in_channels, quantized),
-        model,
-        direction,
+    fp32 = onnx_model(generator, model, metadata)
+    quantized = quantize_int8(fp32, calibration, settings)
+    translators = {
+        "fp32 PyTorch": Translator(generator, model, direction, "cpu"),
+        "fp32 ONNX Runtime": _onnx_translator(fp32, model, direction),
+        "int8 ONNX Runtime": _onnx_translator(quantized, model, direction),
+    }
+    expected = [translators["fp32 PyTorch"].translate_tensor(photo) for photo in check]
+    int8 = translators["int8 ONNX Runtime"]
+    scores = [psnr(int8.translate_tensor(photo), want) for photo, want in zip(check, expected)]
+    seconds = time_interleaved(
+        {
+            name: lambda translator=translator: [translator.translate_tensor(p) for p in check]
+            for name, translator in translators.items()
+        },
+        SPEED_RUNS,
     )
-    scores, seconds = [], {"fp32": 0.0, "int8": 0.0}
-    for photo in check:
-        expected = float_translator.translate_tensor(photo)  # also the warm-up
-        scores.append(psnr(int8_translator.translate_tensor(photo), expected))
-        for name, translator in (("fp32", float_translator), ("int8", int8_translator)):
-            started = time.perf_counter()
-            translator.translate_tensor(photo)
-            seconds[name] += time.perf_counter() - started
     report = Int8Report(
         psnr=float(np.mean(scores)),
         worst_psnr=min(scores),
         check_photos=len(check),
         calibration_photos=len(calibration),
         held_out=held_out,
-        speedup=seconds["fp32"] / seconds["int8"],
+        seconds=seconds,
         settings=settings,
     )
     if report.psnr >= min_psnr:
         _write_atomically(path, quantized.SerializeToString())
         report.written = True
     return report
+
+
+def _onnx_translator(proto: Any, model: ModelConfig, direction: str) -> Translator:
+    session = onnx_session(proto.SerializeToString(), "cpu")
+    return Translator(OnnxGenerator(session, model.channels(direction)[0], proto), model, direction)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

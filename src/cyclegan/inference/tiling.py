@@ -121,11 +121,15 @@ def shared_norm_statistics(generator: nn.Module, record: Callable[[], object]) -
             handle.remove()
 
 
-def downscale_to(images: torch.Tensor, max_pixels: int) -> torch.Tensor:
-    """`images` shrunk (antialiased) so that H * W <= max_pixels; unchanged if they fit."""
+def downscale_to(images: torch.Tensor, max_pixels: int, min_side: int = 1) -> torch.Tensor:
+    """`images` shrunk (antialiased) so that H * W <= max_pixels, no side below `min_side`
+    (the generator's smallest: a long thin image keeps its short side); unchanged if they fit."""
     height, width = images.shape[-2:]
     if height * width <= max_pixels:
         return images
     factor = math.sqrt(max_pixels / (height * width))
-    size = (max(1, round(height * factor)), max(1, round(width * factor)))
+    size = (
+        max(min(min_side, height), round(height * factor)),
+        max(min(min_side, width), round(width * factor)),
+    )
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)

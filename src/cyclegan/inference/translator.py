@@ -58,8 +58,10 @@ from cyclegan.inference.export import (
     load_onnx,
     load_torchscript,
     model_stride,
+    named_torchscript,
     onnx_model,
     onnx_session,
+    refuse_unnamed_torchscript,
 )
 from cyclegan.inference.options import Backend, Precision, Scale, resolve_precision
 from cyclegan.inference.reference import (
@@ -71,7 +73,7 @@ from cyclegan.inference.reference import (
 from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, translate_tiled
 from cyclegan.models.artifact import describe, load_generator
 from cyclegan.models.cyclegan import make_generator
-from cyclegan.models.generator import translate_any_size
+from cyclegan.models.generator import generator_min_side, translate_any_size
 
 DIRECTIONS = ("AtoB", "BtoA")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -110,6 +112,7 @@ class Translator:
         self.source = source
         self._warned_about_tiles = False
         self.stride = model_stride(model)
+        self.min_side = generator_min_side(model.generator)  # pixels, after any resizing
         self.in_channels, self.out_channels = model.channels(direction)
         if isinstance(generator, OnnxGenerator):
             _check_onnx_precision(precision)
@@ -173,12 +176,18 @@ class Translator:
         device: str = "auto",
         backend: Backend | None = None,
         precision: Precision = "auto",
+        *,
+        torchscript: bool = False,
     ) -> Translator:
-        """A training checkpoint, an exported generator (.safetensors, .onnx, TorchScript .pt)
-        or a reference-implementation state dict (.pth), told apart by their content.
+        """A training checkpoint, an exported generator (.safetensors, .onnx,
+        .torchscript.pt) or a reference-implementation state dict (.pth), told apart by their
+        content.
 
         `direction` defaults to the file's own (AtoB for checkpoints and reference files);
-        `backend` defaults to onnxruntime for .onnx files and torch otherwise.
+        `backend` defaults to onnxruntime for .onnx files and torch otherwise. TorchScript
+        runs the code in the file when it loads, so it loads only from a file named
+        NAME.torchscript.pt or with `torchscript=True`; another TorchScript file raises
+        ConfigError, unloaded.
         """
         path = Path(path)
         if direction is not None:
@@ -193,7 +202,7 @@ class Translator:
             )
         if backend == "onnxruntime" or (backend is None and path.suffix.lower() == ".onnx"):
             _check_onnx_precision(precision)  # before the file is loaded or exported
-        loaded = _load_any(path, direction, device)
+        loaded = _load_any(path, direction, device, torchscript)
         if direction is not None and loaded.direction != direction:
             raise ConfigError(f"{path} holds the {loaded.direction} generator, not {direction}")
         generator = loaded.generator
@@ -253,6 +262,33 @@ class Translator:
                 "run the command again to download it anew"
             ) from error
 
+    # ---- sizes -------------------------------------------------------------------------------
+
+    def too_small(
+        self, image_size: tuple[int, int], size: int | None = None, scale: Scale = "native"
+    ) -> str | None:
+        """Why an image of `image_size` (width, height) cannot be translated with these options,
+        or None: the generator needs `min_side` pixels on each side of what it translates, which
+        is the image after `size` or scale="train" resized it (see `generator_min_side`)."""
+        width, height = self._translated_size(image_size, size, scale)
+        if min(width, height) >= self.min_side:
+            return None
+        resized = "" if (width, height) == tuple(image_size) else f", {width}x{height} resized"
+        return (
+            f"too small ({image_size[0]}x{image_size[1]}{resized}; at least {self.min_side} px "
+            "on each side)"
+        )
+
+    def _translated_size(
+        self, image_size: tuple[int, int], size: int | None, scale: Scale
+    ) -> tuple[int, int]:
+        """(width, height) at which `_prepare` hands an image of `image_size` to the generator."""
+        if size is not None:
+            return short_side_size(image_size, size)
+        if scale == "train" and self.load_size is not None:
+            return short_side_size(image_size, self.load_size)
+        return image_size
+
     # ---- tensors -----------------------------------------------------------------------------
 
     def translate_tensor(
@@ -278,14 +314,20 @@ class Translator:
             )
         images = images.float()
         height, width = images.shape[-2:]
+        if min(height, width) < self.min_side:
+            raise ValueError(
+                f"images of {width}x{height} are too small for the {self.model.generator} "
+                f"generator: it needs at least {self.min_side} px on each side"
+            )
         if tile is None or (height <= tile and width <= tile):
             return self._forward(images).cpu()
         overlap = default_overlap(tile) if overlap is None else overlap
-        check_tiling(tile, overlap, self.stride)
+        check_tiling(tile, overlap, self.stride, self.min_side)
 
         def record() -> object:
             # the statistics pass costs the memory of one batch of tiles
-            return self._forward(downscale_to(images, TILES_PER_BATCH * tile * tile))
+            whole = downscale_to(images, TILES_PER_BATCH * tile * tile, self.min_side)
+            return self._forward(whole)
 
         generator = self.generator
         if isinstance(generator, OnnxGenerator):
@@ -385,6 +427,9 @@ class Translator:
         (the output keeps that size). scale="train" translates at the short side the model was
         trained at (its load size), so objects appear at the scale it knows, and resizes the
         result back to the input's size.
+
+        An image smaller than `min_side` on a side (after that resizing) raises ValueError
+        saying which and why, before any image is translated; `too_small` tells beforehand.
         """
         if size is not None and scale != "native":
             raise ConfigError("give either a size or scale='train', not both")
@@ -395,7 +440,13 @@ class Translator:
                 f"the training scale of {self.source or 'this generator'} is unknown (it "
                 "records no load size); give --size N instead"
             )
-        prepared = [self._prepare(_as_image(image), size, scale) for image in images]
+        pictures = [_as_image(image) for image in images]
+        for index, picture in enumerate(pictures):
+            reason = self.too_small(picture.size, size, scale)
+            if reason is not None:
+                which = "the image" if len(pictures) == 1 else f"image {index} of {len(pictures)}"
+                raise ValueError(f"{which} is {reason}")
+        prepared = [self._prepare(picture, size, scale) for picture in pictures]
         results: list[Image.Image | None] = [None] * len(prepared)
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for index, item in enumerate(prepared):
@@ -478,11 +529,14 @@ def default_overlap(tile: int) -> int:
     return min(DEFAULT_OVERLAP, tile // 4)
 
 
-def check_tiling(tile: int, overlap: int, stride: int) -> None:
-    if tile <= 0 or tile % stride:
+def check_tiling(tile: int, overlap: int, stride: int, min_side: int) -> None:
+    """Refuse a tile size the generator cannot take: a multiple of its stride, and at least
+    its smallest side (`generator_min_side`), since edge tiles are no larger than the tile."""
+    smallest = -(-min_side // stride) * stride
+    if tile < smallest or tile % stride:
         raise ConfigError(
-            f"--tile {tile}: the tile size must be a positive multiple of the generator's "
-            f"stride {stride} (e.g. {max(stride, tile - tile % stride)})"
+            f"--tile {tile}: the tile size must be a multiple of the generator's stride "
+            f"{stride} and at least {smallest} (e.g. {max(smallest, tile - tile % stride)})"
         )
     if not 0 <= overlap < tile:
         raise ConfigError(f"--overlap {overlap} must be at least 0 and less than --tile {tile}")
@@ -499,8 +553,9 @@ class _Loaded:
     load_size: int | None
 
 
-def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
-    """Read `path` by what it holds (the suffix only tells .onnx and .safetensors apart)."""
+def _load_any(path: Path, direction: str | None, device: str, torchscript: bool) -> _Loaded:
+    """Read `path` by what it holds (the suffix only tells .onnx and .safetensors apart);
+    TorchScript only where named or asked for (`torchscript`), since loading runs its code."""
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         session, metadata = load_onnx(path, device)
@@ -509,10 +564,12 @@ def _load_any(path: Path, direction: str | None, device: str) -> _Loaded:
         generator, metadata = load_generator(path)
         load_size = metadata.get("load_size") or _run_load_size(path.parent.parent)
         return _Loaded(generator, metadata["model"], metadata["direction"], load_size)
-    if is_torchscript(path):
+    if torchscript or named_torchscript(path):
         script, metadata = load_torchscript(path)
         model, direction = metadata["model"], metadata["direction"]
         return _Loaded(_rebuilt(script, model, direction), model, direction, metadata["load_size"])
+    if is_torchscript(path):  # before torch.load, which would hand it to torch.jit.load < 2.6
+        refuse_unnamed_torchscript(path)
     content = _read_torch_file(path)
     if _is_checkpoint(content):
         checkpoint = load_checkpoint(path)  # validates it and parses its config

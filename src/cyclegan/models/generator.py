@@ -194,6 +194,17 @@ def generator_stride(name: str) -> int:
     return 2 ** GENERATORS[name][1]
 
 
+def generator_min_side(name: str) -> int:
+    """The smallest image side the generator translates, once `translate_any_size` has padded
+    it to the stride: every residual block reflection-pads the bottleneck (1/stride of the
+    padded side) by 1 pixel, and a reflection pad must be smaller than the side it pads, so
+    the bottleneck needs 2 pixels a side and the padded side 2 * stride, which any side above
+    the stride reaches. That also meets the stem's pad of 3 and instance norm's need for more
+    than one value per channel (tests/test_translate_small.py runs every generator at this
+    side and at one pixel less)."""
+    return generator_stride(name) + 1
+
+
 def build_generator(
     name: str,
     in_channels: int = 3,

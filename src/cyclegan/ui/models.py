@@ -4,7 +4,8 @@ Every run in the runs folder (its latest generators, each numbered checkpoint, b
 the files `cyclegan export` wrote into RUN/exported/), and every pretrained generator already
 in the cache. Each is loaded through the same `Translator` constructors `cyclegan translate`
 uses (`from_run`, `from_file`, `from_pretrained`), with every path confined to the runs folder
-or the cache first (`cyclegan.ui.safe_paths`).
+or the cache first (`cyclegan.ui.safe_paths`). TorchScript exports load as on the command line,
+by their NAME.torchscript.pt name, and their label says that loading runs the file's code.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ if TYPE_CHECKING:  # torch loads when the first model does, not when the page is
 Kind = Literal["run", "epoch", "file", "pretrained"]
 KINDS: tuple[Kind, ...] = ("run", "epoch", "file", "pretrained")
 KEPT_TRANSLATORS = 4  # loaded generators kept for the next request (a 9-block one is 45 MB)
+# what `cyclegan export` writes, and .pt: TorchScript by an older export, listed so that
+# choosing it says how to load it (translation refuses TorchScript not named as such)
+EXPORTED_ENDINGS = (*EXPORT_SUFFIXES.values(), ".pt")
+TORCHSCRIPT_NOTE = " (TorchScript: loading runs the code in the file)"
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ class ModelChoice:
         if self.kind == "epoch":
             return f"{self.name}: epoch {self.detail}"
         if self.kind == "file":
-            return f"{self.name}: {self.detail}"
+            torchscript = self.detail.lower().endswith(EXPORT_SUFFIXES["torchscript"])
+            return f"{self.name}: {self.detail}{TORCHSCRIPT_NOTE if torchscript else ''}"
         return f"pretrained: {self.name} ({PRETRAINED.get(self.name, '?')})"
 
     @property
@@ -108,7 +114,7 @@ def list_models(runs: Path, cache: Path | None = None) -> list[ModelChoice]:
         files += sorted(
             f"exported/{path.name}"
             for path in (folder / "exported").glob("*")
-            if path.suffix in EXPORT_SUFFIXES.values()
+            if path.name.lower().endswith(EXPORTED_ENDINGS)
         )
         choices += [
             ModelChoice("file", name, file) for file in files if _confined_file(folder, file)

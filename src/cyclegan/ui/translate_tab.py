@@ -22,7 +22,7 @@ from cyclegan.data.synthetic import make_synthetic_dataset
 from cyclegan.inference.options import OutputOptions
 from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models
 from cyclegan.ui.safe_paths import PathRefused
-from cyclegan.ui.uploads import Limits, UploadRefused, translate_uploads
+from cyclegan.ui.uploads import Limits, translate_uploads
 
 FORMATS = ["same as input", "png", "jpg", "webp"]
 OWN_DIRECTION = "the file's own"
@@ -125,7 +125,7 @@ def build_translate_tab(
                 outcome = translate_uploads(
                     [Path(path) for path in uploaded], translator, options, limits, out_dir
                 )
-            except (UploadRefused, ConfigError) as error:
+            except ValueError as error:  # UploadRefused, ConfigError: the message says why
                 raise gr.Error(str(error)) from None
             lines = [
                 f"Translated {len(outcome.pairs)} of {len(uploaded)} image(s) "

@@ -2,7 +2,8 @@
 
 The web interface takes files from strangers, so each is checked before it is decoded: its
 size in bytes, then its pixel count from the header (a decompression-bomb guard), then its
-content (a file that is no image is refused whatever its name says). Each refused file gets a
+content (a file that is no image is refused whatever its name says), then its sides (an image
+smaller than the generator takes). Each refused file gets a
 one-line reason naming it; the others are translated one at a time (memory stays that of one
 image) the way `cyclegan translate` does, written next to a preview of the input at the
 result's size, and offered for download as one file or a zip.
@@ -19,9 +20,9 @@ from pathlib import Path
 from PIL import Image
 
 from cyclegan.data.images import UnreadableImageError
-from cyclegan.inference.files import read_image, write_image
+from cyclegan.inference.files import check_options, read_image, write_image
 from cyclegan.inference.options import OUTPUT_SUFFIXES, OutputOptions
-from cyclegan.inference.translator import Translator, check_tiling, default_overlap
+from cyclegan.inference.translator import Translator
 
 SHOWN_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})  # what browsers display
 
@@ -102,9 +103,7 @@ def translate_uploads(
             f"{len(paths)} files is more than {limits.max_files} at once; translate them in "
             "smaller groups (or all of them with `cyclegan translate`)"
         )
-    if options.tile is not None:
-        overlap = default_overlap(options.tile) if options.overlap is None else options.overlap
-        check_tiling(options.tile, overlap, translator.stride)
+    check_options(options, translator)
     started = time.perf_counter()
     outcome = Translated()
     names: set[str] = set()
@@ -113,6 +112,10 @@ def translate_uploads(
             image = read_upload(path, translator.in_channels, limits)
         except UploadRefused as refusal:
             outcome.refused.append(str(refusal))
+            continue
+        small = translator.too_small(image.size, options.size, options.scale)
+        if small is not None:
+            outcome.refused.append(f"{path.name} is {small}")
             continue
         try:
             result = translator.translate_images(
