@@ -11,13 +11,12 @@ second instead of seconds.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
 
 from cyclegan import __version__
-from cyclegan.commands.common import EXIT_USAGE, UserError
+from cyclegan.commands.common import EXIT_USAGE, CommandParser, UserError
 from cyclegan.commands.convert import add_convert_command
 from cyclegan.commands.data import add_data_command
 from cyclegan.commands.demo import add_demo_command
@@ -91,8 +90,8 @@ def loaded_classes(names: Iterable[str]) -> tuple[type[BaseException], ...]:
     return tuple(classes)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(  # its commands' parsers are CommandParsers too
         prog="cyclegan",
         description="Unpaired image-to-image translation with CycleGAN.",
     )
