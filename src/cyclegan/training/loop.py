@@ -51,6 +51,7 @@ from cyclegan.training.schedule import lr_factor
 from cyclegan.training.state import Progress, TrainingState
 from cyclegan.training.step import train_step
 from cyclegan.training.time_budget import TimeBudget
+from cyclegan.wording import counted
 
 if TYPE_CHECKING:
     from cyclegan.evaluation.metrics import FeatureExtractor
@@ -141,12 +142,13 @@ def train_in_team(
     end_epoch = progress.end_epoch(config.optim)
     if progress.epoch >= end_epoch:
         log(
-            f"{run_dir} has already trained all {end_epoch} epochs; give --epochs N to train N more"
+            f"{run_dir} has already trained all {counted(end_epoch, 'epoch')}; give --epochs N "
+            "to train N more"
         )
         return run_dir
     workers = loader_workers(config.data.workers, log, processes=team.local_world_size)
     length = (
-        f"about {config.optim.minutes:g} minutes"
+        f"about {counted(config.optim.minutes, 'minute')}"
         if config.optim.minutes
         else f"epochs {progress.epoch + 1}..{end_epoch}"
     )
