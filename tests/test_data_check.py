@@ -116,7 +116,16 @@ def test_check_command_table_fix_and_quarantine(
     assert rows["ok"] == ["6", "6", "3", "3"]
     assert rows["not an image file"] == ["3", "-", "-", "-"]
     assert rows["in train and test"] == ["-", "-", "1", "-"]
-    assert "13 problem(s) remain; --fix moves" in out
+    assert out.splitlines()[-4:] == [
+        "13 problems left:",
+        "  10 (zero-byte, not-image, unreadable, truncated, tiny, duplicate, train-test): --fix "
+        f"moves their files to {root / '_quarantine'}, deleting nothing",
+        "  2 mode: these load and train as they are (converted to RGB or L); look at them and "
+        "move out any that do not belong to their domain, or leave them out of the report with "
+        "--ignore mode",
+        "  1 extension: these load and train as they are; rename them to match their content, "
+        "or leave them out of the report with --ignore extension",
+    ]
 
     assert main(["data", "check", str(root), "--fix"]) == 1  # the readable odd ones stay
     out = capsys.readouterr().out
@@ -129,7 +138,8 @@ def test_check_command_table_fix_and_quarantine(
     assert f"{root / 'testA' / 'leak.png'}\t{quarantine / 'testA' / 'leak.png'}\ttrain-test" in (
         "\n".join(log)
     )
-    assert "moved 10 file(s)" in out and "3 problem(s) remain" in out
+    assert "moved 10 files" in out and "3 problems left:" in out
+    assert "--fix" not in out.split("3 problems left:")[1]  # it has done what it can
     # nothing deleted: every file is still somewhere under the root (plus the log)
     after = sorted(p.name for p in root.rglob("*") if p.is_file())
     assert sorted([*before, "moved.tsv"]) == after
@@ -157,6 +167,32 @@ def test_check_clean_dataset_and_mistakes(
     partial = tmp_path / "partial"
     shutil.copytree(synth_root / "trainA", partial / "trainA")
     assert found(partial) == {name: {"missing"} for name in ("trainB", "testA", "testB")}
+
+
+@pytest.mark.parametrize(
+    ("damage", "advice"),
+    [
+        ("gray", "1 mode: these load and train as they are"),
+        ("extension", "1 extension: these load and train as they are; rename them"),
+        ("no testB", "1 missing: training needs trainA and trainB, evaluation testA and testB"),
+    ],
+)
+def test_check_suggests_fix_only_for_what_it_fixes(
+    synth_root: Path, tmp_path: Path, damage: str, advice: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    if damage == "gray":
+        noise((40, 40), 4, "L").save(root / "trainA" / "gray.png")
+    elif damage == "extension":
+        (root / "trainB" / "png_data.jpg").write_bytes(encoded(noise((40, 40), 5), "PNG"))
+    else:
+        shutil.rmtree(root / "testB")
+    assert main(["data", "check", str(root)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[-2] == "1 problem left:" and lines[-1].startswith(f"  {advice}")
+    assert "--fix" not in out
 
 
 # ------------------------------------------------------------------------------- training

@@ -24,6 +24,7 @@ from .dataset import PHASES, DatasetLayoutError, UnpairedDataset
 from .images import _EXTENSIONS, UnreadableImageError, is_image_file, load_image
 
 __all__ = [
+    "KEPT_KINDS",
     "KINDS",
     "MOVED_LOG",
     "QUARANTINE_DIR",
@@ -48,9 +49,18 @@ KINDS: dict[str, str] = {
     "duplicate": "duplicate",
     "train-test": "in train and test",
 }
-# Readable images with an odd mode or a misleading extension train fine: they are reported
-# and left in place. Everything else is unusable or distorts training or evaluation.
-_KEPT_KINDS = frozenset({"missing", "mode", "extension"})
+# The kinds `quarantine` leaves in place, and what to do about them instead: readable images
+# with an odd mode or a misleading extension train fine, and a missing folder is no file to
+# move. Everything else is unusable or distorts training or evaluation, and is moved aside.
+KEPT_KINDS: dict[str, str] = {
+    "missing": "training needs trainA and trainB, evaluation testA and testB: add the folders "
+    "(cyclegan data prepare lays out two folders of images)",
+    "mode": "these load and train as they are (converted to RGB or L); look at them and move "
+    "out any that do not belong to their domain, or leave them out of the report with "
+    "--ignore mode",
+    "extension": "these load and train as they are; rename them to match their content, or "
+    "leave them out of the report with --ignore extension",
+}
 
 DOMAIN_FOLDERS = tuple(f"{phase}{domain}" for phase in PHASES for domain in "AB")
 QUARANTINE_DIR = "_quarantine"
@@ -192,7 +202,7 @@ def quarantine(report: CheckReport) -> dict[Path, Path]:
     """
     reasons: dict[Path, list[str]] = {}
     for problem in report.problems:
-        if problem.kind not in _KEPT_KINDS:
+        if problem.kind not in KEPT_KINDS:
             reasons.setdefault(problem.path, []).append(f"{problem.kind}: {problem.detail}")
     if not reasons:
         return {}
