@@ -96,13 +96,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def served_ui(runs: Path, work: Path, *flags: str) -> Iterator[Server]:
-    """`cyclegan ui --runs RUNS FLAGS` on a free port of 127.0.0.1, started (`Server.wait`
+def served_ui(
+    runs: Path, work: Path, *flags: str, runs_option: str = "--runs-dir"
+) -> Iterator[Server]:
+    """`cyclegan ui --runs-dir RUNS FLAGS` on a free port of 127.0.0.1, started (`Server.wait`
     waits until it answers) and stopped at the end."""
     port = free_port()
     log = work / "server.log"
     environment = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "cyclegan", "ui", "--runs", str(runs)]
+    command = [sys.executable, "-m", "cyclegan", "ui", runs_option, str(runs)]
     command += ["--port", str(port), *flags]
     with open(log, "w") as output:
         process = subprocess.Popen(
@@ -195,6 +197,24 @@ def fetched_image(page: Page, url: str, src: str) -> Image.Image:
     response = page.request.get(urllib.parse.urljoin(url, src))
     assert response.ok, response.status
     return Image.open(io.BytesIO(response.body()))
+
+
+# ---- the command's own log ----------------------------------------------------------------------
+
+
+def test_the_log_says_where_the_page_is_and_the_old_option_still_works(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with served_ui(runs, tmp_path, runs_option="--runs") as started:
+        url = started.wait()
+        deadline = time.monotonic() + WAIT_MS / 1000  # the line follows the server's start
+        while "serving on" not in started.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    log = started.log.read_text()
+    assert "cyclegan ui: note: --runs is now --runs-dir, as in cyclegan train" in log
+    assert f"cyclegan ui: serving on {url} (Ctrl-C stops it); this machine only" in log
+    # Gradio's advice to Python users, which a user of the command cannot follow
+    assert "share=True" not in log and "launch()" not in log
 
 
 # ---- what the page is built from, for a run the project's training made ------------------------

@@ -9,6 +9,7 @@ are stored and in pixels before they are decoded, and translations wait in one q
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,13 @@ def build_app(settings: Settings) -> gr.Blocks:
     return app
 
 
-def serve(app: gr.Blocks, settings: Settings, host: str, port: int, block: bool = True) -> None:
-    """Serve the page on host:port (blocking unless `block` is False)."""
+def serve(app: gr.Blocks, settings: Settings, host: str, port: int) -> None:
+    """Start serving the page on host:port and return; `wait_until_stopped` blocks.
+
+    Gradio's own start-up lines are silenced: they tell a Python user to "set `share=True` in
+    `launch()`", which a user of `cyclegan ui` cannot do; the command says where the page is,
+    and how to reach it from elsewhere, in its own words once it is up.
+    """
     app.launch(
         server_name=host,
         server_port=port,
@@ -86,9 +92,21 @@ def serve(app: gr.Blocks, settings: Settings, host: str, port: int, block: bool 
         ssr_mode=False,
         share=False,
         show_error=False,
-        prevent_thread_lock=not block,
+        quiet=True,
+        prevent_thread_lock=True,
         footer_links=["gradio", "settings"],
         run_history=False,  # it would offer to store requests on Hugging Face
         enable_monitoring=False,
         mcp_server=False,
     )
+
+
+def wait_until_stopped(app: gr.Blocks) -> None:
+    """Serve until Ctrl-C (or the server stops), then close it."""
+    try:
+        while app.is_running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close(verbose=False)  # the command says it stopped
