@@ -5,6 +5,7 @@ refusals. No server and no browser here (tests/test_ui.py has those)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sys
@@ -19,10 +20,11 @@ from PIL import Image
 from cyclegan.cli import main
 from cyclegan.commands.ui import exposure_warning, where_served
 from cyclegan.config import Config, ConfigError
+from cyclegan.evaluation.report import append_metrics_row
 from cyclegan.inference.options import OutputOptions
 from cyclegan.inference.translator import Translator
 from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models, list_runs, load_translator
-from cyclegan.ui.run_records import read_progress, read_run, sample_path
+from cyclegan.ui.run_records import read_progress, read_run, sample_path, signature
 from cyclegan.ui.safe_paths import PathRefused, inside, plain_name, run_folder
 from cyclegan.ui.uploads import Limits, UploadRefused, translate_uploads
 from tests.test_imports import modules_after
@@ -258,6 +260,25 @@ def test_progress_and_time_left_come_from_the_loss_records(tmp_path: Path) -> No
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "epoch_004.pt").touch()
     assert read_progress(rows, config, tmp_path, seconds_since=1.0).state == "finished"
+
+
+def test_metrics_come_from_the_newer_record_of_training_or_evaluate(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "measured"
+    folder.mkdir(parents=True)
+    empty = read_run(tmp_path / "runs", "measured")
+    assert empty.metrics == [] and empty.metrics_file is None
+    before = signature(tmp_path / "runs", "measured")
+    for epoch in (1, 2):  # what `cyclegan evaluate --all-epochs` writes
+        append_metrics_row(folder / "metrics_epochs.csv", epoch, 10 * epoch, {"cycle_l1_AtoB": 0.3})
+    assert signature(tmp_path / "runs", "measured") != before  # a refresh redraws
+    view = read_run(tmp_path / "runs", "measured")
+    assert view.metrics_file == "metrics_epochs.csv"
+    assert [row["epoch"] for row in view.metrics] == [1, 2] and view.metric_names() == ["cycle_l1"]
+    # training resumed with --eval-every writes metrics.csv later: the newer record is shown
+    append_metrics_row(folder / "metrics.csv", 3, 30, {"cycle_l1_AtoB": 0.2})
+    os.utime(folder / "metrics_epochs.csv", (1, 1))
+    view = read_run(tmp_path / "runs", "measured")
+    assert view.metrics_file == "metrics.csv" and [row["epoch"] for row in view.metrics] == [3]
 
 
 def test_sample_paths_stay_in_their_run(runs: Path) -> None:

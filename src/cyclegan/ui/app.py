@@ -26,6 +26,13 @@ from cyclegan.ui.uploads import Limits
 
 QUEUE_SIZE = 64  # requests waiting at once; more are told the queue is full
 CACHE_CLEANUP = (3600, 3600)  # every hour, Gradio removes its copies older than an hour
+# The results gallery (translate_tab) is as tall as its rows of thumbnails, up to Gradio's 55%
+# of the window, then scrolls (Gradio's own minimum would leave 450 px mostly empty); its rows
+# hold as many thumbnails of 100 px or more as fit (Gradio's 6 columns overflow a narrow window).
+CSS = """
+#results .fixed-height { min-height: 0; }
+#results .grid-container { grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)); }
+"""
 # system fonts: the default theme fetches fonts from Google, and the page must work offline
 THEME = gr.themes.Soft(
     font=["system-ui", "-apple-system", "Segoe UI", "sans-serif"], font_mono=["monospace"]
@@ -89,6 +96,7 @@ def serve(app: gr.Blocks, settings: Settings, host: str, port: int) -> None:
         server_port=port,
         max_file_size=settings.limits.max_upload_bytes,
         theme=THEME,
+        css=CSS,
         ssr_mode=False,
         share=False,
         show_error=False,
