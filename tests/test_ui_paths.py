@@ -340,6 +340,9 @@ def test_runs_dir_is_named_as_train_names_it_and_the_old_name_still_works(
     ]
     assert main(["ui", "--runs-dir", absent, "--runs", absent]) == 2
     assert "give the runs folder once, with --runs-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a typo is pointed to the name in --help, not the old one
+        main(["ui", "--run", absent])
+    assert "(did you mean --runs-dir?)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

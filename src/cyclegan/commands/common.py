@@ -28,7 +28,7 @@ class CommandParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def parse_known_args(  # type: ignore[override]
+    def parse_known_args(
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         """Unknown arguments are this parser's error: argparse would pass a command's up to
@@ -39,8 +39,12 @@ class CommandParser(argparse.ArgumentParser):
         return parsed, extras
 
     def _suggestion(self, extras: list[str]) -> str:
-        """`(did you mean --epochs?)` for the first unknown option close to a known one."""
-        known = list(self._option_string_actions)
+        """`(did you mean --epochs?)` for the first unknown option close to a listed one."""
+        known = [
+            flag
+            for flag, action in self._option_string_actions.items()
+            if action.help != argparse.SUPPRESS  # an old name kept for scripts: not offered
+        ]
         for extra in extras:
             if extra.startswith("--"):
                 close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1)
