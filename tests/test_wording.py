@@ -47,14 +47,6 @@ def test_a_one_minute_budget_is_about_1_minute(synth_root: Path, tmp_path: Path)
     assert ", about 1 minute, " in lines[-1], lines[-1]
 
 
-def test_a_finished_one_epoch_run_has_trained_all_1_epoch(synth_root: Path, tmp_path: Path) -> None:
-    config = tiny_config(synth_root, tmp_path, epochs=1, epochs_decay=0, max_steps_per_epoch=1)
-    run = train(config, log=lambda message: None)
-    lines: list[str] = []
-    train(config, resume=run / "checkpoints" / "latest.pt", log=lines.append)
-    assert any("has already trained all 1 epoch;" in line for line in lines), lines
-
-
 def test_a_folder_that_is_no_synthetic_dataset_names_the_counts(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a dataset")
     with pytest.raises(FileExistsError, match=r"trainA \(1 image\), trainB \(1 image\)"):
