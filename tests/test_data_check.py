@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cyclegan.cli import main
+from cyclegan.config import Config
 from cyclegan.data.check import check_dataset, check_training_images, verify_image
 from cyclegan.data.dataset import DatasetLayoutError, UnpairedDataset
 from cyclegan.data.images import UnreadableImageError, load_image
@@ -116,7 +117,16 @@ def test_check_command_table_fix_and_quarantine(
     assert rows["ok"] == ["6", "6", "3", "3"]
     assert rows["not an image file"] == ["3", "-", "-", "-"]
     assert rows["in train and test"] == ["-", "-", "1", "-"]
-    assert "13 problem(s) remain; --fix moves" in out
+    assert out.splitlines()[-4:] == [
+        "13 problems left:",
+        "  10 (zero-byte, not-image, unreadable, truncated, tiny, duplicate, train-test): --fix "
+        f"moves their files to {root / '_quarantine'}, deleting nothing",
+        "  2 mode: these load and train as they are (converted to RGB or L); look at them and "
+        "move out any that do not belong to their domain, or leave them out of the report with "
+        "--ignore mode",
+        "  1 extension: these load and train as they are; rename them to match their content, "
+        "or leave them out of the report with --ignore extension",
+    ]
 
     assert main(["data", "check", str(root), "--fix"]) == 1  # the readable odd ones stay
     out = capsys.readouterr().out
@@ -129,7 +139,8 @@ def test_check_command_table_fix_and_quarantine(
     assert f"{root / 'testA' / 'leak.png'}\t{quarantine / 'testA' / 'leak.png'}\ttrain-test" in (
         "\n".join(log)
     )
-    assert "moved 10 file(s)" in out and "3 problem(s) remain" in out
+    assert "moved 10 files" in out and "3 problems left:" in out
+    assert "--fix" not in out.split("3 problems left:")[1]  # it has done what it can
     # nothing deleted: every file is still somewhere under the root (plus the log)
     after = sorted(p.name for p in root.rglob("*") if p.is_file())
     assert sorted([*before, "moved.tsv"]) == after
@@ -159,7 +170,38 @@ def test_check_clean_dataset_and_mistakes(
     assert found(partial) == {name: {"missing"} for name in ("trainB", "testA", "testB")}
 
 
+@pytest.mark.parametrize(
+    ("damage", "advice"),
+    [
+        ("gray", "1 mode: these load and train as they are"),
+        ("extension", "1 extension: these load and train as they are; rename them"),
+        ("no testB", "1 missing: training needs trainA and trainB, evaluation testA and testB"),
+    ],
+)
+def test_check_suggests_fix_only_for_what_it_fixes(
+    synth_root: Path, tmp_path: Path, damage: str, advice: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    if damage == "gray":
+        noise((40, 40), 4, "L").save(root / "trainA" / "gray.png")
+    elif damage == "extension":
+        (root / "trainB" / "png_data.jpg").write_bytes(encoded(noise((40, 40), 5), "PNG"))
+    else:
+        shutil.rmtree(root / "testB")
+    assert main(["data", "check", str(root)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[-2] == "1 problem left:" and lines[-1].startswith(f"  {advice}")
+    assert "--fix" not in out
+
+
 # ------------------------------------------------------------------------------- training
+
+
+def training_set(data: Path) -> UnpairedDataset:
+    """The train images as tiny_config loads them: the 32 px images resized to 36, cropped 32."""
+    return UnpairedDataset(data, load_size=36, crop_size=32)
 
 
 def test_training_refuses_a_domain_without_a_usable_image(synth_root: Path, tmp_path: Path) -> None:
@@ -180,11 +222,59 @@ def test_training_check_warns_with_the_count(synth_root: Path, tmp_path: Path) -
     (data / "trainA" / "zero.png").write_bytes(b"")
     (data / "trainA" / "text.jpg").write_text("no image")
     messages: list[str] = []
-    check_training_images(UnpairedDataset(data), messages.append)
+    check_training_images(training_set(data), messages.append)
     assert len(messages) == 1
     assert messages[0].startswith(
         f"warning: 2 of 8 image files in {data / 'trainA'} cannot be read"
     )
+
+
+class StopBeforeTraining(Exception):
+    """Raised by the log when training announces its start: the checks have run by then."""
+
+
+def messages_before_training(config: Config) -> list[str]:
+    messages: list[str] = []
+
+    def log(message: str) -> None:
+        messages.append(message)
+        if message.startswith("training "):
+            raise StopBeforeTraining
+
+    with pytest.raises(StopBeforeTraining):
+        train(config, log=log)
+    return messages
+
+
+def test_training_warns_of_images_too_small_to_mean_anything(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    for name, size in {"dot.png": (1, 1), "strip.png": (7, 3), "small.png": (40, 17)}.items():
+        noise(size, 1).save(data / "trainB" / name)
+    noise((18, 30), 2).save(data / "trainB" / "just_enough.png")  # half the load size of 36
+    config = tiny_config(data, tmp_path / "runs")  # load size 36, crop 32
+    assert (config.data.load_size, config.data.crop_size) == (36, 32)
+    warnings = [m for m in messages_before_training(config) if "short side" in m]
+    assert warnings == [
+        f"warning: 3 of 10 images in {data / 'trainB'} have a short side under 18 px "
+        "(dot.png 1x1, small.png 40x17, strip.png 7x3): training resizes them to 36 px and "
+        "crops 32, so they are upscaled more than 2x and teach blur; "
+        f"`cyclegan data check {data} --min-size 18 --fix` moves them aside"
+    ]
+
+
+def test_hundreds_of_small_images_are_counted_not_listed(synth_root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(synth_root, data)
+    for index in range(150):
+        noise((4, 4), index).save(data / "trainA" / f"tiny_{index:03d}.png")
+    messages: list[str] = []
+    check_training_images(training_set(data), messages.append)
+    assert len(messages) == 1
+    assert "150 of 156 images" in messages[0]
+    assert "(tiny_000.png 4x4, tiny_001.png 4x4, tiny_002.png 4x4 and 147 more)" in messages[0]
 
 
 def test_training_check_decodes_jpegs_and_names_a_truncated_one(
@@ -199,7 +289,7 @@ def test_training_check_decodes_jpegs_and_names_a_truncated_one(
     with pytest.raises(UnreadableImageError, match="truncated"):
         load_image(cut)  # what the loader would meet in the middle of an epoch
     messages: list[str] = []
-    check_training_images(UnpairedDataset(data), messages.append)
+    check_training_images(training_set(data), messages.append)
     assert len(messages) == 1
     assert messages[0].startswith(f"warning: 1 of 7 image files in {data / 'trainA'} cannot")
     assert f"(first: {cut}: OSError: image file is truncated" in messages[0]
@@ -208,7 +298,7 @@ def test_training_check_decodes_jpegs_and_names_a_truncated_one(
         path.unlink()
         path.with_suffix(".jpg").write_bytes(whole[:-2])  # no more than the end marker missing
     with pytest.raises(DatasetLayoutError, match=r"no usable image in .*trainB: all 6"):
-        check_training_images(UnpairedDataset(data), messages.append)
+        check_training_images(training_set(data), messages.append)
 
 
 # ----------------------------------------------------------------------------------- fuzzing

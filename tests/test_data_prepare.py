@@ -163,3 +163,29 @@ def test_prepare_needs_distinct_images_in_every_folder(tmp_path: Path) -> None:
     with pytest.raises(PrepareError):
         prepare_dataset(tmp_path / "a", tmp_path / "b", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_one_folder_given_for_both_domains_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_images(tmp_path / "photos", 4, (10, 10, 10))
+    write_images(tmp_path / "more", 4, (200, 10, 10))
+    (tmp_path / "link").symlink_to(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path)
+    out = ["--out", str(tmp_path / "out")]
+    same_domains = "are the same folder; give a folder of domain A images and another of domain B"
+    cases = [
+        (["--a", "photos", "--b", "photos"], f"--a photos and --b photos {same_domains}"),
+        (["--a", "photos", "--b", "./photos/"], f"--a photos and --b photos {same_domains}"),
+        (["--a", "link", "--b", str(tmp_path / "photos")], same_domains),
+        (
+            ["--a", "more", "--b", "photos", "--a-test", "./more", "--b-test", "link"],
+            "--a more and --a-test more are the same folder; the test images need a folder "
+            "apart from the train images",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(["data", "prepare", *argv, *out]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

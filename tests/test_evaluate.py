@@ -171,8 +171,12 @@ def test_evaluate_without_cached_inception_weights_still_runs_the_rest(
     monkeypatch.setenv("CYCLEGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("cyclegan.data.download.download_file", offline)
     assert main(["evaluate", "--run", str(evaluated_run)]) == 0
-    out = capsys.readouterr().out
-    assert "FID/KID unavailable: could not download the Inception weights (cannot reach" in out
+    captured = capsys.readouterr()  # the note on stderr; stdout holds the results alone
+    assert captured.err.startswith(
+        "cyclegan evaluate: note: FID/KID unavailable: could not download the Inception "
+        "weights (cannot reach"
+    )
+    assert "unavailable" not in captured.out and "PSNR vs truth (dB)" in captured.out
     report = json.loads((evaluated_run / "metrics.json").read_text())
     assert "unavailable" in report["inception"]
     assert "cycle_l1_AtoB" in report["metrics"] and "fid_AtoB" not in report["metrics"]
@@ -191,8 +195,9 @@ def test_evaluate_with_an_inception_weights_file(
     monkeypatch.setattr(inception, "FID_WEIGHTS_SHA256_PREFIX", file_sha256(weights)[:8])
     argv = ["evaluate", "--run", str(evaluated_run), "--inception-weights", str(weights)]
     assert main([*argv, "--max-images", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "FID" in out and "KID" in out and "biased upwards" in out
+    captured = capsys.readouterr()
+    assert "FID" in captured.out and "KID" in captured.out
+    assert "biased upwards" in captured.err and "biased" not in captured.out
     metrics = json.loads((evaluated_run / "metrics.json").read_text())["metrics"]
     assert metrics["images_A"] == 2
     # two sets of two images: the Gaussians differ, and 2048-d features of two images give a

@@ -135,7 +135,7 @@ def test_a_budget_too_short_for_anything_says_so(synth_root: Path, tmp_path: Pat
     messages: list[str] = []
     run = train(tiny_config(synth_root, tmp_path, minutes=0.0001), log=messages.append)
     assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 1
-    assert any("--minutes 0.0001 left time for 1 step(s)" in m and "too few" in m for m in messages)
+    assert any("--minutes 0.0001 left time for 1 step on" in m and "too few" in m for m in messages)
     messages.clear()
     again = load_checkpoint(run / "checkpoints" / "latest.pt")["config"]
     train(again, resume=run / "checkpoints" / "latest.pt", log=messages.append)

@@ -131,7 +131,7 @@ def test_finished_run_resumed_without_changes_does_nothing(
     messages: list[str] = []
     train(config, resume=run_dir / "checkpoints" / "latest.pt", log=messages.append)
     assert (run_dir / "checkpoints" / "latest.pt").stat().st_mtime_ns == before
-    assert any("already trained all 1 epochs" in m for m in messages)
+    assert any("already trained all 1 epoch;" in m for m in messages)
 
 
 def test_new_run_refuses_to_overwrite_an_existing_one(synth_root: Path, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from cyclegan.cli import main
 from cyclegan.config import Config
 from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
@@ -96,13 +97,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def served_ui(runs: Path, work: Path, *flags: str) -> Iterator[Server]:
-    """`cyclegan ui --runs RUNS FLAGS` on a free port of 127.0.0.1, started (`Server.wait`
+def served_ui(
+    runs: Path, work: Path, *flags: str, runs_option: str = "--runs-dir"
+) -> Iterator[Server]:
+    """`cyclegan ui --runs-dir RUNS FLAGS` on a free port of 127.0.0.1, started (`Server.wait`
     waits until it answers) and stopped at the end."""
     port = free_port()
     log = work / "server.log"
     environment = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio"), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "cyclegan", "ui", "--runs", str(runs)]
+    command = [sys.executable, "-m", "cyclegan", "ui", runs_option, str(runs)]
     command += ["--port", str(port), *flags]
     with open(log, "w") as output:
         process = subprocess.Popen(
@@ -195,6 +198,24 @@ def fetched_image(page: Page, url: str, src: str) -> Image.Image:
     response = page.request.get(urllib.parse.urljoin(url, src))
     assert response.ok, response.status
     return Image.open(io.BytesIO(response.body()))
+
+
+# ---- the command's own log ----------------------------------------------------------------------
+
+
+def test_the_log_says_where_the_page_is_and_the_old_option_still_works(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with served_ui(runs, tmp_path, runs_option="--runs") as started:
+        url = started.wait()
+        deadline = time.monotonic() + WAIT_MS / 1000  # the line follows the server's start
+        while "serving on" not in started.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    log = started.log.read_text()
+    assert "cyclegan ui: note: --runs is now --runs-dir, as in cyclegan train" in log
+    assert f"cyclegan ui: serving on {url} (Ctrl-C stops it); this machine only" in log
+    # Gradio's advice to Python users, which a user of the command cannot follow
+    assert "share=True" not in log and "launch()" not in log
 
 
 # ---- what the page is built from, for a run the project's training made ------------------------
@@ -295,6 +316,61 @@ def test_uploads_over_the_limits_or_not_images_are_refused_with_reasons(
     expect(page.locator("#download")).to_contain_text("6_AtoB")
 
 
+# How whole each thumbnail is shown: inside the gallery's box (not cut off by its scrolling
+# box), under no label (Gradio floats a block's label over its content, and lets clicks through
+# it), and its corners (inside the rounded border) and centre hit by the browser's hit test (no
+# button over them).
+THUMBNAILS_SEEN = """gallery => {
+    const outer = gallery.getBoundingClientRect();
+    const labels = Array.from(gallery.querySelectorAll('label'), l => l.getBoundingClientRect());
+    const overlap = (a, b) =>
+        a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    return Array.from(gallery.querySelectorAll('img'), img => {
+        const box = img.getBoundingClientRect();
+        const points = [[8, 8], [box.width - 8, 8], [8, box.height - 8],
+                        [box.width - 8, box.height - 8], [box.width / 2, box.height / 2]];
+        return {
+            inside: box.left >= outer.left && box.right <= outer.right
+                && box.top >= outer.top && box.bottom <= outer.bottom,
+            labelled: labels.some(label => overlap(label, box)),
+            hits: points.filter(([x, y]) =>
+                document.elementFromPoint(box.left + x, box.top + y) === img).length,
+        };
+    });
+}"""
+
+
+def test_the_results_gallery_shows_every_thumbnail_whole(
+    page: Page, server: str, tmp_path: Path
+) -> None:
+    photos = []
+    for index in range(7):  # more than a row of six
+        photos.append(tmp_path / f"{index}.png")
+        Image.fromarray(np.full((64, 96, 3), 30 * index, np.uint8)).save(photos[-1])
+    open_translate(page, server)
+    upload(page, *photos)
+    page.locator("#translate-button").click()
+    expect(page.locator("#translate-status")).to_contain_text("Translated 7 of 7")
+    thumbnails = page.locator("#results img")
+    expect(thumbnails).to_have_count(7)
+    for index in range(7):
+        expect(thumbnails.nth(index)).to_have_js_property("complete", True)
+    gallery = page.locator("#results")
+    for width in (1400, 800):  # the page's two columns side by side, and a narrow window
+        page.set_viewport_size({"width": width, "height": 1000})
+        gallery.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)  # the layout settles
+        shot = tmp_path / f"translate_{width}.png"
+        page.screenshot(path=shot, full_page=True)  # kept to look at
+        seen = gallery.evaluate(THUMBNAILS_SEEN)
+        assert seen == [{"inside": True, "labelled": False, "hits": 5}] * 7, shot
+        caption = page.locator("#results-caption").bounding_box()
+        first = thumbnails.first.bounding_box()
+        assert caption is not None and first is not None
+        assert caption["y"] + caption["height"] <= first["y"]
+    expect(page.locator("#results-caption")).to_contain_text("Results")
+
+
 # ---- the Runs tab ------------------------------------------------------------------------------
 
 
@@ -391,3 +467,27 @@ def test_gradio_serves_no_file_of_the_runs_folder_or_the_system(server: str, run
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(address, timeout=30)
         assert refused.value.code in (403, 404), address
+
+
+# last: the run it trains is the newest, which the page shows first from then on
+
+
+def test_metrics_from_cyclegan_evaluate_are_plotted(
+    page: Page, server: str, runs: Path, synth_root: Path
+) -> None:
+    config = tiny_config(
+        synth_root, runs, name="evaluated", epochs=1, epochs_decay=1, max_steps_per_epoch=2
+    )
+    quiet_training(config)  # no --eval-every: no metrics.csv
+    with one_thread():
+        assert main(["evaluate", "--run", str(runs / "evaluated"), "--all-epochs", "--no-fid"]) == 0
+    assert not (runs / "evaluated" / "metrics.csv").exists()
+    assert (runs / "evaluated" / "metrics_epochs.csv").is_file()
+    page.goto(f"{server}?run=evaluated")
+    expect(page.locator("#run-status")).to_contain_text("epoch 2 of 2")
+    expect(page.locator("#run-metric input")).to_have_value("PSNR vs truth (dB)")
+    expect(page.locator("#run-metric")).to_contain_text(
+        "from metrics_epochs.csv, written by cyclegan evaluate --all-epochs"
+    )
+    expect(page.locator("#run-metrics .mark-line path").first).to_be_attached()
+    assert page.locator("#run-metrics .mark-line path").count() == 2  # AtoB and BtoA

@@ -5,6 +5,7 @@ refusals. No server and no browser here (tests/test_ui.py has those)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -18,14 +19,15 @@ import pytest
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.commands.ui import exposure_warning
+from cyclegan.commands.ui import exposure_warning, where_served
 from cyclegan.config import Config, ConfigError
 from cyclegan.downloads import Pinned, file_sha256
+from cyclegan.evaluation.report import append_metrics_row
 from cyclegan.inference.options import OutputOptions
 from cyclegan.inference.pretrained import PUBLISHED_SHA256
 from cyclegan.inference.translator import Translator
 from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models, list_runs, load_translator
-from cyclegan.ui.run_records import read_progress, read_run, sample_path
+from cyclegan.ui.run_records import read_progress, read_run, sample_path, signature
 from cyclegan.ui.safe_paths import PathRefused, inside, plain_name, run_folder
 from cyclegan.ui.uploads import Limits, UploadRefused, translate_uploads
 from tests.test_imports import modules_after
@@ -318,6 +320,25 @@ def test_a_runs_state_and_place_come_from_its_status_file(synth_root: Path, tmp_
     assert f"cyclegan train --resume {view.folder}" in progress_text(view)
 
 
+def test_metrics_come_from_the_newer_record_of_training_or_evaluate(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "measured"
+    folder.mkdir(parents=True)
+    empty = read_run(tmp_path / "runs", "measured")
+    assert empty.metrics == [] and empty.metrics_file is None
+    before = signature(tmp_path / "runs", "measured")
+    for epoch in (1, 2):  # what `cyclegan evaluate --all-epochs` writes
+        append_metrics_row(folder / "metrics_epochs.csv", epoch, 10 * epoch, {"cycle_l1_AtoB": 0.3})
+    assert signature(tmp_path / "runs", "measured") != before  # a refresh redraws
+    view = read_run(tmp_path / "runs", "measured")
+    assert view.metrics_file == "metrics_epochs.csv"
+    assert [row["epoch"] for row in view.metrics] == [1, 2] and view.metric_names() == ["cycle_l1"]
+    # training resumed with --eval-every writes metrics.csv later: the newer record is shown
+    append_metrics_row(folder / "metrics.csv", 3, 30, {"cycle_l1_AtoB": 0.2})
+    os.utime(folder / "metrics_epochs.csv", (1, 1))
+    view = read_run(tmp_path / "runs", "measured")
+    assert view.metrics_file == "metrics.csv" and [row["epoch"] for row in view.metrics] == [3]
+
+
 def test_sample_paths_stay_in_their_run(runs: Path) -> None:
     assert sample_path(runs, "run", 3) == (runs / "run" / "samples" / "epoch_003.png").resolve()
     with pytest.raises(PathRefused):
@@ -338,7 +359,7 @@ def test_without_gradio_one_line_says_what_to_install(
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` raises ImportError
     for module in [name for name in sys.modules if name.startswith("cyclegan.ui.")]:
         monkeypatch.delitem(sys.modules, module)
-    assert main(["ui", "--runs", str(runs)]) == 2
+    assert main(["ui", "--runs-dir", str(runs)]) == 2
     error = capsys.readouterr().err
     assert error == "cyclegan: error: cyclegan ui needs Gradio, which is not installed: " \
         "pip install 'cyclegan[ui]'\n"  # fmt: skip
@@ -347,7 +368,7 @@ def test_without_gradio_one_line_says_what_to_install(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--runs", "absent"], "runs folder absent does not exist"),
+        (["--runs-dir", "absent"], "runs folder absent does not exist"),
         (["--port", "70000"], "--port 70000 must be between 1 and 65535"),
         (["--max-pixels", "0"], "must be positive"),
     ],
@@ -355,10 +376,49 @@ def test_without_gradio_one_line_says_what_to_install(
 def test_command_mistakes_are_one_line(
     runs: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    defaults = ["--runs", str(runs)] if "--runs" not in argv else []
+    defaults = ["--runs-dir", str(runs)] if "--runs-dir" not in argv else []
     assert main(["ui", *defaults, *argv]) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+def test_runs_dir_is_named_as_train_names_it_and_the_old_name_still_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["ui", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--runs-dir DIR" in help_text and "--runs " not in help_text  # the old name: hidden
+    absent = str(tmp_path / "absent")
+    assert main(["ui", "--runs", absent]) == 2  # taken as --runs-dir, with a note
+    assert capsys.readouterr().err.splitlines() == [
+        "cyclegan ui: note: --runs is now --runs-dir, as in cyclegan train",
+        f"cyclegan: error: runs folder {absent} does not exist: give the folder `cyclegan "
+        "train` writes runs into with --runs-dir DIR",
+    ]
+    assert main(["ui", "--runs-dir", absent, "--runs", absent]) == 2
+    assert "give the runs folder once, with --runs-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a typo is pointed to the name in --help, not the old one
+        main(["ui", "--run", absent])
+    assert "(did you mean --runs-dir?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "hint"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:7860/", "ssh -L 7860:127.0.0.1:7860 THIS_MACHINE"),
+        ("localhost", "http://localhost:7860/", "ssh -L 7860:localhost:7860 THIS_MACHINE"),
+        ("0.0.0.0", "http://127.0.0.1:7860/", None),
+        ("::", "http://[::1]:7860/", None),
+    ],
+)
+def test_the_command_says_where_the_page_is_in_its_own_terms(
+    host: str, address: str, hint: str | None
+) -> None:
+    line = where_served(host, 7860)
+    assert line.startswith(f"cyclegan ui: serving on {address} (Ctrl-C stops it)")
+    assert (hint is not None and hint in line and "--host 0.0.0.0" in line) or line.endswith(")")
+    assert "share" not in line and "launch()" not in line
 
 
 @pytest.mark.slow
@@ -369,7 +429,7 @@ def test_a_taken_port_is_one_line_after_the_exposure_warning(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        argv = ["ui", "--runs", str(runs), "--host", "0.0.0.0", "--port", str(port)]
+        argv = ["ui", "--runs-dir", str(runs), "--host", "0.0.0.0", "--port", str(port)]
         assert main(argv) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("cyclegan: warning: serving on 0.0.0.0: anyone who can reach")

@@ -13,7 +13,6 @@ second instead of seconds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from cyclegan import __version__
-from cyclegan.commands.common import EXIT_USAGE, UserError
+from cyclegan.commands.common import EXIT_USAGE, CommandParser, UserError
 from cyclegan.commands.convert import add_convert_command
 from cyclegan.commands.data import add_data_command
 from cyclegan.commands.demo import add_demo_command
@@ -132,8 +131,8 @@ def loaded_classes(names: Iterable[str]) -> tuple[type[BaseException], ...]:
     return tuple(classes)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(  # its commands' parsers are CommandParsers too
         prog="cyclegan",
         description="Unpaired image-to-image translation with CycleGAN.",
     )

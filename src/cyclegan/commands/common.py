@@ -1,16 +1,59 @@
-"""What every command shares: the exit code of a usage mistake, the error type for it, and
-flags generated from typed dataclass fields."""
+"""What every command shares: the parser class of every (sub)command, the exit code of a usage
+mistake, the error type for it, and flags generated from typed dataclass fields."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import typing
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from cyclegan.config import Option
 
 EXIT_USAGE = 2
 """exit code of a mistake in the command (argparse's own); 1 is a run that failed, 130 Ctrl-C"""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of `cyclegan` and of each of its commands (`add_parser` makes sub-parsers of
+    its parent's class, so every level gets these rules):
+    - no option prefixes: `--epoch 3` is an unknown option, not a guess at `--epochs`, and a
+      future `--lr-warmup` cannot silently change what `--lr` means;
+    - a mistake is one line naming the command, and a hint where its options are listed,
+      not the usage of every option first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Unknown arguments are this parser's error: argparse would pass a command's up to
+        `cyclegan`, whose message then names the wrong command."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._suggestion(extras)}")
+        return parsed, extras
+
+    def _suggestion(self, extras: list[str]) -> str:
+        """`(did you mean --epochs?)` for the first unknown option close to a listed one."""
+        known = [
+            flag
+            for flag, action in self._option_string_actions.items()
+            if action.help != argparse.SUPPRESS  # an old name kept for scripts: not offered
+        ]
+        for extra in extras:
+            if extra.startswith("--"):
+                close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nsee {self.prog} --help\n")
 
 
 class UserError(Exception):

@@ -7,9 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cyclegan.commands.common import EXIT_USAGE, UserError, parse_sha256_option
+from cyclegan.wording import counted
+
+if TYPE_CHECKING:
+    from cyclegan.data.check import Problem
 
 # cyclegan.data.synthetic.DOMAIN_MAPS, spelled out so `--help` needs no numpy import
 DOMAIN_MAP_CHOICES = ("invert", "dusk")
@@ -228,7 +232,7 @@ def _add_check(actions: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from cyclegan.data.check import KINDS, check_dataset, quarantine
+    from cyclegan.data.check import KINDS, QUARANTINE_DIR, check_dataset, quarantine
 
     ignore = [kind.strip() for kind in args.ignore.split(",") if kind.strip()]
     unknown = sorted(set(ignore) - set(KINDS))
@@ -257,16 +261,37 @@ def run_check(args: argparse.Namespace) -> int:
         moved = quarantine(report)
         if moved:
             print(
-                f"\nmoved {len(moved)} file(s) to {args.root / '_quarantine'} "
+                f"\nmoved {counted(len(moved), 'file')} to {args.root / '_quarantine'} "
                 f"(listed in {args.root / '_quarantine' / 'moved.tsv'})"
             )
     remaining = report.remaining()
     if not remaining:
         print("\nno problems left" if report.problems else "\nno problems found")
         return 0
-    print(f"\n{len(remaining)} problem(s) remain", end="")
-    print("" if args.fix else "; --fix moves the unusable files and duplicates aside")
+    print(f"\n{counted(len(remaining), 'problem')} left:")
+    for line in what_to_do(remaining, args.root / QUARANTINE_DIR):
+        print(f"  {line}")
     return 1
+
+
+def what_to_do(problems: list[Problem], quarantine_dir: Path) -> list[str]:
+    """A line per remedy: --fix for the problems it fixes (there are none after --fix), what
+    to do instead for each of the others."""
+    from cyclegan.data.check import KEPT_KINDS, KINDS
+
+    movable = [problem for problem in problems if problem.kind not in KEPT_KINDS]
+    lines = []
+    if movable:
+        kinds = ", ".join(kind for kind in KINDS if any(p.kind == kind for p in movable))
+        lines.append(
+            f"{len(movable)} ({kinds}): --fix moves their files to {quarantine_dir}, "
+            "deleting nothing"
+        )
+    for kind, advice in KEPT_KINDS.items():
+        count = sum(problem.kind == kind for problem in problems)
+        if count:
+            lines.append(f"{count} {kind}: {advice}")
+    return lines
 
 
 # --------------------------------------------------------------------------------------- synth

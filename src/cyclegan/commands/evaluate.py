@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             if weights is not None:  # the user's own file is not the network's weights
                 raise UserError(str(reason)) from reason
             inception_note = f"unavailable: {reason}"
-            print(f"FID/KID unavailable: {reason}; the other metrics still run")
+            warn(f"FID/KID unavailable: {reason}; the other metrics still run")
 
     evaluations = []
     csv_path = args.run / "metrics_epochs.csv"
@@ -119,8 +120,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.all_epochs:
             append_metrics_row(csv_path, epoch, int(checkpoint["step"]), results)
     if extractor is not None and min(len(test_set.a), len(test_set.b)) < SMALL_FOR_FID:
-        print(
-            f"\nnote: FID on {len(test_set.a)} / {len(test_set.b)} images is biased upwards "
+        warn(
+            f"FID on {len(test_set.a)} / {len(test_set.b)} images is biased upwards "
             f"(below ~{SMALL_FOR_FID} images); compare KID, which is unbiased, for small sets"
         )
     report = {
@@ -138,6 +139,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         plot_metrics(csv_path, args.run / "metrics_epochs.png")
         print(f"wrote {csv_path} and {args.run / 'metrics_epochs.png'}")
     return 0
+
+
+def warn(message: str) -> None:
+    """Notes go to stderr: stdout holds the results alone, to be piped or saved."""
+    print(f"cyclegan evaluate: note: {message}", file=sys.stderr)
 
 
 def checkpoints_to_evaluate(run: Path, epoch: int | None, all_epochs: bool) -> list[Path]:

@@ -26,8 +26,13 @@ def add_ui_command(commands: Any) -> None:
         "side, refreshed while they train). Needs `pip install 'cyclegan[ui]'`.",
     )
     ui.add_argument(
-        "--runs", type=Path, default=Path("runs"), help="the runs folder (default: runs)"
+        "--runs-dir",
+        type=Path,
+        metavar="DIR",
+        help="the runs folder, as in `cyclegan train --runs-dir` (default: runs)",
     )
+    # the option's old name, kept so that scripts using it still work; not in --help
+    ui.add_argument("--runs", type=Path, dest="old_runs_dir", help=argparse.SUPPRESS)
     ui.add_argument(
         "--host",
         default="127.0.0.1",
@@ -59,17 +64,18 @@ def add_ui_command(commands: Any) -> None:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    if not args.runs.is_dir():
+    runs = runs_folder(args)
+    if not runs.is_dir():
         raise UserError(
-            f"runs folder {args.runs} does not exist: give the folder `cyclegan train` writes "
-            "runs into with --runs DIR"
+            f"runs folder {runs} does not exist: give the folder `cyclegan train` writes "
+            "runs into with --runs-dir DIR"
         )
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port} must be between 1 and 65535")
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         raise UserError("--max-upload-mb and --max-pixels must be positive")
     try:
-        from cyclegan.ui.app import Settings, build_app, serve
+        from cyclegan.ui.app import Settings, build_app, serve, wait_until_stopped
     except ImportError as error:
         if error.name is None or error.name.split(".")[0] not in ("gradio", "pandas"):
             raise
@@ -83,25 +89,59 @@ def run_ui(args: argparse.Namespace) -> int:
         print(f"cyclegan: warning: {warning}", file=sys.stderr)
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels)
     with tempfile.TemporaryDirectory(prefix="cyclegan-ui-") as work_dir:
-        settings = Settings(args.runs, Path(work_dir), limits, args.cache_dir, args.device)
+        settings = Settings(runs, Path(work_dir), limits, args.cache_dir, args.device)
+        app = build_app(settings)
         try:
-            serve(build_app(settings), settings, args.host, args.port)
+            serve(app, settings, args.host, args.port)
         except OSError as error:
             if "Cannot find empty port" not in str(error):  # Gradio's words for a taken port
                 raise
             raise UserError(f"port {args.port} is in use: pick another with --port") from None
+        print(where_served(args.host, args.port), flush=True)
+        wait_until_stopped(app)
+    print("cyclegan ui: stopped")
     return 0
+
+
+def runs_folder(args: argparse.Namespace) -> Path:
+    """--runs-dir, or --runs, its old name (with a note), or the default."""
+    if args.old_runs_dir is None:
+        return args.runs_dir or Path("runs")
+    if args.runs_dir is not None:
+        raise UserError("give the runs folder once, with --runs-dir (--runs is its old name)")
+    print("cyclegan ui: note: --runs is now --runs-dir, as in cyclegan train", file=sys.stderr)
+    return args.old_runs_dir
+
+
+def where_served(host: str, port: int) -> str:
+    """Where the page is, and how another machine reaches it: there is no share link (the page
+    talks to nobody but its own visitors), so an SSH tunnel or --host."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # what a browser here opens
+    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address in a URL
+    where = f"cyclegan ui: serving on http://{shown}:{port}/ (Ctrl-C stops it)"
+    if not is_local(host):
+        return where
+    return (
+        f"{where}; this machine only: from another, tunnel with ssh -L {port}:{host}:{port} "
+        "THIS_MACHINE and open the same address there, or serve the network with "
+        "--host 0.0.0.0 (no login)"
+    )
+
+
+def is_local(host: str) -> bool:
+    """Whether serving on `host` reaches this machine only."""
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 def exposure_warning(host: str) -> str | None:
     """What serving on `host` exposes, when it is more than this machine."""
-    if host in LOCAL_HOSTS:
+    if is_local(host):
         return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name: it may resolve to any interface
     return (
         f"serving on {host}: anyone who can reach this machine can use the page, its models "
         "and the runs in it, with no login; use --host 127.0.0.1 to keep it to this machine"

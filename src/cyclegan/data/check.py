@@ -10,6 +10,7 @@ that training should not see to ROOT/_quarantine/ and logs each move; nothing is
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -24,6 +25,7 @@ from .dataset import PHASES, DatasetLayoutError, UnpairedDataset
 from .images import _EXTENSIONS, UnreadableImageError, is_image_file, load_image
 
 __all__ = [
+    "KEPT_KINDS",
     "KINDS",
     "MOVED_LOG",
     "QUARANTINE_DIR",
@@ -48,9 +50,18 @@ KINDS: dict[str, str] = {
     "duplicate": "duplicate",
     "train-test": "in train and test",
 }
-# Readable images with an odd mode or a misleading extension train fine: they are reported
-# and left in place. Everything else is unusable or distorts training or evaluation.
-_KEPT_KINDS = frozenset({"missing", "mode", "extension"})
+# The kinds `quarantine` leaves in place, and what to do about them instead: readable images
+# with an odd mode or a misleading extension train fine, and a missing folder is no file to
+# move. Everything else is unusable or distorts training or evaluation, and is moved aside.
+KEPT_KINDS: dict[str, str] = {
+    "missing": "training needs trainA and trainB, evaluation testA and testB: add the folders "
+    "(cyclegan data prepare lays out two folders of images)",
+    "mode": "these load and train as they are (converted to RGB or L); look at them and move "
+    "out any that do not belong to their domain, or leave them out of the report with "
+    "--ignore mode",
+    "extension": "these load and train as they are; rename them to match their content, or "
+    "leave them out of the report with --ignore extension",
+}
 
 DOMAIN_FOLDERS = tuple(f"{phase}{domain}" for phase in PHASES for domain in "AB")
 QUARANTINE_DIR = "_quarantine"
@@ -192,7 +203,7 @@ def quarantine(report: CheckReport) -> dict[Path, Path]:
     """
     reasons: dict[Path, list[str]] = {}
     for problem in report.problems:
-        if problem.kind not in _KEPT_KINDS:
+        if problem.kind not in KEPT_KINDS:
             reasons.setdefault(problem.path, []).append(f"{problem.kind}: {problem.detail}")
     if not reasons:
         return {}
@@ -252,7 +263,8 @@ def _passes_verify(image: Image.Image) -> bool:
 def check_training_images(
     dataset: UnpairedDataset, log: Callable[[str], None], workers: int | None = None
 ) -> None:
-    """Refuse a domain without a usable image; warn with the count of files that will be skipped.
+    """Refuse a domain without a usable image; warn with the count of files that will be skipped,
+    and of images so small that resizing them to the load size upscales them more than 2x.
 
     Run before the first epoch, so a dataset of broken files fails at once instead of in a
     DataLoader worker. The files stay in the dataset: the loader skips and names them. Files
@@ -262,7 +274,9 @@ def check_training_images(
     domains = ((dataset.dir_a, dataset.paths_a), (dataset.dir_b, dataset.paths_b))
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         reasons = [list(pool.map(verify_image, paths)) for _, paths in domains]
-    for (folder, paths), found in zip(domains, reasons, strict=True):
+        sizes = [list(pool.map(_header_size, paths)) for _, paths in domains]
+    for (folder, paths), found, size_of in zip(domains, reasons, sizes, strict=True):
+        _warn_of_small_images(dataset, folder, paths, found, size_of, log)
         failures = [(path, reason) for path, reason in zip(paths, found, strict=True) if reason]
         if not failures:
             continue
@@ -277,6 +291,45 @@ def check_training_images(
             f"and will be skipped (first: {first}); `cyclegan data check {dataset.root} --fix` "
             "moves them aside"
         )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, without decoding it; None if unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:
+        return None
+
+
+def _warn_of_small_images(
+    dataset: UnpairedDataset,
+    folder: Path,
+    paths: list[Path],
+    reasons: list[str | None],
+    sizes: list[tuple[int, int] | None],
+    log: Callable[[str], None],
+) -> None:
+    """One line for a folder's images whose short side is under half the load size: every
+    image is resized to it, so theirs are blown up more than 2x and teach the networks blur
+    (a 1x1 image becomes a flat patch). Counted, with the first few named."""
+    least = math.ceil(dataset.load_size / 2)
+    small = [
+        (path, size)
+        for path, reason, size in zip(paths, reasons, sizes, strict=True)
+        if reason is None and size is not None and min(size) < least
+    ]
+    if not small:
+        return
+    named = ", ".join(f"{path.name} {width}x{height}" for path, (width, height) in small[:3])
+    more = f" and {len(small) - 3} more" if len(small) > 3 else ""
+    log(
+        f"warning: {len(small)} of {len(paths)} images in {folder} "
+        f"{'has' if len(small) == 1 else 'have'} a short side under "
+        f"{least} px ({named}{more}): training resizes them to {dataset.load_size} px and "
+        f"crops {dataset.crop_size}, so they are upscaled more than 2x and teach blur; "
+        f"`cyclegan data check {dataset.root} --min-size {least} --fix` moves them aside"
+    )
 
 
 # --------------------------------------------------------------------------------- scanning

@@ -78,6 +78,8 @@ def prepare_dataset(
     sources = {"A": Path(a), "B": Path(b)}
     tests = {"A": a_test, "B": b_test}
     flags = {"A": "--a", "B": "--b"}
+    given = {"--a": a, "--b": b, "--a-test": a_test, "--b-test": b_test}
+    _refuse_one_folder_twice({flag: Path(path) for flag, path in given.items() if path})
 
     chosen: dict[str, list[_Image]] = {}
     for domain, source in sources.items():
@@ -121,6 +123,23 @@ def prepare_dataset(
     _write(out, chosen, link, report)
     report.counts = {name: len(chosen[name]) for name in ("trainA", "trainB", "testA", "testB")}
     return report
+
+
+def _refuse_one_folder_twice(folders: dict[str, Path]) -> None:
+    """Two options naming one folder, also by another path (./X and X, a link): every image
+    would be in both domains (or in train and test) and be dropped, leaving none."""
+    existing = [(flag, path) for flag, path in folders.items() if path.is_dir()]
+    for index, (flag, path) in enumerate(existing):
+        for other_flag, other in existing[index + 1 :]:
+            if os.path.samefile(path, other):
+                need = (
+                    "the test images need a folder apart from the train images"
+                    if flag[:3] == other_flag[:3]  # --a and --a-test
+                    else "give a folder of domain A images and another of domain B images"
+                )
+                raise PrepareError(
+                    f"{flag} {path} and {other_flag} {other} are the same folder; {need}"
+                )
 
 
 def _usable_images(folder: Path, flag: str, report: PrepareReport) -> list[_Image]:

@@ -23,6 +23,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from cyclegan.wording import counted
+
 from .images import list_images
 from .staging import make_staging_folder
 
@@ -113,7 +115,7 @@ def make_synthetic_dataset(
                 )
             return root
         if not (root.is_dir() and not any(root.iterdir())):
-            expected = ", ".join(f"{name} ({n} images)" for name, n in counts.items())
+            expected = ", ".join(f"{name} ({counted(n, 'image')})" for name, n in counts.items())
             raise FileExistsError(
                 f"{root} already exists but is not a complete synthetic dataset (expected "
                 f"folders {expected}); remove it or choose another folder"

@@ -62,6 +62,7 @@ from cyclegan.training.schedule import lr_factor
 from cyclegan.training.state import Progress, TrainingState
 from cyclegan.training.step import train_step
 from cyclegan.training.time_budget import FIRST_RESERVE_FRACTION, TimeBudget
+from cyclegan.wording import counted
 
 if TYPE_CHECKING:
     from cyclegan.evaluation.metrics import FeatureExtractor
@@ -279,8 +280,9 @@ def train_epochs(
     record("finished", config, progress)
     if budget is not None and progress.step - first_step < MIN_USEFUL_STEPS:
         log(
-            f"note: --minutes {config.optim.minutes:g} left time for {progress.step - first_step} "
-            "step(s) on this machine, too few to learn anything; give more minutes"
+            f"note: --minutes {config.optim.minutes:g} left time for "
+            f"{counted(progress.step - first_step, 'step')} on this machine, too few to learn "
+            "anything; give more minutes"
         )
     log(f"done: {run_dir} (generators in {run_dir / 'generators'})")
     return run_dir
@@ -293,14 +295,15 @@ def schedule_done(
     optim = config.optim
     if optim.minutes and progress.seconds >= optim.minutes * 60 * (1 - FIRST_RESERVE_FRACTION):
         log(
-            f"{run_dir} has already trained its {optim.minutes:g} minutes; give --minutes M to "
-            "train M more"
+            f"{run_dir} has already trained its {counted(optim.minutes, 'minute')}; give "
+            "--minutes M to train M more"
         )
         return True
     end_epoch = progress.end_epoch(optim)
     if not optim.minutes and progress.epoch >= end_epoch:
         log(
-            f"{run_dir} has already trained all {end_epoch} epochs; give --epochs N to train N more"
+            f"{run_dir} has already trained all {counted(end_epoch, 'epoch')}; give --epochs N "
+            "to train N more"
         )
         return True
     return False

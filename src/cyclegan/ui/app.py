@@ -9,6 +9,7 @@ are stored and in pixels before they are decoded, and translations wait in one q
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,13 @@ from cyclegan.ui.uploads import Limits
 
 QUEUE_SIZE = 64  # requests waiting at once; more are told the queue is full
 CACHE_CLEANUP = (3600, 3600)  # every hour, Gradio removes its copies older than an hour
+# The results gallery (translate_tab) is as tall as its rows of thumbnails, up to Gradio's 55%
+# of the window, then scrolls (Gradio's own minimum would leave 450 px mostly empty); its rows
+# hold as many thumbnails of 100 px or more as fit (Gradio's 6 columns overflow a narrow window).
+CSS = """
+#results .fixed-height { min-height: 0; }
+#results .grid-container { grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)); }
+"""
 # system fonts: the default theme fetches fonts from Google, and the page must work offline
 THEME = gr.themes.Soft(
     font=["system-ui", "-apple-system", "Segoe UI", "sans-serif"], font_mono=["monospace"]
@@ -76,19 +84,37 @@ def build_app(settings: Settings) -> gr.Blocks:
     return app
 
 
-def serve(app: gr.Blocks, settings: Settings, host: str, port: int, block: bool = True) -> None:
-    """Serve the page on host:port (blocking unless `block` is False)."""
+def serve(app: gr.Blocks, settings: Settings, host: str, port: int) -> None:
+    """Start serving the page on host:port and return; `wait_until_stopped` blocks.
+
+    Gradio's own start-up lines are silenced: they tell a Python user to "set `share=True` in
+    `launch()`", which a user of `cyclegan ui` cannot do; the command says where the page is,
+    and how to reach it from elsewhere, in its own words once it is up.
+    """
     app.launch(
         server_name=host,
         server_port=port,
         max_file_size=settings.limits.max_upload_bytes,
         theme=THEME,
+        css=CSS,
         ssr_mode=False,
         share=False,
         show_error=False,
-        prevent_thread_lock=not block,
+        quiet=True,
+        prevent_thread_lock=True,
         footer_links=["gradio", "settings"],
         run_history=False,  # it would offer to store requests on Hugging Face
         enable_monitoring=False,
         mcp_server=False,
     )
+
+
+def wait_until_stopped(app: gr.Blocks) -> None:
+    """Serve until Ctrl-C (or the server stops), then close it."""
+    try:
+        while app.is_running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close(verbose=False)  # the command says it stopped

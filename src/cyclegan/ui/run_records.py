@@ -1,5 +1,6 @@
 """What the runs tab shows of a run, read from the files training writes into its folder:
-config.yaml, losses.csv, metrics.csv and samples/epoch_NNN.png (README, "The run folder").
+config.yaml, losses.csv, metrics.csv and samples/epoch_NNN.png (README, "The run folder"), and
+the metrics_epochs.csv of `cyclegan evaluate --all-epochs`.
 
 Plain data and no Gradio, so it is tested on its own. Every file is reached through
 `cyclegan.ui.safe_paths`, so a run name or a link in a run folder cannot lead elsewhere. A
@@ -21,8 +22,11 @@ from cyclegan.ui.safe_paths import inside, run_folder
 
 RECENT_ROWS = 5  # the rows whose mean step time gives the current speed
 QUIET_SECONDS = 120.0  # a run silent for longer (and for longer than 5 records take) stopped
+# the metric records: measured while training (--eval-every), or by `cyclegan evaluate
+# --all-epochs`; the same columns
+METRIC_FILES = ("metrics.csv", "metrics_epochs.csv")
 # what a refresh watches
-RECORDED = ("config.yaml", "losses.csv", "metrics.csv", "samples", "status.json")
+RECORDED = ("config.yaml", "losses.csv", *METRIC_FILES, "samples", "status.json")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ class RunView:
     config_text: str = ""
     config: Config | None = None
     losses: list[dict[str, float]] = field(default_factory=list)  # losses.csv, as numbers
-    metrics: list[dict[str, float]] = field(default_factory=list)  # metrics.csv, as numbers
+    metrics: list[dict[str, float]] = field(default_factory=list)  # as numbers, from:
+    metrics_file: str | None = None  # the newer METRIC_FILES file that holds rows
     sample_epochs: list[int] = field(default_factory=list)
     progress: RunProgress | None = None
 
@@ -92,7 +97,7 @@ def read_run(runs: Path, name: str, now: float | None = None) -> RunView:
             view.config_text = annotated_yaml(view.config)
     losses_path = inside(folder, "losses.csv")
     view.losses = read_numbers(losses_path)
-    view.metrics = read_numbers(inside(folder, "metrics.csv"))
+    view.metrics_file, view.metrics = newest_metrics(folder)
     view.sample_epochs = sample_epochs(folder)
     if view.losses:
         updated = losses_path.stat().st_mtime
@@ -147,6 +152,21 @@ def read_numbers(path: Path) -> list[dict[str, float]]:
         except csv.Error:  # not a CSV file after all (e.g. NUL bytes): what was read counts
             pass
     return [row for row in rows if "epoch" in row and "step" in row]
+
+
+def newest_metrics(folder: Path) -> tuple[str | None, list[dict[str, float]]]:
+    """The rows of the more recently written metric file that has any, and its name: a run
+    measured both while training and by `cyclegan evaluate --all-epochs` shows the later."""
+    found = []
+    for name in METRIC_FILES:
+        path = inside(folder, name)
+        rows = read_numbers(path)
+        if rows:
+            found.append((path.stat().st_mtime, name, rows))
+    if not found:
+        return None, []
+    _, name, rows = max(found, key=lambda record: record[0])
+    return name, rows
 
 
 def sample_epochs(folder: Path) -> list[int]:

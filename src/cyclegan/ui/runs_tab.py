@@ -197,7 +197,9 @@ def show_run(runs: Path, name: str | None, metric: str | None) -> Shown:
         status=progress_text(view),
         body=gr.Column(visible=True),
         losses=[loss_frame(view, names) for names in LOSS_GROUPS.values()],
-        metric=gr.Dropdown(choices=[(LABELS[m], m) for m in metrics], value=metric),
+        metric=gr.Dropdown(
+            choices=[(LABELS[m], m) for m in metrics], value=metric, info=metrics_source(view)
+        ),
         metric_plot=metric_plot(view, metric),
         sample=_sample_image(runs, name, latest),
         epoch=_epoch_slider(epochs, latest),
@@ -260,6 +262,18 @@ def duration(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes} min {seconds % 60} s"
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+def metrics_source(view: RunView) -> str:
+    """Where the metric curves come from, or how to get some."""
+    if view.metrics_file == "metrics.csv":
+        return "from metrics.csv, measured while training (--eval-every)"
+    if view.metrics_file is not None:
+        return f"from {view.metrics_file}, written by cyclegan evaluate --all-epochs"
+    return (
+        "none yet: train with --eval-every N, or run "
+        f"cyclegan evaluate --run {view.folder} --all-epochs"
+    )
 
 
 def loss_frame(view: RunView, names: tuple[str, ...]) -> pd.DataFrame:

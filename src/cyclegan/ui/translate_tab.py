@@ -87,12 +87,18 @@ def build_translate_tab(
                     max_height=640,
                     elem_id="comparison",
                 )
+                # A caption rather than the gallery's own label, which Gradio floats over the
+                # first thumbnails; the height follows the rows, so none is cut off either.
+                gr.Markdown("**Results** (pick one to compare)", elem_id="results-caption")
                 gallery = gr.Gallery(
-                    label="Results (pick one to compare)",
+                    label="Results",
+                    show_label=False,
                     columns=6,
-                    height=150,
+                    fit_columns=False,  # a few results keep the size of many
+                    height="auto",
                     object_fit="contain",
                     allow_preview=False,
+                    buttons=[],  # its toolbar covers a thumbnail; Download has them all
                     elem_id="results",
                 )
                 download = gr.File(label="Download", elem_id="download")
