@@ -32,14 +32,10 @@ from typing import Any
 import torch
 
 from cyclegan.config import Config, SpeedConfig, parse_assignment
+from cyclegan.device import device_precision
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
-from cyclegan.training.speed import (
-    fused_adam_available,
-    gradient_scaler,
-    prepare_networks,
-    resolve_precision,
-)
+from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
 from cyclegan.training.state import Optimizers
 from cyclegan.training.step import PLAIN, train_step
 
@@ -129,7 +125,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "step_s": statistics.median(times),
         "peak_mib": peak_memory_mib(device),
         "before_steps_mib": settled if device.type == "cpu" else float("nan"),
-        "precision": str(resolve_precision(device, speed.precision)).removeprefix("torch."),
+        "precision": device_precision(device, speed.precision),
     }
 
 

@@ -315,7 +315,7 @@ def export_int8(
     check = load_photos(check_paths, in_channels, CHECK_SIDE)
     metadata = describe(model, direction, load_size=load_size, source=source)
     quantized = quantize_int8(onnx_model(generator, model, metadata), calibration, settings)
-    float_translator = Translator(generator, model, direction, "cpu")
+    float_translator = Translator(generator, model, direction, "cpu", precision="fp32")
     int8_translator = Translator(
         OnnxGenerator(onnx_session(quantized.SerializeToString(), "cpu"), in_channels, quantized),
         model,

@@ -32,6 +32,7 @@ from cyclegan.checkpoint import load_checkpoint
 from cyclegan.config import AUTO_WORKERS, Config, ConfigError, OptimConfig, save_config
 from cyclegan.data.check import check_training_images
 from cyclegan.data.dataset import UnpairedDataset, make_loader
+from cyclegan.device import device_precision
 from cyclegan.models import CycleGAN
 from cyclegan.models.cyclegan import check_crop_size
 from cyclegan.training.distributed import (
@@ -122,6 +123,7 @@ def train_in_team(
             "--minutes fits the schedule to one process's speed; under torchrun give "
             "--epochs and --epochs-decay instead"
         )
+    device_precision(team.device, config.speed.precision)  # refuses what the device cannot run
     if team.device.type == "cuda":  # the crops keep one size: let cuDNN pick its kernels
         torch.backends.cudnn.benchmark = True
     dataset = load_training_set(config, log)
