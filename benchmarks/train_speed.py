@@ -10,10 +10,12 @@ of `--steps` steps after `--warmup` steps, one step being `cyclegan.training.ste
 on random images with the paper's networks (resnet_9blocks, 70x70 PatchGAN, identity loss 0.5,
 pool 50) unless `--set` changes them. Modes: `baseline` is the step done the plain way (fp32,
 eager, separate network calls, one backward, default memory format, for-loop Adam); each option
-alone; `defaults` is what `cyclegan train` uses (its precision `auto` is bf16 on a CPU with
-AMX); `all` turns every option on that the device supports, with the auto precision (no
-torch.compile unless --modes names it). Ratios are to the baseline of the same
-crop and batch, measured in this run; the modes of one crop and batch run one after another.
+alone, and `bf16_channels_last` (channels-last weights and images in bf16, the layout that
+translation measured faster in bf16 only); `defaults` is what `cyclegan train` uses (its
+precision `auto` is bf16 on a CPU with AMX); `all` turns every option on that the device
+supports, with the auto precision (no torch.compile unless --modes names it). Ratios are to the
+baseline of the same crop and batch, measured in this run; the modes of one crop and batch run
+one after another.
 """
 
 from __future__ import annotations
@@ -45,14 +47,16 @@ ALONE = {
     "channels_last": {"channels_last": True},
     "fused_adam": {"fused_adam": True},
     "bf16": {"precision": "bf16"},
+    "bf16_channels_last": {"precision": "bf16", "channels_last": True},
     "fp16": {"precision": "fp16"},
     "checkpoint_blocks": {"checkpoint_blocks": True},
     "compile": {"compile": True},
 }
 CPU_MODES = ["baseline", "batched_passes", "split_backward", "channels_last", "fused_adam",
-             "bf16", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
+             "bf16", "bf16_channels_last", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
 CUDA_MODES = ["baseline", "batched_passes", "split_backward", "channels_last", "fused_adam",
-              "bf16", "fp16", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
+              "bf16", "bf16_channels_last", "fp16", "checkpoint_blocks", "defaults",
+              "all"]  # fmt: skip
 
 
 def speed_for(mode: str, device: torch.device) -> SpeedConfig:

@@ -146,6 +146,17 @@ def test_one_step_matches_the_objective_written_out_by_hand(variant: str) -> Non
     assert max(relative_errors(model, expected)) < 1e-5
 
 
+def test_channels_last_applies_to_the_networks_and_their_activations() -> None:
+    model = tiny_model()
+    prepare_networks(model, replace(PLAIN, channels_last=True))
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    # instance norm hands back default-layout tensors, so only channels-last weights keep the
+    # layout through the network, to its output
+    images = batches()[0].contiguous(memory_format=torch.channels_last)  # as train_step has it
+    assert model.gen_ab(images).is_contiguous(memory_format=torch.channels_last)
+
+
 def fp16_scaler(init_scale: float) -> torch.amp.GradScaler:
     """The scaler training makes for fp16 (training/speed.py), starting at `init_scale`."""
     scaler = gradient_scaler(torch.device("cpu"), SpeedConfig(precision="fp16"))

@@ -38,6 +38,10 @@ def prepare_networks(model: CycleGAN, speed: SpeedConfig) -> None:
     as they are: checkpoints do not depend on these options)."""
     for generator in (model.gen_ab, model.gen_ba):
         generator.checkpoint_blocks = speed.checkpoint_blocks
+    if speed.channels_last:
+        # instance norm hands back default-layout activations, and a convolution gives
+        # channels-last only when its input or its weights have it: so convert the weights
+        model.to(memory_format=torch.channels_last)
     if speed.compile:
         for network in (model.gen_ab, model.gen_ba, model.disc_a, model.disc_b):
             network.compile()
