@@ -21,10 +21,10 @@ from cyclegan.config import ConfigError, Precision
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 # fp16 on the CPU runs (torch's CPU autocast has it, and GradScaler("cpu") unscales and skips
-# overflowing steps as on CUDA: tests/test_train_step.py runs that path) but is never auto: it
-# has fp32's speed at best there. It is offered so that a machine without a GPU can run, and
-# check, the arithmetic of a GPU's fp16 run. bf16 on MPS is not offered: its autocast needs a
-# recent macOS and torch, and no MPS machine has tested it here.
+# overflowing steps as on CUDA: tests/test_train_step.py runs that path) but is never auto: no
+# measurement has it faster than fp32 there. It is offered so that a machine without a GPU can
+# run, and check, the arithmetic of a GPU's fp16 run. bf16 on MPS is not offered: its autocast
+# needs a recent macOS and torch, and no MPS machine has tested it here.
 OFFERED: dict[str, tuple[str, ...]] = {
     "cuda": ("fp32", "bf16", "fp16"),
     "cpu": ("fp32", "bf16", "fp16"),
@@ -55,7 +55,7 @@ def auto_precision(device_type: str, *, cuda_bf16: bool, cpu_amx: bool) -> str:
     """What `--precision auto` picks, from benchmarks/RESULTS.md: on a GPU, bf16 autocast (fp32's
     range, so no gradient scaler), fp16 with a scaler where bf16 is missing. On a CPU with AMX
     (Intel Xeon since Sapphire Rapids) bf16: a training step took 0.39x the fp32 time at 256 px
-    with the same learning curve within GAN noise, and a translation ran 1.9-2.0x as fast at
+    with the same learning curve within GAN noise, and a translation ran 1.8-2.0x as fast at
     52.5 dB PSNR against fp32's output (an RMS difference of 0.6 grey levels of 255; 2 on the
     worst photo). On other CPUs bf16 measured no faster, so fp32; MPS stays fp32 (not
     measured)."""
