@@ -10,10 +10,12 @@ of `--steps` steps after `--warmup` steps, one step being `cyclegan.training.ste
 on random images with the paper's networks (resnet_9blocks, 70x70 PatchGAN, identity loss 0.5,
 pool 50) unless `--set` changes them. Modes: `baseline` is the step done the plain way (fp32,
 eager, separate network calls, one backward, default memory format, for-loop Adam); each option
-alone; `defaults` is what `cyclegan train` uses (its precision `auto` is bf16 on a CPU with
-AMX); `all` turns every option on that the device supports, with the auto precision (no
-torch.compile unless --modes names it). Ratios are to the baseline of the same
-crop and batch, measured in this run; the modes of one crop and batch run one after another.
+alone, and `bf16_channels_last` (channels-last weights and images in bf16, the layout that
+translation measured faster in bf16 only); `defaults` is what `cyclegan train` uses (its
+precision `auto` is bf16 on a CPU with AMX); `all` turns every option on that the device
+supports, with the auto precision (no torch.compile unless --modes names it). Ratios are to the
+baseline of the same crop and batch, measured in this run; the modes of one crop and batch run
+one after another.
 """
 
 from __future__ import annotations
@@ -32,14 +34,10 @@ from typing import Any
 import torch
 
 from cyclegan.config import Config, SpeedConfig, parse_assignment
+from cyclegan.device import device_precision
 from cyclegan.models import CycleGAN
 from cyclegan.training.image_pool import ImagePool
-from cyclegan.training.speed import (
-    fused_adam_available,
-    gradient_scaler,
-    prepare_networks,
-    resolve_precision,
-)
+from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
 from cyclegan.training.state import Optimizers
 from cyclegan.training.step import PLAIN, train_step
 
@@ -49,14 +47,16 @@ ALONE = {
     "channels_last": {"channels_last": True},
     "fused_adam": {"fused_adam": True},
     "bf16": {"precision": "bf16"},
+    "bf16_channels_last": {"precision": "bf16", "channels_last": True},
     "fp16": {"precision": "fp16"},
     "checkpoint_blocks": {"checkpoint_blocks": True},
     "compile": {"compile": True},
 }
 CPU_MODES = ["baseline", "batched_passes", "split_backward", "channels_last", "fused_adam",
-             "bf16", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
+             "bf16", "bf16_channels_last", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
 CUDA_MODES = ["baseline", "batched_passes", "split_backward", "channels_last", "fused_adam",
-              "bf16", "fp16", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
+              "bf16", "bf16_channels_last", "fp16", "checkpoint_blocks", "defaults",
+              "all"]  # fmt: skip
 
 
 def speed_for(mode: str, device: torch.device) -> SpeedConfig:
@@ -129,7 +129,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "step_s": statistics.median(times),
         "peak_mib": peak_memory_mib(device),
         "before_steps_mib": settled if device.type == "cpu" else float("nan"),
-        "precision": str(resolve_precision(device, speed.precision)).removeprefix("torch."),
+        "precision": device_precision(device, speed.precision),
     }
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,10 +16,13 @@ from PIL import Image
 
 from cyclegan.checkpoint import CheckpointError, load_checkpoint
 from cyclegan.config import Config, ConfigError
+from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.models.artifact import load_generator
+from cyclegan.training import loop
 from cyclegan.training.loop import TrainingDiverged, train
 from cyclegan.training.periodic_eval import PeriodicEvaluation
-from cyclegan.training.run_log import COLUMNS
+from cyclegan.training.run_log import COLUMNS, LOSS_NAMES
+from cyclegan.training.step import train_step
 from tests.conftest import tiny_config
 
 
@@ -33,7 +38,28 @@ def assert_same_weights(left: Path, right: Path) -> None:
     assert not different, f"weights differ in {different[:5]}"
 
 
-def test_short_training_writes_the_run_folder(synth_root: Path, tmp_path: Path) -> None:
+LOADER_DELAY_S = 0.05
+
+
+def test_short_training_writes_the_run_folder(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every step's losses as train_step returned them, and how long it took
+    steps: list[tuple[dict[str, float], float]] = []
+
+    def recorded_step(*args: Any, **kwargs: Any) -> dict[str, float]:
+        started = time.perf_counter()
+        losses = train_step(*args, **kwargs)
+        steps.append((losses, time.perf_counter() - started))
+        return losses
+
+    def slow_item(dataset: UnpairedDataset, index: tuple[int, int, int]) -> dict[str, Any]:
+        time.sleep(LOADER_DELAY_S)  # a slow disk: the loader's wait must show in data_s
+        return load_item(dataset, index)
+
+    load_item = UnpairedDataset.__getitem__
+    monkeypatch.setattr(loop, "train_step", recorded_step)
+    monkeypatch.setattr(UnpairedDataset, "__getitem__", slow_item)
     config = tiny_config(synth_root, tmp_path / "runs", save_every=1)
     run_dir = train(config)
 
@@ -55,9 +81,21 @@ def test_short_training_writes_the_run_folder(synth_root: Path, tmp_path: Path) 
     assert [int(row["step"]) for row in rows] == [2, 4, 6, 8, 10, 12]  # log_every=2
     assert float(rows[0]["lr"]) == pytest.approx(2e-4)
     assert float(rows[-1]["lr"]) == pytest.approx(1e-4)  # 1 constant + 1 decay epoch
-    assert all(float(row["cycle_A"]) > 0 for row in rows)
-    # seconds per step, of which waiting for the loader
-    assert all(float(row["step_s"]) >= float(row["data_s"]) > 0 for row in rows)
+    # each row: the means of the losses the steps since the last row returned (written with 6
+    # decimals), and of their seconds: data_s the loader's wait (one image a step, each
+    # delayed), step_s all of it, so at least the wait plus the train_step calls
+    assert len(steps) == 12
+    previous = 0
+    for row in rows:
+        window = steps[previous : int(row["step"])]
+        previous = int(row["step"])
+        for name in LOSS_NAMES:
+            mean = sum(losses[name] for losses, _ in window) / len(window)
+            assert float(row[name]) == pytest.approx(mean, abs=1e-6), (row["step"], name)
+        data_s, step_s = float(row["data_s"]), float(row["step_s"])
+        assert data_s >= LOADER_DELAY_S
+        stepping = sum(seconds for _, seconds in window) / len(window)
+        assert step_s - data_s >= stepping - 1e-4  # 1e-4: the csv's 4 decimals
     assert (run_dir / "losses.png").stat().st_size > 1000
 
     generator, metadata = load_generator(run_dir / "generators" / "AtoB.safetensors")

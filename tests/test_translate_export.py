@@ -52,7 +52,8 @@ def test_onnxruntime_matches_pytorch_on_odd_sizes(
 ) -> None:
     run, path = exported
     images = torch.rand(*shape) * 2 - 1
-    expected = Translator.from_run(run, "BtoA", device="cpu").translate_tensor(images)
+    pytorch = Translator.from_run(run, "BtoA", device="cpu", precision="fp32")
+    expected = pytorch.translate_tensor(images)
     session = Translator.from_file(path, device="cpu")
     assert session.backend == "onnxruntime" and session.direction == "BtoA"
     assert (session.translate_tensor(images) - expected).abs().max() < 1e-3
@@ -66,7 +67,7 @@ def test_translate_with_onnx_files_and_the_onnxruntime_backend(
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (45, 67, 3), np.uint8)).save(photo)
     results = {}
     for name, source in {
-        "torch": ["--run", str(run)],
+        "torch": ["--run", str(run), "--precision", "fp32"],  # the ONNX file's precision
         "onnx_file": ["--weights", str(path)],
         "backend": ["--run", str(run), "--backend", "onnxruntime"],
     }.items():
@@ -81,7 +82,9 @@ def test_translate_with_onnx_files_and_the_onnxruntime_backend(
 
 def test_torchscript_and_safetensors_exports_translate_the_same(tmp_path: Path) -> None:
     images = torch.rand(1, 3, 33, 47) * 2 - 1
-    expected = Translator.from_file(WEIGHTS, device="cpu").translate_tensor(images)
+    expected = Translator.from_file(WEIGHTS, device="cpu", precision="fp32").translate_tensor(
+        images
+    )
     for export_format, name in (
         ("torchscript", "g.torchscript.pt"),
         ("safetensors", "g.safetensors"),
@@ -93,7 +96,7 @@ def test_torchscript_and_safetensors_exports_translate_the_same(tmp_path: Path) 
             )
             == 0
         )
-        translator = Translator.from_file(out, device="cpu")
+        translator = Translator.from_file(out, device="cpu", precision="fp32")
         assert translator.load_size == 286  # the reference's training scale travels along
         assert (translator.translate_tensor(images) - expected).abs().max() < 1e-5
         # tiles work with every export (test_translate_tiling checks how close they come)

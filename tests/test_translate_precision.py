@@ -1,6 +1,6 @@
 """Translation's speed options: inference_mode, channels_last and reduced precision give what the
-plain path gives (within the tolerances stated here), and each device gets the precision it
-runs; the CUDA choices are checked as far as a machine without a GPU can."""
+plain path gives (within the tolerances stated here). Which precision each device runs, and
+what it refuses, is training's policy too: tests/test_precision_choice.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import torch
 from cyclegan.cli import main
 from cyclegan.config import ConfigError
 from cyclegan.data.images import image_to_tensor, load_image
-from cyclegan.inference.options import resolve_precision
 from cyclegan.inference.translator import (
     CPU_CHANNELS_LAST,
     Translator,
@@ -36,54 +35,25 @@ def plain(translator: Translator, images: torch.Tensor) -> torch.Tensor:
         return translate_any_size(generator, images, translator.stride)
 
 
-@pytest.mark.parametrize(
-    ("precision", "device", "bf16_supported", "expected"),
-    [
-        ("auto", "cpu", True, "fp32"),
-        ("auto", "mps", True, "fp32"),
-        ("auto", "cuda", True, "bf16"),
-        ("auto", "cuda", False, "fp16"),
-        ("fp16", "cuda", True, "fp16"),
-        ("bf16", "cpu", True, "bf16"),
-        ("fp16", "mps", True, "fp16"),
-        ("fp32", "cuda", False, "fp32"),
-    ],
-)
-def test_each_device_gets_the_precision_it_runs(
-    precision: str, device: str, bf16_supported: bool, expected: str
-) -> None:
-    assert resolve_precision(precision, device, bf16_supported) == expected
-
-
-@pytest.mark.parametrize(
-    ("precision", "device", "bf16_supported", "message"),
-    [
-        ("fp16", "cpu", True, "--precision fp16 does not run on cpu; choose one of"),
-        ("bf16", "cuda", False, "this GPU does not support bf16; use fp16 or auto"),
-        ("bf16", "mps", True, "--precision bf16 does not run on mps"),
-        ("int4", "cpu", True, "unknown precision 'int4'"),
-    ],
-)
-def test_precisions_a_device_does_not_run_are_refused(
-    precision: str, device: str, bf16_supported: bool, message: str
-) -> None:
-    with pytest.raises(ConfigError, match=message):
-        resolve_precision(precision, device, bf16_supported)
-
-
 def test_channels_last_is_the_default_on_cuda_and_where_measured_faster_on_the_cpu() -> None:
     assert default_channels_last(torch.device("cuda"), "fp16") is True
     assert default_channels_last(torch.device("cpu"), "fp32") is ("fp32" in CPU_CHANNELS_LAST)
     assert default_channels_last(torch.device("cpu"), "bf16") is ("bf16" in CPU_CHANNELS_LAST)
     assert default_channels_last(torch.device("mps"), "fp16") is False
-    assert Translator.from_file(WEIGHTS, device="cpu").channels_last is False  # as measured
+    fp32 = Translator.from_file(WEIGHTS, device="cpu", precision="fp32")
+    assert fp32.channels_last is False  # as measured
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_inference_mode_and_channels_last_match_the_plain_path(channels_last: bool) -> None:
-    translator = Translator.from_file(WEIGHTS, device="cpu")
+    translator = Translator.from_file(WEIGHTS, device="cpu", precision="fp32")
     translator = Translator(
-        translator.generator, translator.model, "AtoB", "cpu", channels_last=channels_last
+        translator.generator,
+        translator.model,
+        "AtoB",
+        "cpu",
+        precision="fp32",
+        channels_last=channels_last,
     )
     images = photo()
     translated = translator.translate_tensor(images)
@@ -93,40 +63,43 @@ def test_inference_mode_and_channels_last_match_the_plain_path(channels_last: bo
     translated.add_(1)  # an ordinary tensor: callers may change it in place
 
 
-def test_bf16_on_the_cpu_matches_fp32_within_its_tolerance() -> None:
-    fp32 = Translator.from_file(WEIGHTS, device="cpu")
-    bf16 = Translator.from_file(WEIGHTS, device="cpu", precision="bf16")
-    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+# measured on this photo against fp32, on [-1, 1]: bf16 (8 bits of mantissa) mean 0.0035, max
+# 0.037 (52.6 dB); fp16 (11 bits) mean 0.00044, max 0.0047 (70.6 dB), 8x closer as its 3 more
+# bits say. The bounds leave 4x for other CPUs' kernels (another order of sums)
+REDUCED_PRECISION_TOLERANCE = {"bf16": (0.015, 0.15), "fp16": (0.002, 0.02)}
+
+
+@pytest.mark.parametrize("precision", sorted(REDUCED_PRECISION_TOLERANCE))
+def test_reduced_precision_on_the_cpu_matches_fp32_within_its_tolerance(precision: str) -> None:
+    fp32 = Translator.from_file(WEIGHTS, device="cpu", precision="fp32")
+    reduced = Translator.from_file(WEIGHTS, device="cpu", precision=precision)
+    assert reduced.precision == precision
     images = photo()
-    expected, translated = fp32.translate_tensor(images), bf16.translate_tensor(images)
+    expected, translated = fp32.translate_tensor(images), reduced.translate_tensor(images)
     assert translated.dtype == torch.float32
     difference = (translated - expected).abs()
-    # bf16 keeps 8 bits of mantissa: measured mean 0.004, max 0.05 on [-1, 1] here
-    assert float(difference.mean()) < 0.015 and float(difference.max()) < 0.15
-    assert float(difference.mean()) > 0  # it did run in bf16
+    mean_bound, max_bound = REDUCED_PRECISION_TOLERANCE[precision]
+    assert float(difference.mean()) < mean_bound and float(difference.max()) < max_bound
+    assert float(difference.mean()) > mean_bound / 100  # it did run in reduced precision
 
 
 def test_tiles_in_bf16_translate_like_tiles_in_fp32() -> None:
     """The tiles' shared norm statistics work under autocast: bf16 tiles stay as close to fp32
     tiles as whole images do."""
-    fp32 = Translator.from_file(WEIGHTS, device="cpu")
+    fp32 = Translator.from_file(WEIGHTS, device="cpu", precision="fp32")
     bf16 = Translator.from_file(WEIGHTS, device="cpu", precision="bf16")
     images = photo()
     tiled = bf16.translate_tensor(images, tile=128, overlap=32)
     assert tiled.shape == images.shape
     expected = fp32.translate_tensor(images, tile=128, overlap=32)
-    assert float((tiled - expected).abs().mean()) < 0.015
+    assert float((tiled - expected).abs().mean()) < REDUCED_PRECISION_TOLERANCE["bf16"][0]
 
 
-def test_precision_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["translate", "--weights", str(WEIGHTS), str(PHOTO), "--out"]
-    assert main([*argv, str(tmp_path / "bf16"), "--precision", "bf16"]) == 0
-    assert (tmp_path / "bf16" / PHOTO.name).is_file()
-    capsys.readouterr()  # the progress bar
-    assert main([*argv, str(tmp_path / "fp16"), "--precision", "fp16", "--device", "cpu"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "--precision fp16 does not run on cpu" in error
-    assert not (tmp_path / "fp16").exists()
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_precision_on_the_command_line(tmp_path: Path, precision: str) -> None:
+    argv = ["translate", "--weights", str(WEIGHTS), str(PHOTO), "--out", str(tmp_path)]
+    assert main([*argv, "--precision", precision, "--device", "cpu"]) == 0
+    assert (tmp_path / PHOTO.name).is_file()
 
 
 def test_onnx_generators_refuse_a_torch_precision() -> None:

@@ -38,7 +38,7 @@ def recorded(blocks: int) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("legacy", [False, True], ids=["plain", "legacy_keys"])
 @pytest.mark.parametrize("blocks", [9, 6])
 def test_fixtures_reproduce_the_reference_outputs(blocks: int, legacy: bool) -> None:
-    translator = Translator.from_file(fixture(blocks, legacy), device="cpu")
+    translator = Translator.from_file(fixture(blocks, legacy), device="cpu", precision="fp32")
     assert translator.model.generator == f"resnet_{blocks}blocks"
     assert translator.model.ngf == 8 and translator.direction == "AtoB"
     io = recorded(blocks)
@@ -122,7 +122,7 @@ def test_convert_writes_safetensors_with_metadata(
         metadata = handle.metadata()
     assert metadata["direction"] == "AtoB" and json.loads(metadata["load_size"]) == 286
     assert json.loads(metadata["model"])["generator"] == "resnet_9blocks"
-    translator = Translator.from_file(out, device="cpu")
+    translator = Translator.from_file(out, device="cpu", precision="fp32")
     io = recorded(9)
     assert (translator.translate_tensor(io["input"]) - io["output"]).abs().max() < 1e-5
 

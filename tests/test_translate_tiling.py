@@ -109,8 +109,8 @@ def test_exported_generators_tile_with_whole_image_statistics(
     path = tmp_path / f"g{EXPORT_SUFFIXES[export_format]}"
     argv = ["export", "--weights", str(WEIGHTS), "--format", export_format, "--out", str(path)]
     assert main(argv) == 0
-    exported = Translator.from_file(path, device="cpu")
-    pytorch = Translator.from_file(WEIGHTS, device="cpu")
+    exported = Translator.from_file(path, device="cpu", precision="fp32")
+    pytorch = Translator.from_file(WEIGHTS, device="cpu", precision="fp32")
     crop = image_to_tensor(load_image(PHOTO))[None, :, 100:292, 300:556]
     untiled = exported.translate_tensor(crop)
     with warnings.catch_warnings():

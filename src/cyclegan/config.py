@@ -370,9 +370,12 @@ class SpeedConfig:
     fused_adam: bool = option(True, Role.SPEED)
     """Adam's fused implementation (one kernel for all parameters) where the device has one"""
     precision: Precision = option("auto", Role.SPEED)
-    """automatic mixed precision: auto is bf16 on a CUDA GPU that supports it, else fp16 with a
-    gradient scaler there; bf16 on a CPU with AMX (measured 2.6x as fast), fp32 on other CPUs
-    (bf16 measured no faster without AMX) and on MPS"""
+    """autocast precision, the same policy as `cyclegan translate`'s: auto is bf16 on a CUDA
+    GPU that supports it, else fp16 (with a gradient scaler, as fp16 always has); on a CPU bf16
+    where it has AMX (0.39x the fp32 step time, the same learning curve), else fp32; fp32 on
+    MPS. Offered: fp32 and fp16 everywhere, bf16 on CUDA GPUs that support it and on
+    CPUs (no faster than fp32 without AMX); fp16 on a CPU checks a GPU's fp16 arithmetic, it
+    is not for speed"""
     compile: bool = option(False, Role.SPEED)
     """torch.compile the four networks (the first steps then take minutes)"""
     checkpoint_blocks: bool = option(False, Role.SPEED)

@@ -1,13 +1,18 @@
-"""Which device to run on: `auto` picks CUDA, then Apple's MPS, then the CPU."""
+"""Which device to run on (`auto` picks CUDA, then Apple's MPS, then the CPU), and the
+arithmetic it runs: cyclegan.precision's policy, answered for this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
 import torch
 
 from cyclegan.config import ConfigError
+from cyclegan.precision import resolve_precision
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def pick_device(name: str) -> torch.device:
@@ -40,3 +45,22 @@ def cpu_has_amx(cpuinfo: Path = CPUINFO) -> bool:
         if line.startswith("flags"):
             return "amx_bf16" in line.split(":", 1)[-1].split()
     return False
+
+
+def device_precision(device: torch.device, precision: str) -> str:
+    """What `precision` (auto, fp32, bf16 or fp16) means on `device`: fp32, bf16 or fp16, by
+    cyclegan.precision's policy, asking this machine whether its GPU supports bf16 and its CPU
+    has AMX. ConfigError for a precision the device does not run."""
+    return resolve_precision(
+        precision,
+        device.type,
+        cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
+        cpu_amx=device.type == "cpu" and cpu_has_amx(),
+    )
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
+    """The autocast context of a resolved `precision` on `device`: none for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])

@@ -1,10 +1,10 @@
 """What a user chooses about translation and export, written once and free of torch: the
 command line generates `cyclegan translate`'s output flags from `OutputOptions` (the field
-docstrings are their help) and takes its format, backend and precision choices from here."""
+docstrings are their help) and takes its format and backend choices from here (precision:
+`cyclegan.precision`, shared with training)."""
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +14,6 @@ Scale = Literal["native", "train"]
 Backend = Literal["torch", "onnxruntime"]
 OutputFormat = Literal["png", "jpg", "webp"]
 ExportFormat = Literal["onnx", "torchscript", "safetensors"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Quantize = Literal["int8"]
 OUTPUT_SUFFIXES: dict[OutputFormat, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 EXPORT_SUFFIXES: dict[ExportFormat, str] = {
@@ -69,35 +68,3 @@ class OutputOptions:
             raise ConfigError(f"--quality must be in [1, 100], got {self.quality}")
         if self.max_pixels < 0:
             raise ConfigError(f"--max-pixels must be 0 (no limit) or more, got {self.max_pixels}")
-
-
-# what each device type runs: bf16 on the CPU is offered although it measured no faster here
-# (AVX-512 BF16 without AMX); fp16 convolutions on the CPU are slower still, so not offered
-PRECISIONS_BY_DEVICE: dict[str, tuple[str, ...]] = {
-    "cpu": ("fp32", "bf16"),
-    "cuda": ("fp32", "bf16", "fp16"),
-    "mps": ("fp32", "fp16"),
-}
-
-
-def resolve_precision(precision: str, device_type: str, bf16_supported: bool) -> str:
-    """The precision `precision` means on `device_type` ("cpu", "cuda", "mps"): auto is fp32
-    except on CUDA, where it is bf16 if the GPU supports it (`bf16_supported`), else fp16.
-    ConfigError for a precision the device does not run."""
-    if precision not in typing.get_args(Precision):
-        raise ConfigError(
-            f"unknown precision {precision!r}; choose one of {list(typing.get_args(Precision))}"
-        )
-    offered = PRECISIONS_BY_DEVICE.get(device_type, ("fp32",))
-    if precision == "auto":
-        if device_type == "cuda":
-            return "bf16" if bf16_supported else "fp16"
-        return "fp32"
-    if precision == "bf16" and device_type == "cuda" and not bf16_supported:
-        raise ConfigError("--precision bf16: this GPU does not support bf16; use fp16 or auto")
-    if precision not in offered:
-        raise ConfigError(
-            f"--precision {precision} does not run on {device_type}; choose one of "
-            f"{['auto', *offered]}"
-        )
-    return precision

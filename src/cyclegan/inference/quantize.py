@@ -357,7 +357,7 @@ def export_int8(
     fp32 = onnx_model(generator, model, metadata)
     quantized = quantize_int8(fp32, calibration, settings)
     translators = {
-        "fp32 PyTorch": Translator(generator, model, direction, "cpu"),
+        "fp32 PyTorch": Translator(generator, model, direction, "cpu", precision="fp32"),
         "fp32 ONNX Runtime": _onnx_translator(fp32, model, direction),
         "int8 ONNX Runtime": _onnx_translator(quantized, model, direction),
     }

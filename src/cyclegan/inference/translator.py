@@ -11,15 +11,15 @@ steps around that: resize the short side first (`size`), translate at the scale 
 was trained at and resize back (`scale="train"`), and translate in tiles (`tile`) so that
 memory stays bounded for images of any size.
 
-PyTorch generators run under `torch.inference_mode` in a chosen precision: fp32 by default,
-bf16 (or fp16 where bf16 is unsupported) autocast on CUDA, and channels_last memory where
-it measures faster (`default_channels_last`). ONNX files run in their own precision: fp32, or
+PyTorch generators run under `torch.inference_mode` in a chosen precision (`auto`: the one
+policy of `cyclegan.precision`, shared with training: bf16 autocast on CUDA GPUs that support
+it, else fp16; bf16 on CPUs with AMX, else fp32), and channels_last memory where it measures
+faster (`default_channels_last`). ONNX files run in their own precision: fp32, or
 int8 as `cyclegan export --quantize int8` writes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import typing
 import warnings
 import zipfile
@@ -51,7 +51,7 @@ from cyclegan.data.images import (
     short_side_size,
     tensor_to_image,
 )
-from cyclegan.device import pick_device
+from cyclegan.device import autocast, device_precision, pick_device
 from cyclegan.inference.export import (
     OnnxGenerator,
     is_torchscript,
@@ -63,7 +63,7 @@ from cyclegan.inference.export import (
     onnx_session,
     refuse_unnamed_torchscript,
 )
-from cyclegan.inference.options import Backend, Precision, Scale, resolve_precision
+from cyclegan.inference.options import Backend, Scale
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
     ReferenceFormatError,
@@ -74,9 +74,9 @@ from cyclegan.inference.tiling import downscale_to, shared_norm_statistics, tran
 from cyclegan.models.artifact import describe, load_generator
 from cyclegan.models.cyclegan import make_generator
 from cyclegan.models.generator import generator_min_side, translate_any_size
+from cyclegan.precision import Precision
 
 DIRECTIONS = ("AtoB", "BtoA")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
 # the precisions that run faster channels_last on the CPU: at 512x512 on a Xeon with AVX-512
@@ -104,7 +104,7 @@ class Translator:
         """`generator` maps (N, C, H, W) in [-1, 1], sides multiples of the stride, to
         (N, C', H, W); `load_size` is the short side the training images had (for
         scale="train"), None when unknown. `precision` and `channels_last` (None: the
-        device's faster choice) apply to PyTorch generators (see `resolve_precision`)."""
+        device's faster choice) apply to PyTorch generators (see `cyclegan.precision`)."""
         _check_direction(direction)
         self.model = model
         self.direction = direction
@@ -124,9 +124,7 @@ class Translator:
         else:
             self.backend = "torch"
             self.device = pick_device(device) if isinstance(device, str) else device
-            self.precision = resolve_precision(
-                precision, self.device.type, _bf16_supported(self.device)
-            )
+            self.precision = device_precision(self.device, precision)
             if channels_last is None:
                 channels_last = default_channels_last(self.device, self.precision)
             self.channels_last = channels_last
@@ -357,14 +355,9 @@ class Translator:
         images = images.to(self.device)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with autocast(self.device, self.precision):
             translated = translate_any_size(self.generator, images, self.stride)
         return translated.float()
-
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
 
     # ---- PIL images and numpy arrays ---------------------------------------------------------
 
@@ -519,10 +512,6 @@ def _check_onnx_precision(precision: str) -> None:
             "file's own precision (int8 files come from `cyclegan export --quantize int8`): "
             "drop --precision or use --backend torch"
         )
-
-
-def _bf16_supported(device: torch.device) -> bool:
-    return device.type != "cuda" or torch.cuda.is_bf16_supported()
 
 
 def default_overlap(tile: int) -> int:

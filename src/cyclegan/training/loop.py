@@ -41,6 +41,7 @@ from cyclegan.config import (
 )
 from cyclegan.data.check import check_training_images
 from cyclegan.data.dataset import UnpairedDataset, make_loader
+from cyclegan.device import device_precision
 from cyclegan.models import CycleGAN
 from cyclegan.models.cyclegan import check_crop_size
 from cyclegan.training.distributed import (
@@ -140,6 +141,7 @@ def train_in_team(
             "--minutes follows one process's clock, and every process must use the same lr; "
             "under torchrun give --epochs and --epochs-decay instead"
         )
+    device_precision(team.device, config.speed.precision)  # refuses what the device cannot run
     if team.device.type == "cuda":  # the crops keep one size: let cuDNN pick its kernels
         torch.backends.cudnn.benchmark = True
     torch.set_num_threads(config.run.threads or max(available_cores() // team.local_world_size, 1))
