@@ -389,7 +389,7 @@ def test_the_runs_tab_shows_the_run_its_curves_and_samples(
 ) -> None:
     page.goto(server)
     page.get_by_role("tab", name="Runs").click()
-    expect(page.locator("#run-status")).to_contain_text("finished · epoch 2 of 2 · step 4")
+    expect(page.locator("#run-status")).to_contain_text("finished · after epoch 2 of 2 (step 4)")
     for plot in ("#run-losses-0", "#run-losses-1", "#run-metrics"):
         # Vega draws each curve as a path of its marks
         expect(page.locator(f"{plot} .mark-line path").first).to_be_attached()
@@ -413,11 +413,11 @@ def test_a_run_that_trains_is_followed_and_two_runs_compare(
     )
     quiet_training(config)
     # the page's timer finds the new run's records without a reload
-    expect(page.locator("#run-status")).to_contain_text("finished · epoch 1 of 1")
+    expect(page.locator("#run-status")).to_contain_text("finished · after epoch 1 of 1 (step 2)")
 
     page.goto(f"{server}?run=tiny&compare=live")
-    expect(page.locator("#run-status")).to_contain_text("epoch 2 of 2")
-    expect(page.locator("#compare-status")).to_contain_text("epoch 1 of 1")
+    expect(page.locator("#run-status")).to_contain_text("after epoch 2 of 2")
+    expect(page.locator("#compare-status")).to_contain_text("after epoch 1 of 1")
     expect(page.locator("#compare-sample img")).to_be_visible()
 
 
@@ -484,7 +484,7 @@ def test_metrics_from_cyclegan_evaluate_are_plotted(
     assert not (runs / "evaluated" / "metrics.csv").exists()
     assert (runs / "evaluated" / "metrics_epochs.csv").is_file()
     page.goto(f"{server}?run=evaluated")
-    expect(page.locator("#run-status")).to_contain_text("epoch 2 of 2")
+    expect(page.locator("#run-status")).to_contain_text("after epoch 2 of 2")
     expect(page.locator("#run-metric input")).to_have_value("PSNR vs truth (dB)")
     expect(page.locator("#run-metric")).to_contain_text(
         "from metrics_epochs.csv, written by cyclegan evaluate --all-epochs"

@@ -299,7 +299,7 @@ def test_a_runs_state_and_place_come_from_its_status_file(synth_root: Path, tmp_
     view = read_run(tmp_path / "runs", "tiny", now=None)
     assert view.progress is not None and view.progress.state == "finished"
     assert view.progress.where == "after epoch 3 (step 6)"
-    assert "**finished** · after epoch 3 (step 6) · 3 epochs in all" in progress_text(view)
+    assert "**finished** · after epoch 3 of 3 (step 6) ·" in progress_text(view)
 
     # a status that says running, written by a process that is gone (kill -9)
     from cyclegan.training.run_status import read_status, write_status

@@ -10,6 +10,7 @@ is read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,10 +231,9 @@ def progress_text(view: RunView) -> str:
     if progress is None:
         return f"**{view.name}**: no loss records yet (losses.csv), so no progress to show."
     parts = [f"**{progress.state}**"]
-    if progress.where:  # the run's own words, as its command line said them
-        parts.append(progress.where)
-        if progress.budget_left_s is None:
-            parts.append(f"{progress.total_epochs} epochs in all")
+    if progress.where:  # the run's own words, as its command line said them, and its length
+        total = f" of {progress.total_epochs}" if progress.budget_left_s is None else ""
+        parts.append(re.sub(r"epoch (\d+)", rf"epoch \g<1>{total}", progress.where, count=1))
     else:
         parts += [f"epoch {progress.epoch} of {progress.total_epochs}", f"step {progress.step:,}"]
     parts.append(f"{progress.step_seconds:.3g} s/step")
