@@ -24,7 +24,7 @@ demo: install
 
 test: install browser
 	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/python -m pytest -q
+	GOMP_SPINCOUNT=1000 $(BIN)/python -m pytest -q  # shares the cores (benchmarks/RESULTS.md)
 
 # Debian's chromium, which the tests of `cyclegan ui` drive (Playwright cannot download its own here)
 browser:

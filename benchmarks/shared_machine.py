@@ -3,9 +3,10 @@
     python benchmarks/shared_machine.py                   # every variant, 40 steps each
     python benchmarks/shared_machine.py --steps 80 --variants passive-auto active-2
 
-A training alone, then two of the same side by side, for each variant: the OpenMP wait policy
-(ACTIVE: a thread that waits for work spins on its core for a while; PASSIVE: it sleeps) and
-the training process's intra-op threads (`--threads`, 0: auto). Each run is `cyclegan train
+A training alone, then two of the same side by side, for each variant: how OpenMP threads wait
+for work (spin on their core, for GOMP_SPINCOUNT rounds or until work comes with ACTIVE, or
+sleep at once with PASSIVE) and the training process's intra-op threads (`--threads`, 0:
+auto). Each run is `cyclegan train
 --preset fast` at 64 px on the built-in dataset, without loader workers, for a fixed number of
 steps; the figure is the mean seconds per step from its losses.csv (training steps only, no
 start-up), and the ratio is side-by-side over alone: 2.0 means each of two runs gets half the
@@ -31,13 +32,17 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cyclegan.data.synthetic import make_synthetic_dataset  # noqa: E402
 
-# name -> (OMP_WAIT_POLICY, --threads)
-VARIANTS: dict[str, tuple[str, int]] = {
-    "active-2": ("ACTIVE", 2),  # torch's own default on 2 cores: spinning OpenMP threads
-    "passive-2": ("PASSIVE", 2),
-    "active-1": ("ACTIVE", 1),
-    "passive-1": ("PASSIVE", 1),
-    "passive-auto": ("PASSIVE", 0),  # the defaults `cyclegan train` now runs with
+# name -> (OpenMP environment, --threads). GNU OpenMP (torch's) spins GOMP_SPINCOUNT times
+# (300,000 by default) before a waiting thread sleeps; PASSIVE sleeps at once
+VARIANTS: dict[str, tuple[dict[str, str], int]] = {
+    "active-2": ({"OMP_WAIT_POLICY": "ACTIVE"}, 2),  # spin until work comes
+    "spin300k-2": ({"GOMP_SPINCOUNT": "300000"}, 2),  # torch's own default: nothing set
+    "spin10k-2": ({"GOMP_SPINCOUNT": "10000"}, 2),
+    "spin1k-2": ({"GOMP_SPINCOUNT": "1000"}, 2),
+    "spin100-2": ({"GOMP_SPINCOUNT": "100"}, 2),
+    "passive-2": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2),
+    "passive-1": ({"OMP_WAIT_POLICY": "PASSIVE"}, 1),
+    "cli-auto": ({}, 0),  # what `cyclegan train` runs with when nothing is set
 }
 
 
@@ -62,8 +67,13 @@ def train_command(data: Path, runs: Path, name: str, threads: int, steps: int) -
     ]  # fmt: skip
 
 
-def start(command: list[str], policy: str) -> subprocess.Popen[bytes]:
-    environment = {**os.environ, "OMP_WAIT_POLICY": policy, "PYTHONPATH": str(ROOT / "src")}
+def start(command: list[str], openmp: dict[str, str]) -> subprocess.Popen[bytes]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    }
+    environment |= {**openmp, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
 
 
@@ -75,13 +85,13 @@ def seconds_per_step(run: Path, skip_rows: int = 1) -> float:
 
 
 def measure(variant: str, data: Path, work: Path, steps: int) -> Timing:
-    policy, threads = VARIANTS[variant]
+    openmp, threads = VARIANTS[variant]
     runs = work / variant
-    alone = start(train_command(data, runs, "alone", threads, steps), policy)
+    alone = start(train_command(data, runs, "alone", threads, steps), openmp)
     if alone.wait() != 0:
         raise SystemExit(f"{variant}: the training alone failed")
     pair = [
-        start(train_command(data, runs, f"shared{index}", threads, steps), policy)
+        start(train_command(data, runs, f"shared{index}", threads, steps), openmp)
         for index in (1, 2)
     ]
     if any(process.wait() != 0 for process in pair):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -267,3 +268,30 @@ def test_installed_command_and_module_entry_point() -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0
         assert result.stdout.startswith("cyclegan ")
+
+
+@pytest.mark.parametrize(
+    ("environment", "spins"),
+    [({}, "1000"), ({"GOMP_SPINCOUNT": "5"}, "5"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None)],
+)
+def test_openmp_threads_spin_briefly_unless_the_user_chose(
+    environment: dict[str, str], spins: str | None
+) -> None:
+    """Set before torch loads, or it has no effect (benchmarks/shared_machine.py)."""
+    script = (
+        "import os, sys\n"
+        "from cyclegan.cli import main\n"
+        "main(['data', 'list'])\n"
+        "import torch\n"  # loaded after the command, as a command loads it
+        "print('SPINS', os.environ.get('GOMP_SPINCOUNT'))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert done.stdout.splitlines()[-1] == f"SPINS {spins}"

@@ -1,6 +1,7 @@
 """One precision policy for training and translation (cyclegan.precision): what `auto` picks
 and what is refused on each device type, with this machine's two answers (does the CPU have
-AMX, does the GPU run bf16) set both ways, and the expected dtype written out for each case."""
+bf16 instructions, does the GPU run bf16) set both ways, and the expected dtype written out for
+each case."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import torch
 from cyclegan import device as device_module
 from cyclegan.cli import main
 from cyclegan.config import ConfigError, SpeedConfig
-from cyclegan.device import cpu_has_amx, device_precision
+from cyclegan.device import cpu_has_bf16, device_precision
 from cyclegan.inference.translator import Translator
 from cyclegan.precision import resolve_precision
 from cyclegan.training.speed import gradient_scaler, mixed_precision
 from tests.conftest import TINY
 from tests.test_translate_files import SEED_PHOTOS, WEIGHTS
 
-FLAGS = "fpu vme de pse tsc msr avx512f avx512_bf16 avx512_vnni"
+FLAGS = "fpu vme de pse tsc msr avx2 avx512f avx512_vnni"  # AVX-512 without bf16 (Zen 3-like)
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
 Machine = Callable[..., None]
 
@@ -34,14 +35,19 @@ def cpuinfo(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_amx_is_read_from_the_first_flags_line(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    with_amx = f"processor\t: 0\nflags\t\t: {FLAGS} amx_bf16 amx_tile amx_int8\n\n"
-    assert cpu_has_amx(cpuinfo(tmp_path / "a", with_amx))
-    without = f"processor\t: 0\nflags\t\t: {FLAGS} amx_tile\n"  # tiles without bf16: no
-    assert not cpu_has_amx(cpuinfo(tmp_path / "b", without))
-    assert not cpu_has_amx(cpuinfo(tmp_path, "processor\t: 0\nmodel name\t: some CPU\n"))
-    assert not cpu_has_amx(tmp_path / "missing")
+def test_native_bf16_is_read_from_the_first_flags_line(tmp_path: Path) -> None:
+    cases = {
+        "amx": (f"{FLAGS} amx_bf16 amx_tile amx_int8", True),  # a Xeon since Sapphire Rapids
+        "avx512": (f"{FLAGS} avx512_bf16", True),  # AMD Zen 4, Intel Cooper Lake
+        "tiles": (f"{FLAGS} amx_tile", False),  # tiles without bf16: no
+        "none": (FLAGS, False),
+    }
+    for name, (flags, expected) in cases.items():
+        (tmp_path / name).mkdir()
+        path = cpuinfo(tmp_path / name, f"processor\t: 0\nflags\t\t: {flags}\n\n")
+        assert cpu_has_bf16(path) is expected, name
+    assert not cpu_has_bf16(cpuinfo(tmp_path, "processor\t: 0\nmodel name\t: some CPU\n"))
+    assert not cpu_has_bf16(tmp_path / "missing")
 
 
 @pytest.fixture
@@ -52,9 +58,9 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Machine:
     def set_machine(*, amx: bool, cuda_bf16: bool = True, cuda: bool = False) -> None:
         folder = tmp_path / f"amx_{amx}"
         folder.mkdir(exist_ok=True)
-        flags = f"{FLAGS} amx_bf16 amx_tile" if amx else FLAGS
+        flags = f"{FLAGS} amx_bf16 amx_tile" if amx else FLAGS  # or avx512_bf16: the same
         path = cpuinfo(folder, f"processor\t: 0\nflags\t\t: {flags}\n")
-        monkeypatch.setattr(device_module, "cpu_has_amx", functools.partial(cpu_has_amx, path))
+        monkeypatch.setattr(device_module, "cpu_has_bf16", functools.partial(cpu_has_bf16, path))
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *_, **__: cuda_bf16)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
 
@@ -77,7 +83,7 @@ NO_CUDA_HERE = "ignore:.*CUDA is not available"  # torch's warning when asked ab
     ("device", "amx", "cuda_bf16", "expected"),
     [
         (CPU, True, True, torch.bfloat16),  # AMX: 0.39x the step time, 2x translation speed
-        (CPU, False, True, torch.float32),  # bf16 measured no faster without AMX
+        (CPU, False, True, torch.float32),  # bf16 gains nothing without bf16 instructions
         (MPS, True, True, torch.float32),
         (MPS, False, True, torch.float32),
         (CUDA, False, True, torch.bfloat16),
@@ -124,7 +130,7 @@ def test_translation_on_the_cpu_runs_in_the_dtype_auto_picks(machine: Machine, a
         ("bf16", CUDA, "bf16"),
         ("fp16", CUDA, "fp16"),
         ("fp32", CPU, "fp32"),
-        ("bf16", CPU, "bf16"),  # without AMX too: asked for, not picked
+        ("bf16", CPU, "bf16"),  # without bf16 instructions too: asked for, not picked
         ("fp16", CPU, "fp16"),  # GradScaler("cpu") works: tests/test_train_step.py
         ("fp32", MPS, "fp32"),
         ("fp16", MPS, "fp16"),
@@ -159,10 +165,10 @@ def test_training_and_translation_refuse_alike(
 
 def test_the_policy_needs_no_torch_and_asks_the_machine_only_what_it_says() -> None:
     # the same answers whatever this machine has: the policy is a function of its arguments
-    assert resolve_precision("auto", "cpu", cuda_bf16=False, cpu_amx=True) == "bf16"
-    assert resolve_precision("auto", "xpu", cuda_bf16=True, cpu_amx=True) == "fp32"
+    assert resolve_precision("auto", "cpu", cuda_bf16=False, cpu_bf16=True) == "bf16"
+    assert resolve_precision("auto", "xpu", cuda_bf16=True, cpu_bf16=True) == "fp32"
     with pytest.raises(ConfigError, match="does not run on xpu; choose one of"):
-        resolve_precision("fp16", "xpu", cuda_bf16=True, cpu_amx=True)
+        resolve_precision("fp16", "xpu", cuda_bf16=True, cpu_bf16=True)
 
 
 def test_both_commands_refuse_bf16_on_a_gpu_without_it_before_any_work(

@@ -34,6 +34,8 @@ from cyclegan.commands.translate import add_translate_command
 from cyclegan.commands.ui import add_ui_command
 from cyclegan.config import ConfigError
 
+OPENMP_SPINS = 1000  # how long a waiting OpenMP thread spins before it sleeps (see below)
+
 # Errors of the library's layers, by module and name: caught without importing their modules
 # (most load torch) before a command needs them. Mistakes the user can fix exit with 2:
 USAGE_ERRORS = (
@@ -82,15 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def share_cores_gracefully() -> None:
-    """OpenMP threads that wait for work sleep instead of spinning (unless the user chose).
+    """OpenMP threads that wait for work spin only briefly before they sleep (unless the user
+    set how they wait).
 
-    A spinning thread holds its core for a while after each parallel region; two trainings
-    (or a training and the test suite) on the same cores then spend most of their time in
-    each other's spins, and each ran 10-20x slower instead of 2x (benchmarks/shared_machine.py).
-    OpenMP reads the variable when torch loads it, so this runs before anything imports torch.
+    torch's OpenMP spins a waiting thread 300,000 times before it sleeps; two trainings (or a
+    training and the test suite) on the same cores then spend their time in each other's
+    spins: each ran 3.6-7.5x slower than alone on 2 cores (20x with OMP_WAIT_POLICY=ACTIVE)
+    instead of 2x. 1,000 spins keep a run alone as fast (0.20-0.24 s a step against 0.21-0.23)
+    and two side by side at 2.1-2.7x; sleeping at once (PASSIVE) shares better (1.3-1.5x) but
+    made a run alone 1.4x slower (benchmarks/shared_machine.py, RESULTS.md). OpenMP reads the
+    variable when torch loads it, so this runs before anything imports torch.
     """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    chosen = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if "torch" not in sys.modules and not chosen:
+        os.environ["GOMP_SPINCOUNT"] = str(OPENMP_SPINS)
 
 
 def report_error(message: str, exit_code: int) -> int:

@@ -372,10 +372,10 @@ class SpeedConfig:
     precision: Precision = option("auto", Role.SPEED)
     """autocast precision, the same policy as `cyclegan translate`'s: auto is bf16 on a CUDA
     GPU that supports it, else fp16 (with a gradient scaler, as fp16 always has); on a CPU bf16
-    where it has AMX (0.39x the fp32 step time, the same learning curve), else fp32; fp32 on
-    MPS. Offered: fp32 and fp16 everywhere, bf16 on CUDA GPUs that support it and on
-    CPUs (no faster than fp32 without AMX); fp16 on a CPU checks a GPU's fp16 arithmetic, it
-    is not for speed"""
+    where it has bf16 instructions (AMX: 0.39x the fp32 step time; AVX-512 BF16: 0.56x; the
+    same learning curve), else fp32; fp32 on MPS. Offered: fp32 and fp16 everywhere, bf16 on
+    CUDA GPUs that support it and on CPUs (no faster than fp32 without bf16 instructions);
+    fp16 on a CPU checks a GPU's fp16 arithmetic, it is not for speed"""
     compile: bool = option(False, Role.SPEED)
     """torch.compile the four networks (the first steps then take minutes)"""
     checkpoint_blocks: bool = option(False, Role.SPEED)

@@ -31,31 +31,36 @@ def pick_device(name: str) -> torch.device:
 CPUINFO = Path("/proc/cpuinfo")
 
 
+# the CPU instructions that compute in bf16 natively: AMX tiles (Intel Xeon since Sapphire
+# Rapids) and AVX-512 BF16 dot products (AMD Zen 4, Intel Cooper Lake and later)
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 @functools.cache
-def cpu_has_amx(cpuinfo: Path = CPUINFO) -> bool:
-    """Whether the CPU has AMX tiles for bf16 (Intel Xeon since Sapphire Rapids): there bf16
-    autocast measured 2-2.6x as fast as fp32 for a training step and a translation
-    (benchmarks/RESULTS.md), where without AMX it measured no faster. Read from Linux's
-    /proc/cpuinfo flags; False where that file is missing or unreadable."""
+def cpu_has_bf16(cpuinfo: Path = CPUINFO) -> bool:
+    """Whether the CPU computes in bf16 natively (BF16_FLAGS): there bf16 autocast measured
+    1.5-2.6x as fast as fp32 for a training step and 1.8-2.0x for a translation (AMX on a
+    Xeon, AVX-512 BF16 on an AMD EPYC; benchmarks/RESULTS.md); without, it gains nothing.
+    Read from Linux's /proc/cpuinfo flags; False where that file is missing or unreadable."""
     try:
         text = cpuinfo.read_text(errors="replace")
     except OSError:
         return False
     for line in text.splitlines():
         if line.startswith("flags"):
-            return "amx_bf16" in line.split(":", 1)[-1].split()
+            return any(flag in BF16_FLAGS for flag in line.split(":", 1)[-1].split())
     return False
 
 
 def device_precision(device: torch.device, precision: str) -> str:
     """What `precision` (auto, fp32, bf16 or fp16) means on `device`: fp32, bf16 or fp16, by
     cyclegan.precision's policy, asking this machine whether its GPU supports bf16 and its CPU
-    has AMX. ConfigError for a precision the device does not run."""
+    computes in bf16 natively. ConfigError for a precision the device does not run."""
     return resolve_precision(
         precision,
         device.type,
         cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
-        cpu_amx=device.type == "cpu" and cpu_has_amx(),
+        cpu_bf16=device.type == "cpu" and cpu_has_bf16(),
     )
 
 

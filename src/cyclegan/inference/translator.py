@@ -13,8 +13,8 @@ memory stays bounded for images of any size.
 
 PyTorch generators run under `torch.inference_mode` in a chosen precision (`auto`: the one
 policy of `cyclegan.precision`, shared with training: bf16 autocast on CUDA GPUs that support
-it, else fp16; bf16 on CPUs with AMX, else fp32), and channels_last memory where it measures
-faster (`default_channels_last`). ONNX files run in their own precision: fp32, or
+it, else fp16; bf16 on CPUs with bf16 instructions, else fp32), and channels_last memory where
+it measures faster (`default_channels_last`). ONNX files run in their own precision: fp32, or
 int8 as `cyclegan export --quantize int8` writes them.
 """
 
