@@ -205,9 +205,11 @@ def train_epochs(
     ):
         record("running", config, progress)
         workers = loader_workers(config.data.workers, log, processes=team.local_world_size)
-        length = (
-            f"{budget.describe_left()}" if budget else f"epochs {progress.epoch + 1}..{end_epoch}"
-        )
+        length = f"epochs {progress.epoch + 1}..{end_epoch}"
+        if budget is not None:
+            length = counted(config.optim.minutes, "minute")
+            if budget.spent_before:  # a resumed budget
+                length += f" ({budget.describe_left()})"
         log(
             f"training {run_dir} on {where_training(team, config)}: {len(dataset.paths_a)} A and "
             f"{len(dataset.paths_b)} B images, {length}, {workers} loader worker(s)"
