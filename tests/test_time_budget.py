@@ -102,7 +102,7 @@ def test_the_schedule_follows_the_clock_through_a_stall_and_a_speed_up(
     assert float(rows[-1]["lr"]) == pytest.approx(LR * 2 * (60 - 59.5) / 60, rel=1e-5)
     # the last records are there, and the partial epoch is not lost from the log
     assert (run / "samples" / "epoch_013.png").is_file()
-    assert any(m.startswith("epoch 13 (first 4 step(s) this session)") for m in messages)
+    assert any(m.startswith("epoch 13 (4 of 6 steps) lr ") for m in messages)
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 76
 

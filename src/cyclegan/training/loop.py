@@ -445,7 +445,7 @@ def run_epoch(
             left = f" {budget.describe_left()}" if budget is not None else ""
             display.step(progress.batch, report.losses, timing["data_s"], left)
             if progress.batch < steps and (report.stop.requested or time_up):
-                log(epoch_summary(title, state.optimizers.lr, epoch_total, skipped, partial=True))
+                log(epoch_summary(title, state.optimizers.lr, epoch_total, skipped, of=steps))
                 return report.stop
     if epoch_total.steps:  # none when resuming a checkpoint taken after the last step
         log(epoch_summary(title, state.optimizers.lr, epoch_total, skipped))
@@ -689,11 +689,11 @@ def report_skipped(
 
 
 def epoch_summary(
-    title: str, lr: float, total: Window, skipped: set[str], partial: bool = False
+    title: str, lr: float, total: Window, skipped: set[str], of: int | None = None
 ) -> str:
-    """The line an epoch (or, `partial`, the part of it trained before a stop) leaves."""
-    if partial:
-        title += f" (first {total.steps} step(s) this session)"
+    """The line an epoch leaves, or the part of it trained before a stop (`of` its steps)."""
+    if of is not None:
+        title += f" ({total.steps} of {counted(of, 'step')})"
     means = total.means()
     losses = " ".join(f"{name} {means[name]:.3f}" for name in LOSS_NAMES)
     seconds = total.sums["step_s"]
