@@ -59,3 +59,16 @@ def test_a_log_file_gets_lines_and_a_terminal_gets_the_bar(
     shown = train_output([*flags, "--name", "shown"], terminal=True)
     assert "\r" in shown and "it/s" in shown  # tqdm's bar, redrawn in place
     assert "epoch 1/2 step 1/6" not in shown  # and no progress lines beside it
+
+
+def test_translating_into_a_log_file_writes_no_bar(tmp_path: Path) -> None:
+    from tests.test_translate_files import SEED_PHOTOS, WEIGHTS
+
+    command = [
+        sys.executable, "-m", "cyclegan", "translate", str(SEED_PHOTOS / "A_type"),
+        "--weights", str(WEIGHTS), "--out", str(tmp_path / "out"), "--size", "32",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stdout + done.stderr and "translating:" not in done.stderr
+    assert "translated 2 image(s)" in done.stdout

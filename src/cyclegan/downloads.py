@@ -224,7 +224,7 @@ def _fetch(
                 unit_scale=True,
                 unit_divisor=1024,
                 desc=partial.name.removesuffix(".part"),
-                disable=not progress,
+                disable=None if progress else True,  # None: no bar where not a terminal
                 file=sys.stderr,
                 dynamic_ncols=True,
             ) as bar,

@@ -179,7 +179,7 @@ def check_dataset(
                 total=len(entries),
                 desc="checking",
                 unit="file",
-                disable=not progress,
+                disable=None if progress else True,  # None: no bar where not a terminal
                 leave=False,
             )
         )

@@ -304,7 +304,8 @@ def translate_files(
     report = TranslationReport()
     jobs = _by_direction_and_size([Job(*job) for job in plan])
     started = time.perf_counter()
-    bar = tqdm(total=len(jobs), desc="translating", unit="img", disable=not progress)
+    # disable=None: no bar where stderr is not a terminal (a log file gets no carriage returns)
+    bar = tqdm(total=len(jobs), desc="translating", unit="img", disable=None if progress else True)
 
     def read(job: Job) -> Image.Image:
         return read_image(job.source, translators[job.direction].in_channels, options.max_pixels)
