@@ -42,6 +42,7 @@ from cyclegan.training.distributed import (
     PeerFailure,
     ReplicasDiverged,
     StopWish,
+    end_process,
     first_difference,
     join_team,
     merged_wish,
@@ -494,6 +495,7 @@ def lost_contact_process(rank: int, port: int, data: str, out: str, sigterm: str
         except PeerFailure as report:
             took = time.monotonic() - started
             (Path(out) / "report.txt").write_text(f"{report.exit_code} {took:.1f} {report}")
+    end_process(0)  # as the command line ends a process whose group broke
 
 
 @pytest.mark.slow

@@ -55,6 +55,15 @@ TORCHRUN_ERROR_FILE = "TORCHELASTIC_ERROR_FILE"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_code = run_command(argv)
+    distributed = sys.modules.get("cyclegan.training.distributed")
+    if distributed is not None and distributed.GROUP_BROKE.is_set():
+        distributed.end_process(exit_code)  # torchrun: a broken group cannot be torn down
+    return exit_code
+
+
+def run_command(argv: Sequence[str] | None) -> int:
+    """The command's exit code; a user's mistake or a failed run is said in one line."""
     share_cores_gracefully()
     parser = build_parser()
     args = parser.parse_args(argv)

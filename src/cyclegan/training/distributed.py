@@ -27,13 +27,15 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -272,8 +274,23 @@ def join_team(run: RunConfig) -> Iterator[Team]:
     try:
         yield team
     finally:
-        if not team.broken:  # a broken group can block in its teardown; the process is ending
+        if team.broken:  # its teardown can block; so can the interpreter's: see end_process
+            GROUP_BROKE.set()
+        else:
             dist.destroy_process_group()
+
+
+# set when this process leaves a process group that a failure broke
+GROUP_BROKE = threading.Event()
+
+
+def end_process(exit_code: int) -> NoReturn:
+    """End a process whose process group broke, once it has said why: the group's gloo threads
+    cannot be stopped, and the interpreter's own teardown then now and then aborts
+    ("terminate called without an active exception", SIGABRT instead of the exit code)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
 
 
 def import_dynamo_first() -> None:
