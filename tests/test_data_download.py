@@ -19,7 +19,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,7 @@ from cyclegan.data.download import (
 )
 from cyclegan.data.staging import make_staging_folder
 from cyclegan.downloads import ChecksumMismatch, DownloadError, Pinned, download_file
+from tests.local_http import serving
 
 FOLDERS = ("trainA", "trainB", "testA", "testB")
 
@@ -95,14 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
 def site() -> Iterator[Site]:
     state = Site()
     handler = type("Handler", (_Handler,), {"site": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(handler) as url:
+        state.url = url
+        yield state
 
 
 def sha256_of(data: bytes) -> str:

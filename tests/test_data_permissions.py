@@ -8,10 +8,9 @@ import functools
 import io
 import os
 import stat
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from PIL import Image
 from cyclegan.cli import main
 from cyclegan.data.download import DATASETS
 from cyclegan.downloads import Pinned, file_sha256
+from tests.local_http import serving
 
 FOLDERS = ("trainA", "trainB", "testA", "testB")
 # umask -> the mode mkdir gives a new folder
@@ -87,13 +87,8 @@ def served_zip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
         pinned = Pinned(file_sha256(archive), archive.stat().st_size)
         monkeypatch.setitem(DATASETS, name, pinned)
     handler = functools.partial(QuietHandler, directory=str(site))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("name", ["facades", "maps"])

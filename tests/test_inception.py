@@ -6,9 +6,8 @@ Downloads come from a real HTTP server on 127.0.0.1 serving files the tests made
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from cyclegan.evaluation.inception import (
     InceptionUnavailable,
     load_fid_inception,
 )
+from tests.local_http import serving
 
 
 def test_features_match_pytorch_fids_network_with_the_same_weights(
@@ -61,14 +61,8 @@ def server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     folder.mkdir()
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(handler) as url:
+        yield folder, url
 
 
 def random_weights(path: Path) -> str:

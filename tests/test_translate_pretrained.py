@@ -10,9 +10,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from cyclegan.inference.pretrained import (
     PretrainedError,
     fetch_pretrained,
 )
+from tests.local_http import serving
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 GENERATOR = (REFERENCE / "reference_resnet_6blocks_ngf8.pth").read_bytes()
@@ -85,14 +85,8 @@ class Handler(BaseHTTPRequestHandler):
 def mirror() -> Iterator[tuple[Mirror, str]]:
     state = Mirror()
     handler = type("MirrorHandler", (Handler,), {"mirror": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}/models"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield state, f"{url}/models"
 
 
 def test_download_caches_and_lists(
