@@ -8,8 +8,9 @@ truth.
 
 The photos, maps and crops are in `photo_maps.py`: skimage.data's bundled colour photos and the
 seed's photos, cut into 64 (or 128) px crops, test crops from grid cells that no training crop
-touches. Maps: `colour` (a global colour grade), `hue` (hue rotated in HSV) and `texture` (a
-strong unsharp mask). For each map and training seed, one run trains through
+touches. Maps: `colour` (a global colour grade), `hue` (hue rotated in HSV), `texture` (a
+strong unsharp mask), `mix` (a desaturating channel mix) and `cartoon` (a local stylisation:
+edge-preserving smoothing and dark outlines). For each map and training seed, one run trains through
 `cyclegan.training.loop.train` and stops at every sixth of the budget (`--curve-points`) to
 translate the test crops with the A->B generator of its latest checkpoint, then resumes: the
 learning curve against training seconds and steps; the last point is the result. Training
@@ -56,7 +57,7 @@ from cpu_load import busy_cpu_seconds, own_cpu_seconds
 from photo_maps import MAPS, TRUTH_DIR, Photo, load_photos, plan_crops, write_dataset
 from PIL import Image, ImageDraw
 
-from cyclegan.checkpoint import generator_from_checkpoint, load_checkpoint
+from cyclegan.checkpoint import AVERAGED_KEY, generator_from_checkpoint, load_checkpoint
 from cyclegan.config import PRESETS, Config, ConfigError, parse_assignment
 from cyclegan.evaluation.metrics import psnr, ssim
 from cyclegan.training.loop import train
@@ -122,6 +123,7 @@ class CurvePoint:
     step: int
     epoch: int  # whole epochs done
     score: Score
+    raw: Score | None = None  # the raw weights' of a run with --ema (score: the averaged ones)
 
 
 @dataclass
@@ -133,6 +135,7 @@ class SeedRun:
     schedule_completed: bool
     other_cores: float | None  # CPU cores' worth other processes used meanwhile
     curve: list[CurvePoint] = field(default_factory=list)
+    final_raw: Score | None = None  # with --ema: the raw weights' (final: the averaged ones)
 
 
 # ---- arguments and config ----------------------------------------------------------------
@@ -351,10 +354,15 @@ def train_with_curve(
         checkpoint = load_checkpoint(latest)
         generator = generator_from_checkpoint(checkpoint, "AtoB", latest)
         value = score(translate(generator, test_a), truth)
-        curve.append(CurvePoint(trained, checkpoint["step"], checkpoint["epoch"], value))
+        raw = None
+        if AVERAGED_KEY in checkpoint:  # both, from the same run
+            generator = generator_from_checkpoint(checkpoint, "AtoB", latest, averaged=False)
+            raw = score(translate(generator, test_a), truth)
+        curve.append(CurvePoint(trained, checkpoint["step"], checkpoint["epoch"], value, raw))
         print(
             f"    {trained:7.0f} s {checkpoint['step']:>6} steps: PSNR {value.psnr:6.2f} dB, "
-            f"SSIM {value.ssim:.3f}, HF ratio {value.hf_ratio:.2f}",
+            f"SSIM {value.ssim:.3f}, HF ratio {value.hf_ratio:.2f}"
+            + (f" (raw weights: {raw.psnr:.2f} dB, SSIM {raw.ssim:.3f})" if raw else ""),
             flush=True,
         )
         completed = stop.stopped_at is None  # train() ended by itself: its schedule is done
@@ -368,7 +376,9 @@ def train_with_curve(
         else max(0.0, busy_after - busy_before - own) / trained
     )
     last = curve[-1]
-    return SeedRun(config.run.seed, last.score, last.step, trained, completed, other, curve)
+    return SeedRun(
+        config.run.seed, last.score, last.step, trained, completed, other, curve, last.raw
+    )
 
 
 # ---- strips and report -----------------------------------------------------------------------
@@ -405,6 +415,9 @@ def print_map_summary(name: str, input_score: Score, grey: Score, runs: list[See
             f"  {label:<22} {run.final.psnr:>8.2f} {run.final.ssim:>6.3f} "
             f"{run.final.hf_ratio:>9.2f} {run.steps:>7} {run.train_seconds:>8.0f}"
         )
+        if run.final_raw is not None:
+            raw = run.final_raw
+            print(f"  {'  raw weights':<22} {raw.psnr:>8.2f} {raw.ssim:>6.3f} {raw.hf_ratio:>9.2f}")
 
 
 def print_table(results: dict[str, Any]) -> None:

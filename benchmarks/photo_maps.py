@@ -81,6 +81,70 @@ def unsharp_mask(rgb: np.ndarray) -> np.ndarray:
     return _to_uint8(np.clip(x + UNSHARP_AMOUNT * (x - blurred), 0.0, 1.0))
 
 
+# A desaturating grade: each output channel a mix of all three (rows sum to 1, so greys stay
+# grey), saturated reds and greens turned to muted browns and olives, then a slight warm lift.
+MIX_MATRIX = np.array(
+    [
+        [0.50, 0.40, 0.10],
+        [0.25, 0.55, 0.20],
+        [0.15, 0.45, 0.40],
+    ]
+)
+MIX_OFFSET = np.array([0.04, 0.02, -0.02])
+CARTOON_RADIUS = 3  # of the bilateral window
+CARTOON_SPACE_SIGMA = 2.0
+CARTOON_COLOUR_SIGMA = 0.12
+CARTOON_PASSES = 2
+INK_THRESHOLD = 0.08  # gradient magnitude of the smoothed luminance where outlines begin
+INK_WIDTH = 0.08  # ... and how much more makes them fully dark
+INK_DARKNESS = 0.85
+
+
+def channel_mix(rgb: np.ndarray) -> np.ndarray:
+    """A global desaturating channel mix: y = clip(MIX_MATRIX x + MIX_OFFSET, 0, 1) per pixel."""
+    x = _to_unit(rgb)
+    return _to_uint8(x @ MIX_MATRIX.T + MIX_OFFSET)
+
+
+def cartoon(rgb: np.ndarray) -> np.ndarray:
+    """A local stylisation: flat colour areas with dark ink outlines.
+
+    Two passes of a bilateral filter (edge-preserving: fur, grass and noise smoothed away,
+    edges between regions kept), then the outlines: where the gradient of the smoothed image's
+    luminance is steep, the colour is darkened towards black (a soft threshold, so the map is
+    deterministic and continuous). Reflects at the crop's border, like unsharp_mask.
+    """
+    x = _to_unit(rgb)
+    for _ in range(CARTOON_PASSES):
+        x = _bilateral(x, CARTOON_RADIUS, CARTOON_SPACE_SIGMA, CARTOON_COLOUR_SIGMA)
+    luminance = x @ np.array([0.299, 0.587, 0.114])
+    padded = np.pad(luminance, 1, mode="reflect")
+    # Sobel, normalised so a unit step has magnitude 1
+    dx = (padded[1:-1, 2:] - padded[1:-1, :-2]) * 0.5
+    dy = (padded[2:, 1:-1] - padded[:-2, 1:-1]) * 0.5
+    magnitude = np.hypot(dx, dy)
+    ink = np.clip((magnitude - INK_THRESHOLD) / INK_WIDTH, 0.0, 1.0)
+    return _to_uint8(x * (1.0 - INK_DARKNESS * ink[..., None]))
+
+
+def _bilateral(x: np.ndarray, radius: int, space_sigma: float, colour_sigma: float) -> np.ndarray:
+    """Bilateral filter of an (H, W, C) image in [0, 1] over a (2r+1)^2 window, reflecting."""
+    height, width = x.shape[:2]
+    padded = np.pad(x, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+    total = np.zeros_like(x)
+    weights = np.zeros((height, width, 1))
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            shifted = padded[radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+            distance = np.square(shifted - x).sum(axis=2, keepdims=True)
+            weight = np.exp(
+                -(dy * dy + dx * dx) / (2 * space_sigma**2) - distance / (2 * colour_sigma**2)
+            )
+            total += weight * shifted
+            weights += weight
+    return total / weights
+
+
 @dataclass(frozen=True)
 class PhotoMap:
     function: Callable[[np.ndarray], np.ndarray]
@@ -93,6 +157,8 @@ MAPS: dict[str, PhotoMap] = {
     "texture": PhotoMap(
         unsharp_mask, f"unsharp mask (sigma {UNSHARP_SIGMA:g}, amount {UNSHARP_AMOUNT:g})"
     ),
+    "mix": PhotoMap(channel_mix, "desaturating channel mix (3x3 matrix, rows summing to 1)"),
+    "cartoon": PhotoMap(cartoon, "cartoon: bilateral smoothing, dark outlines on steep edges"),
 }
 
 

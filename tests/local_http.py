@@ -22,4 +22,3 @@ def serving(handler: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-

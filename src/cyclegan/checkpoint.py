@@ -35,6 +35,7 @@ REQUIRED_KEYS = (
     "rng",
 )
 MODEL_KEYS = ("gen_ab", "gen_ba", "disc_a", "disc_b")
+AVERAGED_KEY = "models_ema"  # the generators' averaged weights of a run with --ema
 GENERATOR_KEYS = {"AtoB": "gen_ab", "BtoA": "gen_ba"}
 
 
@@ -133,13 +134,16 @@ def load_model_states(model: torch.nn.Module, states: dict[str, Any], source: Pa
 
 
 def generator_from_checkpoint(
-    checkpoint: dict[str, Any], direction: str, source: Path
+    checkpoint: dict[str, Any], direction: str, source: Path, averaged: bool = True
 ) -> ResnetGenerator:
-    """The generator for `direction` ("AtoB" or "BtoA") of a loaded checkpoint, in eval mode."""
+    """The generator for `direction` ("AtoB" or "BtoA") of a loaded checkpoint, in eval mode:
+    its averaged weights where the run kept an average (--ema) and `averaged`, else its raw
+    weights."""
     key = GENERATOR_KEYS[direction]
     generator = make_generator(checkpoint["config"].model, direction)
+    weights = checkpoint.get(AVERAGED_KEY) if averaged else None
     try:
-        generator.load_state_dict(checkpoint["models"][key])
+        generator.load_state_dict((weights or checkpoint["models"])[key])
     except (KeyError, RuntimeError) as error:
         raise CheckpointError(f"{source}: cannot load {key}: {error}") from error
     return generator.eval()

@@ -182,6 +182,11 @@ class ModelConfig:
     skip: bool = option(False, Role.ARCHITECTURE)
     """the generator's first, full-resolution features are added to its last upsampling's,
     so pixel-fine detail need not pass the bottleneck"""
+    colour: bool = option(False, Role.ARCHITECTURE)
+    """a global colour map first in each generator (a channel-mixing matrix, a bias and a
+    monotone curve per channel, the same for every pixel), fitted to the other domain's
+    colours before training starts, then trained with the rest (both domains must have as
+    many channels)"""
 
     def __post_init__(self) -> None:
         _check_positive(self, "ngf", "ndf", "d_layers")
@@ -190,12 +195,16 @@ class ModelConfig:
         for name in ("channels_a", "channels_b"):
             if getattr(self, name) not in (1, 3):
                 raise ConfigError(f"--{_flag(name)} must be 1 or 3, got {getattr(self, name)}")
-        if self.residual and self.channels_a != self.channels_b:
-            raise ConfigError(
-                f"--residual needs as many channels in both domains (--channels-a "
-                f"{self.channels_a}, --channels-b {self.channels_b}): a generator adds its "
-                "change to its input; leave --residual off"
-            )
+        for name, why in (
+            ("residual", "adds its change to its input"),
+            ("colour", "maps colours to colours"),
+        ):
+            if getattr(self, name) and self.channels_a != self.channels_b:
+                raise ConfigError(
+                    f"--{name} needs as many channels in both domains (--channels-a "
+                    f"{self.channels_a}, --channels-b {self.channels_b}): a generator {why}; "
+                    f"leave --{name} off"
+                )
 
     def channels(self, direction: str) -> tuple[int, int]:
         """(input, output) channels of the generator for `direction`: "AtoB" or "BtoA"."""
@@ -275,6 +284,10 @@ class OptimConfig:
     the run ends on time whatever the machine's load, its last records included (0: off)"""
     pool_size: int = option(50, Role.TRAINING)
     """generated images kept per domain for discriminator updates (0 turns the pool off)"""
+    ema: float = option(0.0, Role.TRAINING)
+    """keep an exponential moving average of the generator weights with this decay per step
+    (e.g. 0.999), saved beside the raw weights; translate, export, evaluate and the web UI
+    then use the averaged weights (0: off)"""
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -283,6 +296,8 @@ class OptimConfig:
             raise ConfigError("--epochs and --epochs-decay must be >= 0 and not both 0")
         if self.pool_size < 0:
             raise ConfigError(f"--pool-size must be 0 or more, got {self.pool_size}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema must be 0 (off) or a decay below 1, got {self.ema}")
         if self.minutes < 0 or not math.isfinite(self.minutes):
             raise ConfigError(f"--minutes must be 0 (off) or more, got {self.minutes}")
 
@@ -293,7 +308,8 @@ class RunConfig:
 
     preset: PresetName = option("paper", Role.START)
     """what the other options start from: paper (the paper's exact settings) or fast (learns
-    in CPU minutes: a small residual generator that starts as the identity); options given
+    in CPU minutes: a small residual generator that starts as the identity, after a global
+    colour map fitted to the data); options given
     with it override it"""
     name: str = option("", Role.PLACE)
     """run name, a plain folder name: the run folder is RUNS_DIR/NAME (default: the dataset
@@ -487,7 +503,9 @@ class Config:
 # settings); fast was chosen on benchmarks/learn_photos.py (real photographs, known maps), see
 # benchmarks/RESULTS.md: a narrow 3-block generator that predicts a change to its input (so it
 # starts as the identity and keeps the input's detail) with a full-resolution shortcut (so it
-# can sharpen), resize-convolution upsampling (no checkerboard), a 34x34 PatchGAN, batches of
+# can sharpen) and a global colour map fitted to the data before training (so it finds colour
+# changes far from the identity: a channel mix, a hue rotation), resize-convolution
+# upsampling (no checkerboard), a 34x34 PatchGAN, batches of
 # 4, no identity loss, and half the paper's lr (10 CPU-minutes are thousands of steps now, and
 # at 2e-4 the colours drifted off after the first thousand).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -500,6 +518,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "upsample": "resize",
         "residual": True,
         "skip": True,
+        "colour": True,
         "lambda_identity": 0.0,
         "batch_size": 4,
         "lr": 1e-4,

@@ -26,7 +26,8 @@ from cyclegan.inference.translator import Translator
 from cyclegan.training.loop import train
 from cyclegan.training.run_status import run_is_held
 
-# The fast preset (a small residual generator that starts as the identity) on the dusk map (a
+# The fast preset (a global colour map fitted to the data, then a small residual generator
+# that starts as the identity) on the dusk map (a
 # colour grade that keeps every edge), 64 px crops, one loader worker. With `minutes` the
 # learning rate follows the clock, so it has decayed to zero when the time is up; see
 # benchmarks/RESULTS.md for what it scores.

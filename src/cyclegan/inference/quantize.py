@@ -253,7 +253,10 @@ def quantize_int8(
                 activation_type=quantization.QuantType.QUInt8,
                 weight_type=quantization.QuantType.QInt8,
                 calibrate_method=methods[settings.calibration],
-                nodes_to_exclude=_end_convolutions(proto, settings.float_ends),
+                nodes_to_exclude=[
+                    *_end_convolutions(proto, settings.float_ends),
+                    *_colour_map_nodes(proto),
+                ],
                 op_types_to_quantize=[op for op in QUANTIZED_OPS if op not in settings.float_ops],
             )
         quantized = onnx.load(str(target))
@@ -316,6 +319,19 @@ def _named_nodes(proto: Any) -> Any:
         if not node.name:
             node.name = f"{node.op_type}_{index}"
     return proto
+
+
+def _colour_map_nodes(proto: Any) -> list[str]:
+    """The quantizable nodes before the first convolution: a generator's global colour map
+    (--colour), pointwise arithmetic on the full-resolution image, which would gain
+    rounding at every one of its steps and save no time."""
+    names = []
+    for node in proto.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose"):
+            break
+        if node.op_type in QUANTIZED_OPS and node.op_type != "Pad":
+            names.append(node.name)
+    return names
 
 
 def _end_convolutions(proto: Any, ends: Sequence[End]) -> list[str]:

@@ -51,6 +51,7 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
         config.upsample,
         config.residual,
         config.skip,
+        config.colour,
     )
 
 

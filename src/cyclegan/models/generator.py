@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cyclegan.models.colour import GlobalColour
+
 Upsample = Literal["transpose", "resize"]
 # atanh(+-1) is infinite; 1 - 1e-3 maps to about +-3.8 and back to within 1e-3 of the input
 RESIDUAL_LIMIT = 1.0 - 1e-3
@@ -94,14 +96,17 @@ class ResnetGenerator(nn.Module):
         upsample: Upsample = "transpose",
         residual: bool = False,
         skip: bool = False,
+        colour: bool = False,
     ) -> None:
         super().__init__()
-        if residual and in_channels != out_channels:
+        if (residual or colour) and in_channels != out_channels:
             raise ValueError(
-                f"a residual generator needs as many output as input channels, "
-                f"got {in_channels} -> {out_channels}"
+                f"a residual generator or one with a colour map needs as many output as input "
+                f"channels, got {in_channels} -> {out_channels}"
             )
         self.stride = 2**num_downsamplings
+        # a global colour map applied first (models/colour.py), or none
+        self.colour = GlobalColour(in_channels) if colour else None
         self.residual = residual
         self.skip = skip
         self.checkpoint_blocks = False  # training option: recompute the blocks in backward
@@ -128,6 +133,8 @@ class ResnetGenerator(nn.Module):
         self.decoder = nn.Sequential(*decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.colour is not None:  # the global colour change first; the network does the rest
+            x = self.colour(x)
         if self.skip:  # keep the stem's (N, ngf, H, W) features for the shortcut
             stem = self.encoder[:STEM_LAYERS](x)
             features = self.encoder[STEM_LAYERS:](stem)
@@ -214,6 +221,7 @@ def build_generator(
     upsample: Upsample = "transpose",
     residual: bool = False,
     skip: bool = False,
+    colour: bool = False,
 ) -> ResnetGenerator:
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
@@ -228,4 +236,5 @@ def build_generator(
         upsample,
         residual,
         skip,
+        colour,
     )

@@ -44,6 +44,7 @@ from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.device import device_precision
 from cyclegan.models import CycleGAN
 from cyclegan.models.cyclegan import check_crop_size
+from cyclegan.training.colour_fit import fit_colour_maps
 from cyclegan.training.distributed import (
     Replicas,
     ReplicasDiverged,
@@ -162,6 +163,8 @@ def train_in_team(
     with claim_run(run_dir, team, log) as record:
         if team.is_main:
             save_config(config, run_dir / "config.yaml")
+        if resume is None:
+            start_fresh(state, config, dataset, team, log, clock)
         return train_epochs(
             team,
             config,
@@ -174,6 +177,28 @@ def train_in_team(
             feature_extractor,
             clock,
         )
+
+
+def start_fresh(
+    state: TrainingState,
+    config: Config,
+    dataset: UnpairedDataset,
+    team: Team,
+    log: Callable[[str], None],
+    clock: Callable[[], float] | None,
+) -> None:
+    """What a new run does before its first step (a resumed run has it in its checkpoint):
+    fit the colour maps to the data's colours (--colour; the seconds count in a --minutes
+    budget, so the run still ends on time), then start the weight average (--ema) from the
+    fitted generators. Before DDP wraps the model, which broadcasts rank 0's weights."""
+    if config.model.colour:
+        clock = clock or time.monotonic
+        started = clock()
+        maps = {"AtoB": state.model.gen_ab.colour, "BtoA": state.model.gen_ba.colour}
+        fit_colour_maps(maps, dataset, config.run.seed, log=log if team.is_main else quiet)
+        if config.optim.minutes:
+            state.progress.seconds += clock() - started
+    state.start_average(config.optim.ema)
 
 
 def train_epochs(
@@ -424,6 +449,8 @@ def run_epoch(
             )
             progress.batch += 1
             progress.step += 1
+            if state.ema is not None:
+                state.ema.update(state.model, progress.step)
             # the last step of an epoch asks should_stop after the epoch's records instead
             report = team.share_step(losses, stop_wish(progress.batch < steps))
             if budget is not None:
@@ -535,7 +562,7 @@ def write_epoch_records(
 ) -> None:
     epoch = state.progress.epoch
     new_best = evaluation.due(epoch) and evaluation.run(
-        state.model, epoch, state.progress.step, run_log.writer
+        state.translating, epoch, state.progress.step, run_log.writer
     )
     state.best = evaluation.best
     write_checkpoint(run_dir, config, state)
@@ -545,7 +572,7 @@ def write_epoch_records(
         write_checkpoint(run_dir, config, state, name=f"epoch_{epoch:03d}.pt", export=False)
     if samples is not None:
         path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
-        save_sample_grid(state.model, *samples, path, epoch)
+        save_sample_grid(state.translating, *samples, path, epoch)
     run_log.plot()
 
 
@@ -562,7 +589,7 @@ def write_final_records(
     if samples is not None:
         epoch = state.progress.epoch + 1
         path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
-        save_sample_grid(state.model, *samples, path, epoch)
+        save_sample_grid(state.translating, *samples, path, epoch)
     run_log.plot()
 
 

@@ -16,6 +16,7 @@ from cyclegan.config import Config
 from cyclegan.evaluation.report import append_metrics_row, metric_value, plot_metrics
 from cyclegan.evaluation.suite import TestSet, evaluate_generators, is_better, load_test_set
 from cyclegan.models import CycleGAN
+from cyclegan.training.ema import AveragedGenerators
 
 if TYPE_CHECKING:  # the Inception network (torchvision) loads only when FID is computed
     from cyclegan.evaluation.metrics import FeatureExtractor
@@ -48,7 +49,9 @@ class PeriodicEvaluation:
         every = self.config.eval.eval_every
         return every > 0 and epoch % every == 0
 
-    def run(self, model: CycleGAN, epoch: int, step: int, writer: Any = None) -> bool:
+    def run(
+        self, model: CycleGAN | AveragedGenerators, epoch: int, step: int, writer: Any = None
+    ) -> bool:
         """Evaluate after `epoch`; True if this is a new best (the caller saves best.pt)."""
         results = evaluate_generators(
             model.gen_ab, model.gen_ba, self.test_set(), self.feature_extractor(model)
@@ -98,7 +101,7 @@ class PeriodicEvaluation:
             )
         return self._test_set
 
-    def feature_extractor(self, model: CycleGAN) -> FeatureExtractor | None:
+    def feature_extractor(self, model: CycleGAN | AveragedGenerators) -> FeatureExtractor | None:
         if not self._extractor_tried and self.config.eval.fid:
             self._extractor_tried = True
             from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception

@@ -56,10 +56,15 @@ def write_checkpoint(
     name: str = "latest.pt",
     export: bool = True,
 ) -> None:
-    """checkpoints/NAME (atomically) and, with `export`, generators/*.safetensors."""
+    """checkpoints/NAME (atomically) and, with `export`, generators/*.safetensors (the
+    averaged weights with --ema, which their metadata then says)."""
     save_checkpoint(run_dir / "checkpoints" / name, state.to_checkpoint(config))
     if export:
-        for direction, generator in (("AtoB", state.model.gen_ab), ("BtoA", state.model.gen_ba)):
+        generators = state.translating
+        averaged = {}
+        if state.ema is not None:
+            averaged = {"weights": f"averaged (--ema {config.optim.ema:g})"}
+        for direction, generator in (("AtoB", generators.gen_ab), ("BtoA", generators.gen_ba)):
             save_generator(
                 run_dir / "generators" / f"{direction}.safetensors",
                 generator,
@@ -67,6 +72,7 @@ def write_checkpoint(
                 direction,
                 epoch=state.progress.epoch,
                 step=state.progress.step,
+                **averaged,
             )
 
 

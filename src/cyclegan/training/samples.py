@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cyclegan.data.images import load_first_images, tensor_to_image
 from cyclegan.models import CycleGAN
+from cyclegan.training.ema import AveragedGenerators
 
 ROW_LABELS = ("real A", "fake B", "reconstructed A", "real B", "fake A", "reconstructed B")
 PADDING = 2  # pixels between cells
@@ -42,7 +43,11 @@ def fixed_samples(
 
 @torch.no_grad()
 def save_sample_grid(
-    model: CycleGAN, real_a: torch.Tensor, real_b: torch.Tensor, path: Path, epoch: int
+    model: CycleGAN | AveragedGenerators,
+    real_a: torch.Tensor,
+    real_b: torch.Tensor,
+    path: Path,
+    epoch: int,
 ) -> None:
     """Translate both fixed batches (N images each) and write the labelled grid (PNG)."""
     was_training = model.training

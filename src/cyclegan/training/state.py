@@ -20,9 +20,10 @@ from typing import Any
 
 import torch
 
-from cyclegan.checkpoint import FORMAT_VERSION, MODEL_KEYS, load_model_states
+from cyclegan.checkpoint import AVERAGED_KEY, FORMAT_VERSION, MODEL_KEYS, load_model_states
 from cyclegan.config import Config, ConfigError, OptimConfig, Role, fixed_changes, options
 from cyclegan.models import CycleGAN
+from cyclegan.training.ema import AveragedGenerators
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
 
@@ -60,7 +61,7 @@ class Optimizers:
         """fused: Adam's one-kernel implementation (the same update up to float rounding)."""
         options = {"lr": optim.lr, "betas": (optim.beta1, optim.beta2), "fused": fused or None}
         return cls(
-            gen=torch.optim.Adam(model.generators.parameters(), **options),
+            gen=torch.optim.Adam(generator_groups(model, optim.lr), **options),
             disc=torch.optim.Adam(model.discriminators.parameters(), **options),
         )
 
@@ -69,7 +70,10 @@ class Optimizers:
         return float(self.gen.param_groups[0]["lr"])
 
     def set_lr(self, lr: float) -> None:
-        self._set("lr", lr)
+        """Every group at `lr` times its own "lr_scale" (the colour maps' is COLOUR_LR_SCALE)."""
+        for optimizer in (self.gen, self.disc):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def set_betas(self, beta1: float, beta2: float) -> None:
         self._set("betas", (beta1, beta2))
@@ -78,6 +82,24 @@ class Optimizers:
         for optimizer in (self.gen, self.disc):
             for group in optimizer.param_groups:
                 group[name] = value
+
+
+# The colour maps' dozens of parameters must move by about 1 (a channel permutation is a
+# matrix as far from the identity as that) in a few hundred steps; at the networks' lr Adam
+# moves them by about lr per step, so they would need tens of thousands.
+COLOUR_LR_SCALE = 50.0
+
+
+def generator_groups(model: CycleGAN, lr: float) -> list[dict[str, Any]]:
+    """The generators' parameters as Adam groups: the networks', then the colour maps' (if
+    any) with a larger learning rate, scaled by COLOUR_LR_SCALE."""
+    network, colour = [], []
+    for name, parameter in model.generators.named_parameters():
+        (colour if ".colour." in f".{name}" else network).append(parameter)
+    groups: list[dict[str, Any]] = [{"params": network}]
+    if colour:
+        groups.append({"params": colour, "lr": lr * COLOUR_LR_SCALE, "lr_scale": COLOUR_LR_SCALE})
+    return groups
 
 
 @dataclass
@@ -92,6 +114,7 @@ class TrainingState:
     # rank_state() of processes 1, 2, ... of a torchrun run, gathered by rank 0 to write
     other_ranks: list[dict[str, Any]] = field(default_factory=list)
     scaler: torch.amp.GradScaler | None = None  # fp16 mixed precision only
+    ema: AveragedGenerators | None = None  # the generators' averaged weights, with --ema
 
     @classmethod
     def create(cls, config: Config, device: torch.device, rank: int = 0) -> TrainingState:
@@ -111,6 +134,15 @@ class TrainingState:
             (ImagePool(size, seed=seed + 2 * rank), ImagePool(size, seed=seed + 2 * rank + 1)),
             scaler=gradient_scaler(device, config.speed),
         )
+
+    @property
+    def translating(self) -> CycleGAN | AveragedGenerators:
+        """The generators translation uses: the averaged ones with --ema, else the model's."""
+        return self.ema if self.ema is not None else self.model
+
+    def start_average(self, decay: float) -> None:
+        """Average the generators' weights from now on (decay 0: no average)."""
+        self.ema = AveragedGenerators(self.model, decay) if decay > 0 else None
 
     @property
     def device(self) -> torch.device:
@@ -133,6 +165,7 @@ class TrainingState:
             "schedulers": {"schedule_start": progress.schedule_start, "seconds": progress.seconds},
             "best": self.best,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            **({AVERAGED_KEY: self.ema.generator_states()} if self.ema is not None else {}),
             **self.rank_state(),
             **({"other_ranks": self.other_ranks} if self.other_ranks else {}),
         }
@@ -174,6 +207,11 @@ class TrainingState:
         for line in described_changes(saved, config):
             log(line)
         load_model_states(self.model, checkpoint["models"], source)
+        self.start_average(config.optim.ema)
+        if self.ema is not None and AVERAGED_KEY in checkpoint:
+            self.ema.load_generator_states(checkpoint[AVERAGED_KEY])
+        elif self.ema is not None:
+            log("--ema: the average of the generator weights starts from the checkpoint's")
         load_optimizer_state(self.optimizers.gen, checkpoint["optimizers"]["gen"])
         load_optimizer_state(self.optimizers.disc, checkpoint["optimizers"]["disc"])
         # the optimizer state carries the saved betas; the lr is set every epoch

@@ -1,0 +1,95 @@
+"""How well does the colour fit alone (training/colour_fit.py, what `--colour` does before the
+first step) find each learn_photos map? No network, no training: the A->B colour map fitted to
+the training crops' colours, applied to the test crops and scored against their truth.
+
+    python benchmarks/colour_fit.py                      # every map, seed 1
+    python benchmarks/colour_fit.py --maps hue mix --seeds 1 2 3
+
+For each map: the start the fit chose and its sliced Wasserstein distance (next to the
+untouched colours'), the seconds the fit of both directions took, and the PSNR / SSIM of the
+fitted map's test translations next to the untranslated input's. A global map (colour, hue,
+mix) should gain most of its dB here; a local one (texture, cartoon) has no global answer,
+and the fit should leave the input about where it was (the network then does the work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from photo_maps import MAPS, TRUTH_DIR, load_photos, plan_crops, write_dataset
+from PIL import Image
+
+from cyclegan.data.dataset import UnpairedDataset
+from cyclegan.evaluation.metrics import psnr, ssim
+from cyclegan.models.colour import GlobalColour
+from cyclegan.training.colour_fit import fit_colour_maps
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--maps", nargs="+", choices=list(MAPS), default=list(MAPS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--size", type=int, default=64, help="crop size (as learn_photos)")
+    parser.add_argument("--train-crops", type=int, default=200)
+    parser.add_argument("--test-crops", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def load_folder(folder: Path) -> torch.Tensor:
+    arrays = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def mean_scores(images: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
+    rounded = ((images.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1  # as a saved file
+    values = [psnr(a[None], b[None]) for a, b in zip(rounded, truth)]
+    similarities = [ssim(a[None], b[None]) for a, b in zip(rounded, truth)]
+    return float(np.mean(values)), float(np.mean(similarities))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    photos = load_photos()
+    plan = plan_crops(
+        [p.pixels.shape[:2] for p in photos], args.size, args.train_crops, args.test_crops
+    )
+    print(f"{len(photos)} photos, {args.train_crops} train crops per domain, {args.size} px")
+    print(
+        "| map | seed | start chosen (AtoB) | distance (untouched) | fit s | input PSNR / SSIM "
+        "| fitted map PSNR / SSIM |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory(prefix="colour-fit-") as work:
+        for name in args.maps:
+            root = write_dataset(Path(work) / name, photos, plan, MAPS[name])
+            dataset = UnpairedDataset(root, "train", load_size=args.size, crop_size=args.size)
+            test_a, truth = load_folder(root / "testA"), load_folder(root / TRUTH_DIR)
+            for seed in args.seeds:
+                maps = {"AtoB": GlobalColour(3), "BtoA": GlobalColour(3)}
+                started = time.perf_counter()
+                fits = fit_colour_maps(maps, dataset, seed, log=lambda line: None)
+                seconds = time.perf_counter() - started
+                with torch.no_grad():
+                    fitted = maps["AtoB"].eval()(test_a)
+                before, after = mean_scores(test_a, truth), mean_scores(fitted, truth)
+                print(
+                    f"| {name} | {seed} | {fits[0].start} | {fits[0].distance:.4f} "
+                    f"({fits[0].identity_distance:.4f}) | {seconds:.1f} | {before[0]:.2f} / "
+                    f"{before[1]:.3f} | {after[0]:.2f} / {after[1]:.3f} |",
+                    flush=True,
+                )
+    print(f"\nreproduce: python benchmarks/colour_fit.py {' '.join(sys.argv[1:])}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
