@@ -16,12 +16,11 @@ from PIL import Image
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
-from cyclegan.config import Config, ConfigError, ModelConfig, OptimConfig, save_config
+from cyclegan.config import Config, ConfigError, ModelConfig, OptimConfig
 from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.data.images import image_to_tensor, load_image
 from cyclegan.inference.translator import Translator
 from cyclegan.models import CycleGAN, build_generator
-from cyclegan.models.artifact import save_generator
 from cyclegan.models.colour import GlobalColour
 from cyclegan.training.colour_fit import (
     fit_colour_map,
@@ -32,6 +31,7 @@ from cyclegan.training.colour_fit import (
 from cyclegan.training.loop import train
 from cyclegan.training.state import COLOUR_LR_SCALE, Optimizers
 from tests.conftest import tiny_config
+from tests.test_translate_files import save_run
 
 # (R, G, B) -> (B, R, G): red turns green, green blue, blue red (a hue rotation by 120 degrees)
 PERMUTATION = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -228,13 +228,7 @@ def run_with_a_colour_map(root: Path) -> Path:
             generator.colour.bias.fill_(0.05)
             generator.colour.slopes.add_(0.5 * torch.randn_like(generator.colour.slopes))
             generator.decoder[-1].weight.normal_(0.0, 0.02)
-    run = root / "run"
-    run.mkdir()
-    save_config(config, run / "config.yaml")
-    for direction, generator in (("AtoB", model.gen_ab), ("BtoA", model.gen_ba)):
-        path = run / "generators" / f"{direction}.safetensors"
-        save_generator(path, generator, config.model, direction, epoch=1, step=1)
-    return run
+    return save_run(root / "run", config, model)
 
 
 def test_a_colour_map_exports_to_onnx_and_int8_with_the_map_in_float(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ import torch
 import yaml
 
 from cyclegan.cli import main
-from cyclegan.config import PRESETS, Config, ConfigError, ModelConfig, save_config
+from cyclegan.config import PRESETS, Config, ConfigError, ModelConfig
 from cyclegan.inference.translator import Translator
 from cyclegan.models import CycleGAN, build_generator
-from cyclegan.models.artifact import save_generator
 from tests.test_cli import tiny_flags
+from tests.test_translate_files import save_run
 
 
 def fast_model(**overrides: object) -> CycleGAN:
@@ -93,12 +93,7 @@ def test_residual_generator_exports_to_onnx_that_matches_pytorch(tmp_path: Path)
     model = fast_model(ngf=8)
     with torch.no_grad():  # move away from the identity so the export has something to show
         model.gen_ab.decoder[-1].weight.normal_(0.0, 0.02)
-    run = tmp_path / "run"
-    run.mkdir()
-    save_config(config, run / "config.yaml")
-    for direction, generator in (("AtoB", model.gen_ab), ("BtoA", model.gen_ba)):
-        path = run / "generators" / f"{direction}.safetensors"
-        save_generator(path, generator, config.model, direction, epoch=1, step=1)
+    run = save_run(tmp_path / "run", config, model)
     assert main(["export", "--run", str(run), "--direction", "AtoB", "--format", "onnx"]) == 0
     images = torch.rand(2, 3, 37, 53) * 2 - 1
     pytorch = Translator.from_run(run, "AtoB", device="cpu", precision="fp32")

@@ -26,8 +26,11 @@ def make_run(root: Path, load_size: int = 36) -> Path:
         {"generator": "resnet_6blocks", "ngf": 8, "load_size": load_size, "crop_size": 32}
     )
     torch.manual_seed(0)
-    model = CycleGAN(config.model)
-    run = root / "run"
+    return save_run(root / "run", config, CycleGAN(config.model))
+
+
+def save_run(run: Path, config: Config, model: CycleGAN) -> Path:
+    """`run` as a finished training leaves it for inference: config.yaml and both generators."""
     run.mkdir(parents=True)
     save_config(config, run / "config.yaml")
     for direction, generator in (("AtoB", model.gen_ab), ("BtoA", model.gen_ba)):
