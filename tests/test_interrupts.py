@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cyclegan.checkpoint import load_checkpoint
+from cyclegan.training.run_status import run_is_held
 from cyclegan.training.state import Progress
 from tests.test_cli import tiny_flags
 
@@ -41,6 +42,19 @@ def wait_for_checkpoint(path: Path, process: subprocess.Popen[str], min_epoch: i
                 return epoch
         time.sleep(0.05)
     raise AssertionError(f"{path} did not appear in time")
+
+
+def wait_until_held(run_dir: Path, process: subprocess.Popen[str]) -> None:
+    """Until `process` holds the run's lock. A fixed head start is no guarantee: on a busy
+    machine the second trainer can start faster than the first and claim the run itself."""
+    deadline = time.monotonic() + 300  # a guard against hanging, not a speed requirement
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"training ended early: {process.stdout.read()}"
+        holder = run_is_held(run_dir)
+        if holder is not None and holder.pid == process.pid:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {process.pid} did not claim {run_dir} in time")
 
 
 def test_kill_9_then_resume_continues_from_the_last_checkpoint(
@@ -182,7 +196,7 @@ def test_a_second_trainer_of_the_same_run_is_refused_naming_the_first(
     runs = tmp_path / "runs"
     latest = runs / "tiny" / "checkpoints" / "latest.pt"
     first = start_training(synth_root, runs, "--epochs", "40", "--epochs-decay", "0")
-    time.sleep(0.5)  # two new runs of one name, half a second apart
+    wait_until_held(runs / "tiny", first)  # two new runs of one name; the first one claimed it
     second = subprocess.run(
         [sys.executable, "-m", "cyclegan", "train", *tiny_flags(synth_root, runs)],
         capture_output=True,
