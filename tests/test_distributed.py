@@ -33,10 +33,11 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
 from torch.futures import Future
 
-from cyclegan.checkpoint import MODEL_KEYS, load_checkpoint
+from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
 from cyclegan.config import Config, ConfigError, SpeedConfig, load_config
 from cyclegan.data.dataset import UnpairedDataset, make_loader
+from cyclegan.models import CycleGAN
 from cyclegan.training.distributed import (
     TERMINATION_WAIT_S,
     PeerFailure,
@@ -376,9 +377,9 @@ def ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
             config = tiny_config(Path(data), Path(out), **SMALL, **overrides, batch_size=1)
             state = TrainingState.create(config, team.device, rank=team.rank)
             replicas = team.wrap(state.model)
-            allreduces: dict[str, list[int]] = {key: [] for key in MODEL_KEYS}
+            allreduces: dict[str, list[int]] = {key: [] for key in CycleGAN.network_keys}
             backwards: dict[str, list[int]] = {"gen_ab": [], "gen_ba": []}
-            for key in MODEL_KEYS:  # (DDP refuses the string annotations of a def here)
+            for key in CycleGAN.network_keys:  # (DDP refuses the string annotations of a def here)
                 getattr(replicas, key).register_comm_hook(
                     allreduces[key], lambda calls, bucket: counting_allreduce(calls, bucket)
                 )

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from cyclegan.config import Config, ConfigError
-from cyclegan.models import make_generator
+from cyclegan.models import Model, make_generator
 from cyclegan.models.generator import ResnetGenerator
 
 FORMAT_VERSION = 1
@@ -34,7 +34,6 @@ REQUIRED_KEYS = (
     "image_pools",
     "rng",
 )
-MODEL_KEYS = ("gen_ab", "gen_ba", "disc_a", "disc_b")
 AVERAGED_KEY = "models_ema"  # the generators' averaged weights of a run with --ema
 GENERATOR_KEYS = {"AtoB": "gen_ab", "BtoA": "gen_ba"}
 
@@ -108,9 +107,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return checkpoint
 
 
-def load_model_states(model: torch.nn.Module, states: dict[str, Any], source: Path) -> None:
-    """Load the four networks, explaining an architecture mismatch instead of dumping keys."""
-    for name in MODEL_KEYS:
+def load_model_states(model: Model, states: dict[str, Any], source: Path) -> None:
+    """Load the model's networks, explaining an architecture mismatch instead of dumping keys."""
+    for name in model.network_keys:
         network = getattr(model, name)
         if name not in states:
             raise CheckpointError(f"{source} has no weights for {name}")
@@ -140,13 +139,24 @@ def generator_from_checkpoint(
     its averaged weights where the run kept an average (--ema) and `averaged`, else its raw
     weights."""
     key = GENERATOR_KEYS[direction]
-    generator = make_generator(checkpoint["config"].model, direction)
+    model = checkpoint["config"].model
+    if direction not in model.directions:
+        raise CheckpointError(one_direction_only(source, model.model))
+    generator = make_generator(model, direction)
     weights = checkpoint.get(AVERAGED_KEY) if averaged else None
     try:
         generator.load_state_dict((weights or checkpoint["models"])[key])
     except (KeyError, RuntimeError) as error:
         raise CheckpointError(f"{source}: cannot load {key}: {error}") from error
     return generator.eval()
+
+
+def one_direction_only(source: Path, family: str) -> str:
+    """The refusal of a B->A translation from a run that has no B->A generator."""
+    return (
+        f"{source} is a --model {family} run: it translates A to B only (one generator, no "
+        "cycle); translate with --direction AtoB, or train --model cyclegan for both directions"
+    )
 
 
 def find_checkpoint(path: Path) -> Path:

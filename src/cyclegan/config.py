@@ -27,6 +27,7 @@ import yaml
 
 GeneratorName = Literal["resnet_9blocks", "resnet_6blocks", "resnet_3blocks", "seed"]
 PresetName = Literal["paper", "fast"]
+ModelFamily = Literal["cyclegan", "cut", "fastcut"]
 DiscriminatorName = Literal["patch", "seed", "patch_pixel"]
 Upsample = Literal["transpose", "resize"]
 GanMode = Literal["lsgan", "vanilla"]
@@ -143,17 +144,34 @@ def _by_epochs(config: Config) -> bool:
     return not config.optim.minutes
 
 
+def _cycle_model(config: Config) -> bool:
+    return config.model.model == "cyclegan"
+
+
+def _contrastive_model(config: Config) -> bool:
+    return config.model.model != "cyclegan"
+
+
 BY_EPOCHS = Applies(_by_epochs, "with --minutes (the time sets the schedule)")
 ONLY_PATCH = Applies(_patch_discriminator, "with --discriminator seed (its depth is fixed)")
 ONLY_DISTRIBUTED = Applies(_distributed, "without torchrun (the run is one process)")
 ONLY_EVALUATED = Applies(_evaluated, "without --eval-every (no metrics are measured)")
 ONLY_FID = Applies(_fid_measured, "without --eval-every and --fid (FID is not measured)")
+ONLY_CYCLEGAN = Applies(_cycle_model, "with --model cut or fastcut (one generator, no cycle)")
+ONLY_CUT = Applies(_contrastive_model, "with --model cyclegan (no PatchNCE term)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The four networks."""
+    """The networks: CycleGAN's four, or CUT's generator, discriminator and projection heads."""
 
+    model: ModelFamily = option("cyclegan", Role.ARCHITECTURE)
+    """what is trained: cyclegan (two generators, two discriminators, cycle-consistency; both
+    directions), cut (Contrastive Unpaired Translation, Park et al. 2020: one generator A->B, one
+    discriminator, a PatchNCE loss tying each output patch to the input patch at its place,
+    plus the same loss on B as an identity term) or fastcut (CUT without the identity term,
+    PatchNCE weight 10, flip-equivariance: faster, lighter); cut and fastcut start from the
+    paper's settings for them (FAMILY_SETTINGS), which options given with them override"""
     generator: GeneratorName = option("resnet_9blocks", Role.ARCHITECTURE)
     """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), resnet_3blocks
     (small crops, CPU budgets), seed"""
@@ -206,6 +224,11 @@ class ModelConfig:
                     f"leave --{name} off"
                 )
 
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The translation directions the networks have: CUT's one generator maps A to B."""
+        return ("AtoB", "BtoA") if self.model == "cyclegan" else ("AtoB",)
+
     def channels(self, direction: str) -> tuple[int, int]:
         """(input, output) channels of the generator for `direction`: "AtoB" or "BtoA"."""
         if direction == "AtoB":
@@ -249,19 +272,35 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The CycleGAN objective (paper eq. 3 plus the identity term of sec. 5.2)."""
+    """The objective: CycleGAN's (paper eq. 3 plus the identity term of sec. 5.2), or CUT's
+    (adversarial plus PatchNCE, Park et al. 2020 eq. 5)."""
 
     gan_mode: GanMode = option("lsgan", Role.TRAINING)
     """adversarial loss: lsgan (least squares) or vanilla (BCE with logits)"""
-    lambda_cycle: float = option(10.0, Role.TRAINING)
+    lambda_cycle: float = option(10.0, Role.TRAINING, applies=ONLY_CYCLEGAN)
     """weight of each cycle-consistency L1 term"""
-    lambda_identity: float = option(0.5, Role.TRAINING)
+    lambda_identity: float = option(0.5, Role.TRAINING, applies=ONLY_CYCLEGAN)
     """identity L1 weight, as a fraction of lambda_cycle (0 disables the identity passes)"""
+    lambda_nce: float = option(1.0, Role.TRAINING, applies=ONLY_CUT)
+    """(cut, fastcut) weight of the PatchNCE loss (cut 1, fastcut 10)"""
+    nce_idt: bool = option(True, Role.TRAINING, applies=ONLY_CUT)
+    """(cut, fastcut) also the PatchNCE loss of G(B) against B, an identity term (cut: on,
+    fastcut: off); the two PatchNCE losses are then averaged"""
+    nce_patches: int = option(256, Role.TRAINING, applies=ONLY_CUT)
+    """(cut, fastcut) patch locations sampled per image and encoder layer for PatchNCE; each
+    is a positive for the output patch at its place and a negative for all the others"""
+    nce_temperature: float = option(0.07, Role.TRAINING, applies=ONLY_CUT)
+    """(cut, fastcut) temperature of the PatchNCE softmax"""
+    flip_equivariance: bool = option(False, Role.TRAINING, applies=ONLY_CUT)
+    """(cut, fastcut) translate a horizontally flipped batch half of the time and compare its
+    flipped-back features with the input's: the translation must not depend on the side
+    (fastcut: on)"""
 
     def __post_init__(self) -> None:
-        for name in ("lambda_cycle", "lambda_identity"):
+        for name in ("lambda_cycle", "lambda_identity", "lambda_nce"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be 0 or more, got {getattr(self, name)}")
+        _check_positive(self, "nce_patches", "nce_temperature")
 
 
 @dataclass(frozen=True)
@@ -282,7 +321,7 @@ class OptimConfig:
     """train for this many minutes instead of --epochs/--epochs-decay: the lr of each step
     follows the share of the time spent (constant for the first half, then down to zero), and
     the run ends on time whatever the machine's load, its last records included (0: off)"""
-    pool_size: int = option(50, Role.TRAINING)
+    pool_size: int = option(50, Role.TRAINING, applies=ONLY_CYCLEGAN)
     """generated images kept per domain for discriminator updates (0 turns the pool off)"""
     ema: float = option(0.0, Role.TRAINING)
     """keep an exponential moving average of the generator weights with this decay per step
@@ -443,12 +482,42 @@ class Config:
 
     def __post_init__(self) -> None:
         channels_a, channels_b = self.model.channels_a, self.model.channels_b
-        if self.loss.lambda_identity > 0 and channels_a != channels_b:
+        family = self.model.model
+        if family != "cyclegan":
+            self._check_contrastive()
+        elif self.loss.lambda_identity > 0 and channels_a != channels_b:
             raise ConfigError(
                 f"--lambda-identity {self.loss.lambda_identity} needs as many channels in both "
                 f"domains (--channels-a {channels_a}, --channels-b {channels_b}): the identity "
                 "loss feeds each generator images of its own target domain; give "
                 "--lambda-identity 0"
+            )
+
+    def _check_contrastive(self) -> None:
+        """What CUT and FastCUT cannot do (yet), each refused in one line."""
+        family, model = self.model.model, self.model
+        if self.run.preset == "fast":
+            raise ConfigError(
+                f"--preset fast is a CycleGAN preset (a residual generator and a colour map "
+                f"fitted for both directions); --model {family} starts from its paper's "
+                f"settings: leave --preset out, or train --model cyclegan --preset fast"
+            )
+        if self.run.world_size > 1:
+            raise ConfigError(
+                f"--model {family} does not train under torchrun yet; train it in one process "
+                "(python -m cyclegan train ...), or train --model cyclegan under torchrun"
+            )
+        if self.loss.nce_idt and model.channels_a != model.channels_b:
+            raise ConfigError(
+                f"--nce-idt needs as many channels in both domains (--channels-a "
+                f"{model.channels_a}, --channels-b {model.channels_b}): the generator is fed "
+                "images of domain B; give --no-nce-idt"
+            )
+        if model.channels_a != model.channels_b:
+            raise ConfigError(
+                f"--model {family} compares the generator's features of its input and its "
+                f"output, so both domains need as many channels (--channels-a "
+                f"{model.channels_a}, --channels-b {model.channels_b})"
             )
 
     @property
@@ -486,6 +555,8 @@ class Config:
         not `expand_preset`: a resumed run records a preset given anew, and refuses it)."""
         if "preset" in overrides and expand_preset:
             overrides = {**preset_options(overrides["preset"]), **overrides}
+        if overrides.get("model") in FAMILY_SETTINGS and expand_preset:
+            overrides = {**FAMILY_SETTINGS[overrides["model"]], **overrides}
         by_section: dict[str, dict[str, Any]] = {}
         for key, value in overrides.items():
             by_section.setdefault(section_of(key), {})[key] = value
@@ -522,6 +593,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lambda_identity": 0.0,
         "batch_size": 4,
         "lr": 1e-4,
+    },
+}
+
+
+# What --model cut and --model fastcut start from: the settings of Park et al. 2020 and their
+# public code for each (Adam, lr, norms and the 70x70 PatchGAN are CycleGAN's, kept): no image
+# pool; cut: PatchNCE weight 1 with the identity PatchNCE on B, 200 + 200 epochs; fastcut:
+# weight 10, no identity term, flip-equivariance, 150 + 50 epochs.
+FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
+    "cut": {
+        "lambda_nce": 1.0,
+        "nce_idt": True,
+        "flip_equivariance": False,
+        "pool_size": 0,
+        "epochs": 200,
+        "epochs_decay": 200,
+    },
+    "fastcut": {
+        "lambda_nce": 10.0,
+        "nce_idt": False,
+        "flip_equivariance": True,
+        "pool_size": 0,
+        "epochs": 150,
+        "epochs_decay": 50,
     },
 }
 

@@ -107,8 +107,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         csv_path.unlink(missing_ok=True)
     for path in checkpoints:
         checkpoint = first if path == checkpoints[0] else load_checkpoint(path)
+        directions = checkpoint["config"].model.directions  # a CUT run has only AtoB
         gens = [
             generator_from_checkpoint(checkpoint, direction, path).to(device)
+            if direction in directions
+            else None
             for direction in ("AtoB", "BtoA")
         ]
         with torch.no_grad():

@@ -61,25 +61,29 @@ def load_test_set(
 @torch.no_grad()
 def evaluate_generators(
     gen_ab: nn.Module,
-    gen_ba: nn.Module,
+    gen_ba: nn.Module | None,
     test_set: TestSet,
     extractor: FeatureExtractor | None = None,
     batch_size: int = 8,
     kid_subsets: int = 100,
 ) -> dict[str, float]:
-    """All metrics for both directions; FID/KID only with a feature extractor."""
+    """All metrics for both directions (A -> B alone, without cycle metrics, when there is no
+    gen_ba: a CUT run); FID/KID only with a feature extractor."""
     results: dict[str, float] = {"images_A": len(test_set.a), "images_B": len(test_set.b)}
     real_features: dict[str, torch.Tensor] = {}
     for direction in DIRECTIONS:
         forward, backward = (gen_ab, gen_ba) if direction == "AtoB" else (gen_ba, gen_ab)
+        if forward is None:
+            continue
         source, target = (
             (test_set.a, test_set.b) if direction == "AtoB" else (test_set.b, test_set.a)
         )
         truth = test_set.truth_for_a if direction == "AtoB" else test_set.truth_for_b
         translated = _run(forward, source, batch_size)
-        cycled = _run(backward, translated, batch_size)
-        results[f"cycle_l1_{direction}"] = (cycled - source).abs().mean().item()
-        results[f"cycle_psnr_{direction}"] = _mean(psnr(c, s) for c, s in zip(cycled, source))
+        if backward is not None:
+            cycled = _run(backward, translated, batch_size)
+            results[f"cycle_l1_{direction}"] = (cycled - source).abs().mean().item()
+            results[f"cycle_psnr_{direction}"] = _mean(psnr(c, s) for c, s in zip(cycled, source))
         if source.shape[1] == target.shape[1]:  # a generator takes only its source's channels
             same = _run(forward, target, batch_size)
             results[f"identity_l1_{direction}"] = (same - target).abs().mean().item()

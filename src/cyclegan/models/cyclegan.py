@@ -14,6 +14,10 @@ from cyclegan.models.generator import ResnetGenerator, build_generator, generato
 
 
 class CycleGAN(nn.Module):
+    network_keys = ("gen_ab", "gen_ba", "disc_a", "disc_b")  # as checkpoints name them
+    generator_keys = ("gen_ab", "gen_ba")
+    discriminator_keys = ("disc_a", "disc_b")
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.gen_ab = make_generator(config, "AtoB")

@@ -155,6 +155,38 @@ class ResnetGenerator(nn.Module):
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping
         return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)) + out)
 
+    def nce_layers(self) -> tuple[int, ...]:
+        """Where PatchNCE (models/cut.py) reads the encoder, as indices into
+        [*encoder, *blocks]: the padded input, the first two downsampling convolutions, the
+        first residual block and the fifth (or the last of fewer). Park et al. 2020 read the
+        same five places ("0,4,8,12,16" in their anti-aliased network's numbering)."""
+        first_block = len(self.encoder)
+        downsamplings = [STEM_LAYERS + 3 * k for k in range(2)]
+        return (0, *downsamplings, first_block, first_block + min(4, len(self.blocks) - 1))
+
+    def layer_channels(self, layers: tuple[int, ...]) -> list[int]:
+        """The channels of each feature map `encode` returns for `layers`."""
+        channels, found = self.encoder[1].in_channels, {}
+        for index, layer in enumerate([*self.encoder, *self.blocks]):
+            if isinstance(layer, nn.Conv2d):
+                channels = layer.out_channels
+            found[index] = channels
+        return [found[index] for index in layers]
+
+    def encode(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
+        """The feature maps after each of `layers` (indices into [*encoder, *blocks], rising),
+        computing no further than the last of them; the colour map, if any, comes first."""
+        if self.colour is not None:
+            x = self.colour(x)
+        features = []
+        for index, layer in enumerate([*self.encoder, *self.blocks]):
+            x = layer(x)
+            if index in layers:
+                features.append(x)
+            if index == layers[-1]:
+                break
+        return features
+
     def start_as_identity(self) -> None:
         """Zero the last convolution of a residual generator: it then returns its input."""
         if not self.residual:

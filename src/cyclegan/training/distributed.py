@@ -42,7 +42,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from cyclegan.checkpoint import MODEL_KEYS
 from cyclegan.config import ConfigError, RunConfig
 from cyclegan.device import pick_device
 from cyclegan.models import CycleGAN
@@ -149,7 +148,7 @@ class Team:
         return Replicas(
             **{
                 key: DistributedDataParallel(getattr(model, key), device_ids=ids)
-                for key in MODEL_KEYS
+                for key in model.network_keys
             }
         )
 
@@ -345,7 +344,7 @@ def merged_wish(rows: torch.Tensor) -> StopWish:
 def weight_checksums(model: CycleGAN) -> tuple[list[str], torch.Tensor]:
     """Every parameter's name, and its sum and sum of squares in float64: (P, 2) on the CPU."""
     names, sums = [], []
-    for key in MODEL_KEYS:
+    for key in model.network_keys:
         for name, parameter in getattr(model, key).named_parameters():
             values = parameter.detach().double()
             names.append(f"{key}.{name}")

@@ -17,30 +17,30 @@ from typing import Any
 import torch
 from torch import nn
 
-from cyclegan.models import CycleGAN
-
-GENERATORS = ("gen_ab", "gen_ba")
+from cyclegan.models import Model
 
 
 class AveragedGenerators(nn.Module):
-    """The averaged copies of a model's gen_ab and gen_ba, outside its autograd; it has the
-    model's generator attributes, so sample grids and evaluation can translate with it."""
+    """The averaged copies of a model's generators (gen_ab and gen_ba; CUT's gen_ab), outside
+    its autograd; it has the model's generator attributes, so sample grids and evaluation can
+    translate with it."""
 
-    def __init__(self, model: CycleGAN, decay: float) -> None:
+    def __init__(self, model: Model, decay: float) -> None:
         super().__init__()
         self.decay = decay
-        self.gen_ab = copy.deepcopy(model.gen_ab).requires_grad_(False)
-        self.gen_ba = copy.deepcopy(model.gen_ba).requires_grad_(False)
+        self.generator_keys = model.generator_keys
+        for key in self.generator_keys:
+            setattr(self, key, copy.deepcopy(getattr(model, key)).requires_grad_(False))
         self.eval()
 
     def decay_at(self, step: int) -> float:
         return min(self.decay, (1 + step) / (10 + step))
 
     @torch.no_grad()
-    def update(self, model: CycleGAN, step: int) -> None:
+    def update(self, model: Model, step: int) -> None:
         """Move the average towards the model's current generators (after step `step`)."""
         weight = 1.0 - self.decay_at(step)
-        for key in GENERATORS:
+        for key in self.generator_keys:
             averaged, current = getattr(self, key), getattr(model, key)
             torch._foreach_lerp_(
                 list(averaged.parameters()), [p.detach() for p in current.parameters()], weight
@@ -49,8 +49,8 @@ class AveragedGenerators(nn.Module):
                 mine.copy_(theirs)
 
     def generator_states(self) -> dict[str, Any]:
-        return {key: getattr(self, key).state_dict() for key in GENERATORS}
+        return {key: getattr(self, key).state_dict() for key in self.generator_keys}
 
     def load_generator_states(self, states: dict[str, Any]) -> None:
-        for key in GENERATORS:
+        for key in self.generator_keys:
             getattr(self, key).load_state_dict(states[key])

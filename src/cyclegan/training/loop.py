@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from cyclegan.checkpoint import load_checkpoint
+from cyclegan.checkpoint import GENERATOR_KEYS, load_checkpoint
 from cyclegan.config import (
     AUTO_WORKERS,
     Config,
@@ -42,9 +42,10 @@ from cyclegan.config import (
 from cyclegan.data.check import check_training_images
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.device import device_precision
-from cyclegan.models import CycleGAN
+from cyclegan.models import ContrastiveModel, Model
 from cyclegan.models.cyclegan import check_crop_size
 from cyclegan.training.colour_fit import fit_colour_maps
+from cyclegan.training.contrastive_step import contrastive_step
 from cyclegan.training.distributed import (
     Replicas,
     ReplicasDiverged,
@@ -57,7 +58,7 @@ from cyclegan.training.distributed import (
 from cyclegan.training.interrupt import TrainingInterrupted, stop_on_interrupt
 from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_folder import prepare_run_dir, run_dir_of, write_checkpoint
-from cyclegan.training.run_log import LOSS_NAMES, TIME_NAMES, RunLog
+from cyclegan.training.run_log import TIME_NAMES, RunLog
 from cyclegan.training.run_status import hold_run, write_status
 from cyclegan.training.samples import fixed_samples, save_sample_grid
 from cyclegan.training.schedule import lr_factor
@@ -69,7 +70,8 @@ from cyclegan.wording import counted
 if TYPE_CHECKING:
     from cyclegan.evaluation.metrics import FeatureExtractor
 
-SHOWN_LOSSES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B")
+# the terms the progress bar shows (identity terms only in losses.csv), CycleGAN's and CUT's
+SHOWN_LOSSES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B", "NCE")
 MAX_AUTO_WORKERS = 4
 MIN_USEFUL_STEPS = 10  # a --minutes budget that allows fewer is said to be too short
 
@@ -194,7 +196,10 @@ def start_fresh(
     if config.model.colour:
         clock = clock or time.monotonic
         started = clock()
-        maps = {"AtoB": state.model.gen_ab.colour, "BtoA": state.model.gen_ba.colour}
+        maps = {
+            direction: getattr(state.model, GENERATOR_KEYS[direction]).colour
+            for direction in config.model.directions
+        }
         fit_colour_maps(maps, dataset, config.run.seed, log=log if team.is_main else quiet)
         if config.optim.minutes:
             state.progress.seconds += clock() - started
@@ -259,7 +264,9 @@ def train_epochs(
             return StopWish(asked, interrupt.signal_number)
 
         with (
-            RunLog(run_dir, progress.step, log) if team.is_main else nullcontext() as run_log,
+            RunLog(run_dir, progress.step, log, config.model.model)
+            if team.is_main
+            else nullcontext() as run_log,
             warnings.catch_warnings(),
         ):
             # more --workers than cores: loader_workers said so once, torch would every epoch
@@ -400,7 +407,7 @@ def check_named_files(config: Config) -> None:
 
 def run_epoch(
     state: TrainingState,
-    networks: CycleGAN | Replicas,
+    networks: Model | Replicas,
     loader: DataLoader[dict[str, Any]],
     *,
     config: Config,
@@ -437,16 +444,22 @@ def run_epoch(
             real_b = batch["b"].to(device, non_blocking=True)
             if budget is not None:  # the lr follows the share of the time spent
                 state.optimizers.set_lr(config.optim.lr * budget.lr_factor())
-            losses = train_step(
-                networks,
-                state.optimizers,
-                state.pools,
-                real_a,
-                real_b,
-                config.loss,
-                config.speed,
-                state.scaler,
-            )
+            if isinstance(networks, ContrastiveModel):
+                losses = contrastive_step(
+                    networks, state.optimizers, real_a, real_b, config.loss, config.speed,
+                    state.scaler,
+                )  # fmt: skip
+            else:
+                losses = train_step(
+                    networks,
+                    state.optimizers,
+                    state.pools,
+                    real_a,
+                    real_b,
+                    config.loss,
+                    config.speed,
+                    state.scaler,
+                )
             progress.batch += 1
             progress.step += 1
             if state.ema is not None:
@@ -513,7 +526,7 @@ class StepDisplay:
         self.bar.close()
 
     def step(self, done: int, losses: dict[str, float], data_s: float, extra: str = "") -> None:
-        shown = " ".join(f"{name} {losses[name]:.3f}" for name in SHOWN_LOSSES)
+        shown = " ".join(f"{name} {losses[name]:.3f}" for name in SHOWN_LOSSES if name in losses)
         self.bar.update(1)
         self.bar.set_postfix_str(f"{shown} data {data_s:.2f}s{extra}")
         now = time.monotonic()
@@ -621,14 +634,12 @@ def where_training(team: Team, config: Config) -> str:
 class Window:
     """Sums of every loss term and timing over some steps, for their means."""
 
-    sums: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(LOSS_NAMES + TIME_NAMES, 0.0)
-    )
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIME_NAMES, 0.0))
     steps: int = 0
 
     def add(self, values: dict[str, float]) -> None:
         for name, value in values.items():
-            self.sums[name] += value
+            self.sums[name] = self.sums.get(name, 0.0) + value
         self.steps += 1
 
     def means(self) -> dict[str, float]:
@@ -722,7 +733,9 @@ def epoch_summary(
     if of is not None:
         title += f" ({total.steps} of {counted(of, 'step')})"
     means = total.means()
-    losses = " ".join(f"{name} {means[name]:.3f}" for name in LOSS_NAMES)
+    losses = " ".join(
+        f"{name} {value:.3f}" for name, value in means.items() if name not in TIME_NAMES
+    )
     seconds = total.sums["step_s"]
     note = f", skipped {len(skipped)} unreadable file(s)" if skipped else ""
     return (

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cyclegan.config import Config
 from cyclegan.evaluation.report import append_metrics_row, metric_value, plot_metrics
 from cyclegan.evaluation.suite import TestSet, evaluate_generators, is_better, load_test_set
-from cyclegan.models import CycleGAN
+from cyclegan.models import Model
 from cyclegan.training.ema import AveragedGenerators
 
 if TYPE_CHECKING:  # the Inception network (torchvision) loads only when FID is computed
@@ -50,11 +50,14 @@ class PeriodicEvaluation:
         return every > 0 and epoch % every == 0
 
     def run(
-        self, model: CycleGAN | AveragedGenerators, epoch: int, step: int, writer: Any = None
+        self, model: Model | AveragedGenerators, epoch: int, step: int, writer: Any = None
     ) -> bool:
         """Evaluate after `epoch`; True if this is a new best (the caller saves best.pt)."""
         results = evaluate_generators(
-            model.gen_ab, model.gen_ba, self.test_set(), self.feature_extractor(model)
+            model.gen_ab,
+            getattr(model, "gen_ba", None),
+            self.test_set(),
+            self.feature_extractor(model),
         )
         csv_path = self.run_dir / "metrics.csv"
         append_metrics_row(csv_path, epoch, step, results)
@@ -101,7 +104,7 @@ class PeriodicEvaluation:
             )
         return self._test_set
 
-    def feature_extractor(self, model: CycleGAN | AveragedGenerators) -> FeatureExtractor | None:
+    def feature_extractor(self, model: Model | AveragedGenerators) -> FeatureExtractor | None:
         if not self._extractor_tried and self.config.eval.fid:
             self._extractor_tried = True
             from cyclegan.evaluation.inception import InceptionUnavailable, load_fid_inception

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cyclegan.checkpoint import save_checkpoint
+from cyclegan.checkpoint import GENERATOR_KEYS, save_checkpoint
 from cyclegan.config import Config, ConfigError
 from cyclegan.models.artifact import save_generator
 from cyclegan.training.run_status import busy_error, run_is_held
@@ -64,7 +64,8 @@ def write_checkpoint(
         averaged = {}
         if state.ema is not None:
             averaged = {"weights": f"averaged (--ema {config.optim.ema:g})"}
-        for direction, generator in (("AtoB", generators.gen_ab), ("BtoA", generators.gen_ba)):
+        for direction in config.model.directions:
+            generator = getattr(generators, GENERATOR_KEYS[direction])
             save_generator(
                 run_dir / "generators" / f"{direction}.safetensors",
                 generator,

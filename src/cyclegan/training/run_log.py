@@ -16,23 +16,41 @@ from types import TracebackType
 from typing import Any
 
 LOSS_NAMES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+# CUT's terms: its discriminator's loss, the fakes' adversarial loss, PatchNCE of G(A) against
+# A and (cut, not fastcut) of G(B) against B
+CONTRASTIVE_LOSS_NAMES = ("D_B", "G_B", "NCE", "NCE_idt")
 TIME_NAMES = ("step_s", "data_s")  # seconds per step: in all, waiting for the loader
 COLUMNS = ("epoch", "step", "lr", *LOSS_NAMES, *TIME_NAMES)
+
+
+def loss_names(family: str) -> tuple[str, ...]:
+    """The loss terms a step of `family` (--model) reports, in the order of losses.csv."""
+    return LOSS_NAMES if family == "cyclegan" else CONTRASTIVE_LOSS_NAMES
+
+
+def columns(family: str) -> tuple[str, ...]:
+    return ("epoch", "step", "lr", *loss_names(family), *TIME_NAMES)
 
 
 class RunLog:
     """Appends averaged loss rows to losses.csv and mirrors them to TensorBoard if installed."""
 
     def __init__(
-        self, run_dir: Path, resume_step: int = 0, log: Callable[[str], None] = print
+        self,
+        run_dir: Path,
+        resume_step: int = 0,
+        log: Callable[[str], None] = print,
+        family: str = "cyclegan",
     ) -> None:
         self.run_dir = run_dir
+        self.loss_names = loss_names(family)
+        self.columns = columns(family)
         self.csv_path = run_dir / "losses.csv"
         self.plot_path = run_dir / "losses.png"
         self._keep_rows_up_to(resume_step)
         if not self.csv_path.exists():
             with open(self.csv_path, "w", newline="") as handle:
-                csv.writer(handle).writerow(COLUMNS)
+                csv.writer(handle).writerow(self.columns)
         self.writer = _tensorboard_writer(run_dir / "tensorboard", resume_step)
         if self.writer is None:
             log(
@@ -53,12 +71,12 @@ class RunLog:
 
     def append(self, epoch: int, step: int, lr: float, values: dict[str, float]) -> None:
         """One row: `values` holds every loss term and the TIME_NAMES means of the window."""
-        row = [epoch, step, f"{lr:.6g}", *(f"{values[name]:.6f}" for name in LOSS_NAMES)]
+        row = [epoch, step, f"{lr:.6g}", *(f"{values[name]:.6f}" for name in self.loss_names)]
         row += [f"{values[name]:.4f}" for name in TIME_NAMES]
         with open(self.csv_path, "a", newline="") as handle:
             csv.writer(handle).writerow(row)
         if self.writer is not None:
-            for name in LOSS_NAMES:
+            for name in self.loss_names:
                 self.writer.add_scalar(f"loss/{name}", values[name], step)
             for name in TIME_NAMES:
                 self.writer.add_scalar(f"time/{name}", values[name], step)
@@ -69,7 +87,8 @@ class RunLog:
             return list(csv.DictReader(handle))
 
     def plot(self) -> None:
-        """Redraw losses.png: discriminators, adversarial, cycle and identity terms vs step."""
+        """Redraw losses.png: discriminators, adversarial, cycle and identity terms (CUT: its
+        discriminator, adversarial and the PatchNCE terms) vs step."""
         rows = self.rows()
         if not rows:
             return
@@ -85,6 +104,13 @@ class RunLog:
             "cycle consistency": ("cycle_A", "cycle_B"),
             "identity": ("idt_A", "idt_B"),
         }
+        if self.loss_names != LOSS_NAMES:
+            groups = {
+                "discriminator": ("D_B",),
+                "generator (adversarial)": ("G_B",),
+                "PatchNCE": ("NCE",),
+                "PatchNCE identity": ("NCE_idt",),
+            }
         figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
         for axis, (title, names) in zip(axes.flat, groups.items()):
             for name in names:
@@ -113,9 +139,9 @@ class RunLog:
             reader = csv.DictReader(handle)
             rows, header = list(reader), tuple(reader.fieldnames or ())
         kept = [row for row in rows if int(row["step"]) <= step]
-        if len(kept) != len(rows) or header != COLUMNS:
+        if len(kept) != len(rows) or header != self.columns:
             with open(self.csv_path, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(kept)
 

@@ -1,9 +1,10 @@
 """Sample grids: a fixed set of test images translated after every epoch.
 
 Rows, labelled on the left: real A, fake B, reconstructed A, then real B, fake A,
-reconstructed B; one column per image pair, the epoch on top. The same images every epoch
-(the first readable test images, topped up from train), so the files show progress at a
-glance; both domains show as many images, so no cell is blank.
+reconstructed B (a CUT run, which has one generator A -> B: real A, fake B, real B and the
+generator's output for it, B's identity); one column per image pair, the epoch on top. The
+same images every epoch (the first readable test images, topped up from train), so the files
+show progress at a glance; both domains show as many images, so no cell is blank.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from cyclegan.data.images import load_first_images, tensor_to_image
-from cyclegan.models import CycleGAN
+from cyclegan.models import Model
 from cyclegan.training.ema import AveragedGenerators
 
 ROW_LABELS = ("real A", "fake B", "reconstructed A", "real B", "fake A", "reconstructed B")
+ONE_WAY_LABELS = ("real A", "fake B", "real B", "identity B")
 PADDING = 2  # pixels between cells
 
 
@@ -43,7 +45,7 @@ def fixed_samples(
 
 @torch.no_grad()
 def save_sample_grid(
-    model: CycleGAN | AveragedGenerators,
+    model: Model | AveragedGenerators,
     real_a: torch.Tensor,
     real_b: torch.Tensor,
     path: Path,
@@ -55,11 +57,15 @@ def save_sample_grid(
     device = next(model.parameters()).device
     real_a, real_b = real_a.to(device), real_b.to(device)
     fake_b = model.gen_ab(real_a)
-    fake_a = model.gen_ba(real_b)
-    rows = [real_a, fake_b, model.gen_ba(fake_b), real_b, fake_a, model.gen_ab(fake_a)]
+    if "gen_ba" in model.generator_keys:
+        fake_a = model.gen_ba(real_b)
+        rows = [real_a, fake_b, model.gen_ba(fake_b), real_b, fake_a, model.gen_ab(fake_a)]
+        labels = ROW_LABELS
+    else:
+        rows, labels = [real_a, fake_b, real_b, model.gen_ab(real_b)], ONE_WAY_LABELS
     model.train(was_training)
     path.parent.mkdir(parents=True, exist_ok=True)
-    labelled_grid(rows, ROW_LABELS, f"epoch {epoch}").save(path)
+    labelled_grid(rows, labels, f"epoch {epoch}").save(path)
 
 
 def labelled_grid(rows: list[torch.Tensor], labels: tuple[str, ...], title: str) -> Image.Image:

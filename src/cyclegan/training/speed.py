@@ -9,7 +9,7 @@ import torch
 
 from cyclegan.config import SpeedConfig
 from cyclegan.device import autocast, device_precision
-from cyclegan.models import CycleGAN
+from cyclegan.models import Model
 
 
 def mixed_precision(
@@ -33,15 +33,15 @@ def fused_adam_available(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
-def prepare_networks(model: CycleGAN, speed: SpeedConfig) -> None:
+def prepare_networks(model: Model, speed: SpeedConfig) -> None:
     """Apply the options that change how the networks run, in place (state dict keys stay
     as they are: checkpoints do not depend on these options)."""
-    for generator in (model.gen_ab, model.gen_ba):
-        generator.checkpoint_blocks = speed.checkpoint_blocks
+    for key in model.generator_keys:
+        getattr(model, key).checkpoint_blocks = speed.checkpoint_blocks
     if speed.channels_last:
         # instance norm hands back default-layout activations, and a convolution gives
         # channels-last only when its input or its weights have it: so convert the weights
         model.to(memory_format=torch.channels_last)
     if speed.compile:
-        for network in (model.gen_ab, model.gen_ba, model.disc_a, model.disc_b):
-            network.compile()
+        for key in model.network_keys:
+            getattr(model, key).compile()

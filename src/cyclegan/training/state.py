@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from cyclegan.checkpoint import AVERAGED_KEY, FORMAT_VERSION, MODEL_KEYS, load_model_states
+from cyclegan.checkpoint import AVERAGED_KEY, FORMAT_VERSION, load_model_states
 from cyclegan.config import Config, ConfigError, OptimConfig, Role, fixed_changes, options
-from cyclegan.models import CycleGAN
+from cyclegan.models import Model, build_model
 from cyclegan.training.ema import AveragedGenerators
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
@@ -51,13 +51,14 @@ class Progress:
 
 @dataclass
 class Optimizers:
-    """Adam for both generators, Adam for both discriminators (paper sec. 4)."""
+    """Adam for the generators (and CUT's projection heads), Adam for the discriminators
+    (paper sec. 4)."""
 
     gen: torch.optim.Adam
     disc: torch.optim.Adam
 
     @classmethod
-    def for_model(cls, model: CycleGAN, optim: OptimConfig, fused: bool = False) -> Optimizers:
+    def for_model(cls, model: Model, optim: OptimConfig, fused: bool = False) -> Optimizers:
         """fused: Adam's one-kernel implementation (the same update up to float rounding)."""
         options = {"lr": optim.lr, "betas": (optim.beta1, optim.beta2), "fused": fused or None}
         return cls(
@@ -90,13 +91,18 @@ class Optimizers:
 COLOUR_LR_SCALE = 50.0
 
 
-def generator_groups(model: CycleGAN, lr: float) -> list[dict[str, Any]]:
+def generator_groups(model: Model, lr: float) -> list[dict[str, Any]]:
     """The generators' parameters as Adam groups: the networks', then the colour maps' (if
-    any) with a larger learning rate, scaled by COLOUR_LR_SCALE."""
+    any) with a larger learning rate, scaled by COLOUR_LR_SCALE; then CUT's projection heads
+    (the paper's code gives them an Adam of their own with the same settings: the same
+    update, as Adam treats each parameter alone)."""
     network, colour = [], []
     for name, parameter in model.generators.named_parameters():
         (colour if ".colour." in f".{name}" else network).append(parameter)
     groups: list[dict[str, Any]] = [{"params": network}]
+    heads = getattr(model, "nce_heads", None)
+    if heads is not None:
+        groups.append({"params": list(heads.parameters())})
     if colour:
         groups.append({"params": colour, "lr": lr * COLOUR_LR_SCALE, "lr_scale": COLOUR_LR_SCALE})
     return groups
@@ -106,7 +112,7 @@ def generator_groups(model: CycleGAN, lr: float) -> list[dict[str, Any]]:
 class TrainingState:
     """Everything a checkpoint holds besides the config."""
 
-    model: CycleGAN
+    model: Model
     optimizers: Optimizers
     pools: tuple[ImagePool, ImagePool]
     progress: Progress = field(default_factory=Progress)
@@ -122,7 +128,7 @@ class TrainingState:
         optimizers, empty pools; a process other than rank 0 of a torchrun run gets pools and
         random numbers (dropout) of its own."""
         torch.manual_seed(config.run.seed)
-        model = CycleGAN(config.model).to(device)
+        model = build_model(config.model).to(device)
         prepare_networks(model, config.speed)
         size, seed = config.optim.pool_size, config.run.seed
         if rank:
@@ -136,7 +142,7 @@ class TrainingState:
         )
 
     @property
-    def translating(self) -> CycleGAN | AveragedGenerators:
+    def translating(self) -> Model | AveragedGenerators:
         """The generators translation uses: the averaged ones with --ema, else the model's."""
         return self.ema if self.ema is not None else self.model
 
@@ -157,7 +163,9 @@ class TrainingState:
             "epoch": progress.epoch,
             "batch": progress.batch,
             "step": progress.step,
-            "models": {key: getattr(self.model, key).state_dict() for key in MODEL_KEYS},
+            "models": {
+                key: getattr(self.model, key).state_dict() for key in self.model.network_keys
+            },
             "optimizers": {
                 "gen": self.optimizers.gen.state_dict(),
                 "disc": self.optimizers.disc.state_dict(),

@@ -1,0 +1,256 @@
+"""CUT and FastCUT (--model cut|fastcut): the PatchNCE loss against its definition and against
+the authors' code, where its gradients go, the families' settings and refusals, and real runs:
+trained, resumed bit-exactly, translated one way, exported and evaluated."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan.checkpoint import CheckpointError, generator_from_checkpoint, load_checkpoint
+from cyclegan.cli import main
+from cyclegan.config import Config, ConfigError
+from cyclegan.models import ContrastiveModel, build_model
+from cyclegan.models.cut import patch_nce_loss, sample_locations
+from cyclegan.training.loop import train
+from cyclegan.training.run_log import CONTRASTIVE_LOSS_NAMES
+from tests.conftest import tiny_config
+from tests.test_cli import tiny_flags
+
+REFERENCE = Path(__file__).parent / "data" / "patchnce" / "reference.pt"
+
+
+def unit_rows(rows: int, width: int, seed: int) -> torch.Tensor:
+    x = torch.randn(rows, width, generator=torch.Generator().manual_seed(seed))
+    return x / x.norm(dim=1, keepdim=True)
+
+
+# ---- the loss ------------------------------------------------------------------------------
+
+
+def test_patch_nce_is_the_cross_entropy_of_each_patch_against_the_others_of_its_image() -> None:
+    images, patches, temperature = 2, 5, 0.07
+    query, key = unit_rows(images * patches, 8, 1), unit_rows(images * patches, 8, 2)
+    ours = patch_nce_loss(query, key, images, temperature)
+
+    expected = []
+    for n in range(images):
+        for i in range(patches):
+            q = query[n * patches + i]
+            positive = float(q @ key[n * patches + i])
+            # negatives: every key of the same image, the same place's replaced by -10
+            negatives = [
+                -10.0 if j == i else float(q @ key[n * patches + j]) for j in range(patches)
+            ]
+            logits = [positive / temperature] + [v / temperature for v in negatives]
+            log_sum = math.log(sum(math.exp(v) for v in logits))
+            expected.append(log_sum - positive / temperature)  # -log softmax of the positive
+    assert ours.shape == (images * patches,)
+    assert torch.allclose(ours, torch.tensor(expected), atol=1e-5)
+
+
+def test_patch_nce_takes_no_negatives_from_other_images() -> None:
+    images, patches = 2, 4
+    query, key = unit_rows(images * patches, 6, 3), unit_rows(images * patches, 6, 4)
+    before = patch_nce_loss(query, key, images, 0.1)
+    changed = key.clone()
+    changed[patches:] = unit_rows(patches, 6, 5)  # only the second image's keys
+    after = patch_nce_loss(query, changed, images, 0.1)
+    assert torch.equal(before[:patches], after[:patches])
+    assert not torch.allclose(before[patches:], after[patches:])
+
+
+def test_patch_nce_matches_the_public_implementation() -> None:
+    """The authors' PatchNCELoss on saved inputs (scripts/patchnce_reference.py)."""
+    reference = torch.load(REFERENCE, weights_only=True)
+    assert len(reference["cases"]) == 5
+    for case in reference["cases"]:
+        ours = patch_nce_loss(case["query"], case["key"], case["images"], case["temperature"])
+        assert torch.allclose(ours, case["losses"], atol=1e-6, rtol=0), case["images"]
+
+
+def test_patches_are_sampled_at_the_same_places_in_every_image_and_without_repeats() -> None:
+    maps = [torch.zeros(3, 4, 6, 6), torch.zeros(3, 8, 2, 2)]
+    locations = sample_locations(maps, 10, torch.Generator().manual_seed(0))
+    assert [len(where) for where in locations] == [10, 4]  # all 4 of a 2x2 map
+    assert all(len(set(where.tolist())) == len(where) for where in locations)
+
+
+# ---- the networks --------------------------------------------------------------------------
+
+
+def small_model(**options: object) -> ContrastiveModel:
+    config = Config().with_overrides(
+        {"model": "cut", "generator": "resnet_6blocks", "ngf": 8, "ndf": 8, **options}
+    )
+    torch.manual_seed(0)
+    model = build_model(config.model)
+    assert isinstance(model, ContrastiveModel)
+    return model
+
+
+def test_the_heads_read_the_papers_five_places_of_the_encoder() -> None:
+    model = small_model()
+    # the padded input, both downsampling convolutions, the first and the fifth residual block
+    assert model.layers == (0, 4, 7, 10, 14)
+    features = model.gen_ab.encode(torch.zeros(1, 3, 32, 32), model.layers)
+    assert [f.shape[1:] for f in features] == [
+        (3, 38, 38), (16, 16, 16), (32, 8, 8), (32, 8, 8), (32, 8, 8),
+    ]  # fmt: skip
+    assert [head[0].in_features for head in model.nce_heads.heads] == [3, 16, 32, 32, 32]
+    assert all(head[2].out_features == 256 for head in model.nce_heads.heads)
+
+
+def test_the_nce_term_trains_the_generator_and_the_heads_not_the_discriminator() -> None:
+    model = small_model()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    model.nce_loss(x, model.gen_ab(x), patches=16, temperature=0.07).backward()
+    for name, parameter in [*model.gen_ab.named_parameters(), *model.nce_heads.named_parameters()]:
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert all(parameter.grad is None for parameter in model.disc_b.parameters())
+
+
+def test_the_keys_side_passes_no_gradient() -> None:
+    """The input's features are the fixed targets (the paper's code detaches them)."""
+    model = small_model()
+    source = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    output = torch.rand(1, 3, 32, 32) * 2 - 1
+    model.nce_loss(source, output, patches=8, temperature=0.07).backward()
+    assert source.grad is None
+
+
+# ---- settings and refusals -----------------------------------------------------------------
+
+
+def test_cut_and_fastcut_start_from_their_papers_settings() -> None:
+    cut = Config().with_overrides({"model": "cut"})
+    assert (cut.loss.lambda_nce, cut.loss.nce_idt, cut.loss.flip_equivariance) == (1, True, False)
+    assert (cut.optim.pool_size, cut.optim.epochs, cut.optim.epochs_decay) == (0, 200, 200)
+    fast = Config().with_overrides({"model": "fastcut"})
+    loss = fast.loss
+    assert (loss.lambda_nce, loss.nce_idt, loss.flip_equivariance) == (10, False, True)
+    assert (fast.optim.epochs, fast.optim.epochs_decay) == (150, 50)
+    assert (fast.loss.nce_patches, fast.loss.nce_temperature) == (256, 0.07)
+    given = Config().with_overrides({"model": "fastcut", "lambda_nce": 3.0, "epochs": 5})
+    assert given.loss.lambda_nce == 3.0 and given.optim.epochs == 5  # given options win
+    assert Config().model.model == "cyclegan"  # the default is unchanged
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"preset": "fast"}, "--preset fast is a CycleGAN preset"),
+        ({"channels_b": 1, "nce_idt": False}, "both domains need as many channels"),
+    ],
+)
+def test_what_cut_cannot_do_is_refused_in_one_sentence(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config().with_overrides({"model": "cut", **overrides})
+
+
+def test_cycle_options_are_said_to_do_nothing_for_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    from cyclegan.config import idle_options
+
+    config = Config().with_overrides({"model": "cut"})
+    lines = idle_options(config, ["lambda_cycle", "pool_size", "lambda_nce"])
+    assert lines == [
+        "--lambda-cycle does nothing with --model cut or fastcut (one generator, no cycle)",
+        "--pool-size does nothing with --model cut or fastcut (one generator, no cycle)",
+    ]
+    assert idle_options(Config(), ["lambda_nce"]) == [
+        "--lambda-nce does nothing with --model cyclegan (no PatchNCE term)"
+    ]
+
+
+def test_torchrun_is_refused_for_cut_for_now() -> None:
+    config = Config().with_overrides({"model": "cut"})
+    with pytest.raises(ConfigError, match="--model cut does not train under torchrun yet"):
+        replace(config, run=replace(config.run, world_size=2))  # what the trainer records
+
+
+# ---- real runs -----------------------------------------------------------------------------
+
+CUT = {"batch_size": 2, "epochs": 2, "epochs_decay": 0, "seed": 3}
+
+
+@pytest.mark.parametrize("family", ["cut", "fastcut"])
+def test_a_resumed_run_continues_bit_exactly(synth_root: Path, tmp_path: Path, family: str) -> None:
+    """Weights, projection heads, both optimizers and the random state (patch places, the
+    flips of fastcut) all continue as if the run had not stopped."""
+    options = {**CUT, "model": family}
+    straight = train(tiny_config(synth_root, tmp_path / "straight", **options))
+    config = tiny_config(synth_root, tmp_path / "resumed", **options)
+    run_dir = train(config, should_stop=lambda step: step == 4)
+    train(config, resume=run_dir / "checkpoints" / "latest.pt")
+    ends = [load_checkpoint(d / "checkpoints" / "latest.pt") for d in (straight, run_dir)]
+    assert ends[0]["step"] == ends[1]["step"] == 6
+    assert set(ends[0]["models"]) == {"gen_ab", "disc_b", "nce_heads"}
+    for key, state in ends[0]["models"].items():
+        for name, value in state.items():
+            assert torch.equal(value, ends[1]["models"][key][name]), (key, name)
+    for part in ("gen", "disc"):
+        mine, theirs = ends[0]["optimizers"][part]["state"], ends[1]["optimizers"][part]["state"]
+        assert mine.keys() == theirs.keys()
+        for index, values in mine.items():
+            assert all(torch.equal(values[k], theirs[index][k]) for k in values), (part, index)
+
+
+def test_a_cut_run_learns_translates_one_way_and_refuses_the_other(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    flags = [*tiny_flags(synth_root, runs), "--model", "cut", "--epochs", "3", "--seed", "1"]
+    assert main(["train", *flags, "--epochs-decay", "0", "--batch-size", "2"]) == 0
+    run_dir = runs / "tiny"
+    out = capsys.readouterr().out
+    assert "NCE" in out and "cycle_A" not in out
+
+    with open(run_dir / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0])[3:7] == CONTRASTIVE_LOSS_NAMES
+    nce = [float(row["NCE"]) for row in rows]
+    assert nce[-1] < nce[0]  # PatchNCE falls as the heads and the generator learn
+    assert all(float(row["NCE_idt"]) > 0 for row in rows)  # cut has the identity term
+
+    assert sorted(p.name for p in (run_dir / "generators").iterdir()) == ["AtoB.safetensors"]
+    grid = Image.open(run_dir / "samples" / "epoch_003.png")
+    assert grid.height < grid.width * 2  # four rows of two images, not CycleGAN's six
+
+    assert main(["translate", str(synth_root / "testA"), "--run", str(run_dir), "--out",
+                 str(tmp_path / "b")]) == 0  # fmt: skip
+    assert len(list((tmp_path / "b").glob("*.png"))) == 3
+    capsys.readouterr()
+    code = main(["translate", str(synth_root / "testB"), "--run", str(run_dir), "--direction",
+                 "BtoA", "--out", str(tmp_path / "a")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "is a --model cut run: it translates A to B only" in err
+    assert not (tmp_path / "a").exists()
+
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    with pytest.raises(CheckpointError, match="translates A to B only"):
+        generator_from_checkpoint(checkpoint, "BtoA", run_dir)
+
+
+def test_a_cut_run_exports_and_evaluates_one_direction(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    run_dir = train(tiny_config(synth_root, tmp_path, model="fastcut", **CUT))
+    onnx_file = tmp_path / "cut.onnx"
+    assert main(["export", "--run", str(run_dir), "--format", "onnx", "--out", str(onnx_file)]) == 0
+    assert "ONNX Runtime matches PyTorch" in capsys.readouterr().out
+    assert main(["translate", str(synth_root / "testA"), "--weights", str(onnx_file), "--out",
+                 str(tmp_path / "onnx_b")]) == 0  # fmt: skip
+    assert len(list((tmp_path / "onnx_b").glob("*.png"))) == 3
+    assert main(["evaluate", "--run", str(run_dir), "--no-fid"]) == 0
+    table = capsys.readouterr().out
+    assert "PSNR vs truth (dB)" in table and "cycle" not in table.lower()
