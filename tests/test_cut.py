@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,14 @@ from cyclegan.cli import main
 from cyclegan.config import Config, ConfigError
 from cyclegan.models import ContrastiveModel, build_model
 from cyclegan.models.cut import patch_nce_loss, sample_locations
+from cyclegan.training.contrastive_step import contrastive_step
 from cyclegan.training.loop import train
 from cyclegan.training.run_log import CONTRASTIVE_LOSS_NAMES
+from cyclegan.training.state import TrainingState
+from cyclegan.training.step import PLAIN
 from tests.conftest import tiny_config
 from tests.test_cli import tiny_flags
+from tests.test_distributed import SMALL_FLAGS, finish, first_batch, free_port, torchrun_train
 
 REFERENCE = Path(__file__).parent / "data" / "patchnce" / "reference.pt"
 
@@ -116,6 +119,27 @@ def test_the_nce_term_trains_the_generator_and_the_heads_not_the_discriminator()
     assert all(parameter.grad is None for parameter in model.disc_b.parameters())
 
 
+def test_the_nce_gradient_of_each_image_is_its_own_whatever_the_batch() -> None:
+    """In a batch of two, each image's PatchNCE gradient is half its gradient alone (the loss
+    is the mean over the batch's patches). Feature rows gathered the paper's way hand the
+    generator a channels-last gradient, which torch's CPU instance norm gets wrong for a
+    single image: this failed by as much as the gradient itself before the gather changed."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = small_model()
+        images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
+        gradients = []
+        for batch in (images[:1], images[1:], images):
+            output = model.gen_ab(batch).detach().requires_grad_(True)
+            torch.manual_seed(11)  # the same patch places every time
+            model.nce_loss(batch, output, patches=16, temperature=0.07).backward()
+            gradients.append(output.grad)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    alone = torch.cat(gradients[:2]) / 2
+    assert torch.allclose(gradients[2], alone, atol=1e-12), (gradients[2] - alone).abs().max()
+
+
 def test_the_keys_side_passes_no_gradient() -> None:
     """The input's features are the fixed targets (the paper's code detaches them)."""
     model = small_model()
@@ -168,12 +192,6 @@ def test_cycle_options_are_said_to_do_nothing_for_cut(capsys: pytest.CaptureFixt
     assert idle_options(Config(), ["lambda_nce"]) == [
         "--lambda-nce does nothing with --model cyclegan (no PatchNCE term)"
     ]
-
-
-def test_torchrun_is_refused_for_cut_for_now() -> None:
-    config = Config().with_overrides({"model": "cut"})
-    with pytest.raises(ConfigError, match="--model cut does not train under torchrun yet"):
-        replace(config, run=replace(config.run, world_size=2))  # what the trainer records
 
 
 # ---- real runs -----------------------------------------------------------------------------
@@ -254,3 +272,101 @@ def test_a_cut_run_exports_and_evaluates_one_direction(
     assert main(["evaluate", "--run", str(run_dir), "--no-fid"]) == 0
     table = capsys.readouterr().out
     assert "PSNR vs truth (dB)" in table and "cycle" not in table.lower()
+
+
+# ---- torchrun ------------------------------------------------------------------------------
+
+DDP_SEED = 11  # every process draws the same patch places and flip, so 2 x 1 equals 1 x 2
+
+
+def cut_ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
+    """Process `rank` of 2: for cut and fastcut (flipped and not), one real DDP step on its
+    own first batch of 1, in float64; rank 0 saves the losses and weights."""
+    import os
+
+    from cyclegan.training.distributed import StopWish, join_team
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    results = []
+    with join_team(tiny_config(Path(data), Path(out)).run) as team:
+        for overrides in DDP_VARIANTS:
+            config = tiny_config(Path(data), Path(out), **overrides, batch_size=1)
+            state = TrainingState.create(config, team.device, rank=team.rank)
+            replicas = team.wrap(state.model)
+            real_a, real_b = first_batch(Path(data), config, team.rank, team.world_size)
+            torch.manual_seed(DDP_SEED)
+            losses = contrastive_step(
+                replicas, state.optimizers, real_a, real_b, config.loss, PLAIN
+            )
+            results.append(
+                {
+                    "losses": team.share_step(losses, StopWish()).losses,
+                    "models": {k: v.clone() for k, v in state.model.state_dict().items()},
+                }
+            )
+        if team.is_main:
+            torch.save(results, Path(out) / "cut_ddp.pt")
+
+
+DDP_VARIANTS = [
+    {"model": "cut", "pool_size": 0, "device": "cpu"},
+    {"model": "fastcut", "pool_size": 0, "device": "cpu", "nce_patches": 64},
+]
+
+
+def one_process_cut_step(data: Path, out: Path, overrides: dict[str, object]) -> tuple[dict, dict]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        config = tiny_config(data, out, **overrides, batch_size=2)
+        state = TrainingState.create(config, torch.device("cpu"))
+        real_a, real_b = first_batch(data, config, 0, 1)
+        torch.manual_seed(DDP_SEED)
+        losses = contrastive_step(state.model, state.optimizers, real_a, real_b, config.loss, PLAIN)
+    finally:
+        torch.set_default_dtype(previous)
+    return losses, state.model.state_dict()
+
+
+@pytest.mark.slow
+def test_a_ddp_step_of_2x1_gives_the_weights_of_one_step_of_the_whole_batch(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """Two processes of one image each against one process of both images, in float64: the
+    generator, its projection heads (built with the model, so alike on every rank before DDP
+    wraps them) and the discriminator hold the same weights after the step."""
+    torch.multiprocessing.spawn(
+        cut_ddp_step_process,
+        args=(free_port(), str(synth_root), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
+    ddp = torch.load(tmp_path / "cut_ddp.pt", weights_only=True)
+    for overrides, result in zip(DDP_VARIANTS, ddp):
+        losses, single = one_process_cut_step(synth_root, tmp_path, overrides)
+        for name in CONTRASTIVE_LOSS_NAMES:
+            assert result["losses"][name] == pytest.approx(losses[name], rel=1e-12, abs=1e-15)
+        assert set(single) == set(result["models"])
+        assert any(key.startswith("nce_heads.") for key in single)
+        worst = max((result["models"][key] - single[key]).abs().max().item() for key in single)
+        # Adam's first step moves every weight by about lr x the sign of its gradient (2e-4),
+        # so a wrong gradient shows by ~1e-4; biases before an instance norm have a gradient
+        # of 0 whose float64 rounding noise moves them by up to ~1e-8
+        assert worst < 1e-7, overrides
+
+
+@pytest.mark.slow
+def test_fastcut_trains_under_torchrun(synth_root: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    flags = [*tiny_flags(synth_root, runs), *SMALL_FLAGS, "--model", "fastcut", "--epochs", "1"]
+    code, output = finish(torchrun_train(*flags, "--check-replicas", "--dist-timeout", "120"))
+    assert code == 0, output
+    assert "on 2 processes" in output
+    rows = (runs / "tiny" / "losses.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,lr,D_B,G_B,NCE,NCE_idt") and len(rows) == 4
+    assert (runs / "tiny" / "generators" / "AtoB.safetensors").is_file()

@@ -502,11 +502,6 @@ class Config:
                 f"fitted for both directions); --model {family} starts from its paper's "
                 f"settings: leave --preset out, or train --model cyclegan --preset fast"
             )
-        if self.run.world_size > 1:
-            raise ConfigError(
-                f"--model {family} does not train under torchrun yet; train it in one process "
-                "(python -m cyclegan train ...), or train --model cyclegan under torchrun"
-            )
         if self.loss.nce_idt and model.channels_a != model.channels_b:
             raise ConfigError(
                 f"--nce-idt needs as many channels in both domains (--channels-a "

@@ -46,7 +46,11 @@ class PatchProjection(nn.Module):
         image by image (the rows of image n are n*P .. n*P + P - 1)."""
         projected = []
         for head, feature, where in zip(self.heads, feature_maps, locations):
-            rows = feature.flatten(2).transpose(1, 2)[:, where].flatten(0, 1)  # (N * P, C)
+            # pick the places first, then transpose: the gradient that reaches the feature
+            # map is then contiguous. Transposed first (as the paper's code), it arrives
+            # channels-last, and torch's CPU instance norm turns such a gradient wrong for
+            # single images (torch 2.14.1; see benchmarks/RESULTS.md, CUT)
+            rows = feature.flatten(2)[:, :, where].transpose(1, 2).flatten(0, 1)  # (N * P, C)
             out = head(rows)
             projected.append(out / (out.norm(p=2, dim=1, keepdim=True) + NORM_EPS))
         return projected
@@ -128,19 +132,78 @@ class ContrastiveModel(nn.Module):
         """PatchNCE between the generator's features of `source` and of its `output`, the mean
         over layers of each layer's mean loss. flipped: `output` is the translation of the
         mirrored source, so its features are mirrored back first."""
-        queries = self.gen_ab.encode(output, self.layers)
-        if flipped:
-            queries = [torch.flip(feature, dims=[3]) for feature in queries]
-        keys = self.gen_ab.encode(source, self.layers)
-        locations = sample_locations(keys, patches)
-        key_rows = self.nce_heads(keys, locations)
-        query_rows = self.nce_heads(queries, locations)
-        images = source.shape[0]
+        return patch_nce(self.gen_ab, self.nce_heads, self.layers, source, output, patches,
+                         temperature, flipped)  # fmt: skip
+
+
+class GeneratorSide(nn.Module):
+    """A ContrastiveModel's generator and projection heads (shared, not copied) as one module
+    whose one call computes all the generator's update needs, the translations and their
+    PatchNCE losses: what DDP wraps, since it averages the gradients of one call's graph."""
+
+    def __init__(self, model: ContrastiveModel) -> None:
+        super().__init__()
+        self.gen_ab = model.gen_ab
+        self.nce_heads = model.nce_heads
+        self.layers = model.layers
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        sources: list[torch.Tensor],
+        patches: int,
+        temperature: float,
+        flipped: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """G(inputs), and the PatchNCE of each source's part of the output (the inputs are the
+        sources concatenated, mirrored when `flipped`) against that source."""
+        outputs = self.gen_ab(inputs)
+        parts = outputs.split([len(source) for source in sources])
         losses = [
-            patch_nce_loss(q.float(), k.float(), images, temperature).mean()
-            for q, k in zip(query_rows, key_rows)
+            patch_nce(
+                self.gen_ab,
+                self.nce_heads,
+                self.layers,
+                source,
+                part,
+                patches,
+                temperature,
+                flipped,
+            )
+            for source, part in zip(sources, parts)
         ]
-        return torch.stack(losses).mean()
+        return outputs, losses
+
+
+def patch_nce(
+    generator: ResnetGenerator,
+    heads: PatchProjection,
+    layers: tuple[int, ...],
+    source: torch.Tensor,
+    output: torch.Tensor,
+    patches: int,
+    temperature: float,
+    flipped: bool = False,
+) -> torch.Tensor:
+    """The PatchNCE loss of `output` against its `source` (see ContrastiveModel.nce_loss). The
+    source's side is the fixed target of the loss, so it is computed without a graph."""
+    queries = generator.encode(output, layers)
+    if flipped:
+        queries = [torch.flip(feature, dims=[3]) for feature in queries]
+    with torch.no_grad():
+        keys = generator.encode(source, layers)
+    locations = sample_locations(keys, patches)
+    with torch.no_grad():
+        key_rows = heads(keys, locations)
+    query_rows = heads(queries, locations)
+    images = source.shape[0]
+    # the softmax over hundreds of patches in at least float32, whatever autocast computed
+    wide = torch.promote_types(query_rows[0].dtype, torch.float32)
+    losses = [
+        patch_nce_loss(q.to(wide), k.to(wide), images, temperature).mean()
+        for q, k in zip(query_rows, key_rows)
+    ]
+    return torch.stack(losses).mean()
 
 
 def xavier_init(module: nn.Module, gain: float = 0.02) -> None:

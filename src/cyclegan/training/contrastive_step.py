@@ -3,7 +3,8 @@ the paper.
 
 The generator translates A (and, with the identity term, B in the same call); with
 flip-equivariance, half of the steps translate the mirrored batch. The discriminator goes
-first, on real B and the detached fakes (no image pool), its loss halved; then the generator:
+first, on real B and the detached fakes (no image pool), its loss halved; then the generator
+(one call computes the translations and their PatchNCE terms: what DDP averages over):
 fool the discriminator, plus lambda_NCE times PatchNCE between G(A) and A (averaged with
 PatchNCE between G(B) and B when the identity term is on). The projection heads learn with the
 generator's optimizer.
@@ -11,11 +12,14 @@ generator's optimizer.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from cyclegan.config import LossConfig, SpeedConfig
 from cyclegan.losses import adversarial_loss, discriminator_loss
-from cyclegan.models.cut import ContrastiveModel
+from cyclegan.models.cut import ContrastiveModel, GeneratorSide
+from cyclegan.training.distributed import ContrastiveReplicas, unwrap
 from cyclegan.training.run_log import CONTRASTIVE_LOSS_NAMES
 from cyclegan.training.speed import mixed_precision
 from cyclegan.training.state import Optimizers
@@ -23,7 +27,7 @@ from cyclegan.training.step import PLAIN, optimizer_step, scaled, set_requires_g
 
 
 def contrastive_step(
-    model: ContrastiveModel,
+    model: ContrastiveModel | ContrastiveReplicas,
     optimizers: Optimizers,
     real_a: torch.Tensor,
     real_b: torch.Tensor,
@@ -31,30 +35,40 @@ def contrastive_step(
     speed: SpeedConfig | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
-    """One update on (N, C, H, W) batches in [-1, 1]; returns every loss term by name."""
+    """One update on (N, C, H, W) batches in [-1, 1]; returns every loss term by name.
+
+    `model`: the ContrastiveModel, or in a torchrun run its DDP replicas
+    (training/distributed.py), whose backward passes average the gradients over the processes.
+    """
     speed = speed or PLAIN
     if speed.channels_last:
         real_a = real_a.contiguous(memory_format=torch.channels_last)
         real_b = real_b.contiguous(memory_format=torch.channels_last)
     autocast = mixed_precision(real_a.device, speed.precision)
-    generator, judge = model.gen_ab, model.disc_b
-    with_identity = loss.nce_idt and loss.lambda_nce > 0
-    # the paper's code draws the coin from its own RNG; ours is torch's, saved in checkpoints
+    if isinstance(model, ContrastiveReplicas):
+        generator_side, disc = model.generator_side, model.disc_b
+    else:
+        generator_side, disc = GeneratorSide(model), model.disc_b
+    judge = unwrap(disc)  # frozen in the generator's pass: no gradients of its to average
+    with_identity = loss.nce_idt
+    # the paper's code draws the coin from numpy's RNG; ours is torch's, saved in checkpoints
     flipped = loss.flip_equivariance and bool(torch.rand(()) < 0.5)
 
-    inputs = torch.cat([real_a, real_b]) if with_identity else real_a
+    sources = [real_a, real_b] if with_identity else [real_a]
+    inputs = torch.cat(sources) if with_identity else real_a
     if flipped:
         inputs = torch.flip(inputs, dims=[3])
     with autocast:
-        outputs = generator(inputs)
+        outputs, nce_terms = generator_side(
+            inputs, sources, loss.nce_patches, loss.nce_temperature, flipped
+        )
     fake_b = outputs[: len(real_a)]
-    same_b = outputs[len(real_a) :] if with_identity else None
 
     # discriminator: real B against this step's fakes, halved
     set_requires_grad((judge,), True)
     optimizers.disc.zero_grad(set_to_none=True)
     with autocast:
-        loss_disc = discriminator_loss(judge(real_b), judge(fake_b.detach()), loss.gan_mode)
+        loss_disc = discriminator_loss(disc(real_b), disc(fake_b.detach()), loss.gan_mode)
     scaled(loss_disc, scaler).backward()
     optimizer_step(optimizers.disc, scaler)
 
@@ -63,17 +77,11 @@ def contrastive_step(
     optimizers.gen.zero_grad(set_to_none=True)
     with autocast:
         adversarial = adversarial_loss(judge(fake_b), True, loss.gan_mode)
-        nce = torch.zeros((), device=real_a.device)
-        nce_identity = torch.zeros((), device=real_a.device)
-        if loss.lambda_nce > 0:
-            nce = model.nce_loss(
-                real_a, fake_b, loss.nce_patches, loss.nce_temperature, flipped=flipped
-            )
-        if same_b is not None:
-            nce_identity = model.nce_loss(
-                real_b, same_b, loss.nce_patches, loss.nce_temperature, flipped=flipped
-            )
-        both = (nce + nce_identity) / 2 if same_b is not None else nce
+        nce = nce_terms[0]
+        nce_identity = nce_terms[1] if with_identity else torch.zeros_like(nce)
+        both = (nce + nce_identity) / 2 if with_identity else nce
+        # with lambda_nce 0 the term is computed all the same, as a measure (and so that
+        # every parameter takes part in the backward pass, as DDP expects)
         total = adversarial + loss.lambda_nce * both
     scaled(total, scaler).backward()
     optimizer_step(optimizers.gen, scaler)
@@ -82,5 +90,6 @@ def contrastive_step(
         scaler.update()
 
     terms = [loss_disc, adversarial, nce, nce_identity]
-    values = torch.stack([term.detach().float() for term in terms]).cpu().tolist()  # one sync
+    common = functools.reduce(torch.promote_types, (term.dtype for term in terms))
+    values = torch.stack([term.detach().to(common) for term in terms]).cpu().tolist()  # one sync
     return dict(zip(CONTRASTIVE_LOSS_NAMES, values))

@@ -44,7 +44,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cyclegan.config import ConfigError, RunConfig
 from cyclegan.device import pick_device
-from cyclegan.models import CycleGAN
+from cyclegan.models import ContrastiveModel, Model
+from cyclegan.models.cut import GeneratorSide
 from cyclegan.training.interrupt import SIGNALS, StopRequest
 
 # how long a process that lost contact with the others waits for torchrun's SIGTERM (torchrun
@@ -113,6 +114,16 @@ class Replicas:
 
 
 @dataclass
+class ContrastiveReplicas:
+    """A CUT model's networks as DDP replicas, for contrastive_step: the generator with the
+    projection heads (one module, models/cut.py GeneratorSide, so one call holds every use of
+    their weights) and the discriminator."""
+
+    generator_side: DistributedDataParallel
+    disc_b: DistributedDataParallel
+
+
+@dataclass
 class Team:
     """The processes training together (torchrun's), or this process alone."""
 
@@ -135,16 +146,21 @@ class Team:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    def wrap(self, model: CycleGAN) -> CycleGAN | Replicas:
-        """The networks train_step calls: the model itself, or DDP replicas of its four
-        networks. Each replica's parameters are the model's own, so checkpoints, samples
-        and evaluation keep using `model` (plain state dicts, no `module.` prefixes)."""
+    def wrap(self, model: Model) -> Model | Replicas | ContrastiveReplicas:
+        """The networks the step calls: the model itself, or DDP replicas of its networks.
+        Each replica's parameters are the model's own, so checkpoints, samples and evaluation
+        keep using `model` (plain state dicts, no `module.` prefixes)."""
         if not self.distributed:
             return model
         # every parameter takes part in every backward pass of its network (the step freezes
         # the discriminators by calling their plain modules), so DDP need not search the
         # graph for unused ones; instance norm keeps no running statistics to synchronise
         ids = [self.device.index] if self.device.type == "cuda" else None
+        if isinstance(model, ContrastiveModel):
+            return ContrastiveReplicas(
+                DistributedDataParallel(GeneratorSide(model), device_ids=ids),
+                DistributedDataParallel(model.disc_b, device_ids=ids),
+            )
         return Replicas(
             **{
                 key: DistributedDataParallel(getattr(model, key), device_ids=ids)
@@ -183,7 +199,7 @@ class Team:
         if self.distributed:
             dist.barrier(group=self.control)
 
-    def check_replicas(self, model: CycleGAN, step: int) -> None:
+    def check_replicas(self, model: Model, step: int) -> None:
         """Raise ReplicasDiverged unless every process holds the same weights."""
         if not self.distributed:
             return
@@ -341,7 +357,7 @@ def merged_wish(rows: torch.Tensor) -> StopWish:
     return StopWish(bool(rows[:, 0].any()), signal_number or None)
 
 
-def weight_checksums(model: CycleGAN) -> tuple[list[str], torch.Tensor]:
+def weight_checksums(model: Model) -> tuple[list[str], torch.Tensor]:
     """Every parameter's name, and its sum and sum of squares in float64: (P, 2) on the CPU."""
     names, sums = [], []
     for key in model.network_keys:

@@ -47,6 +47,7 @@ from cyclegan.models.cyclegan import check_crop_size
 from cyclegan.training.colour_fit import fit_colour_maps
 from cyclegan.training.contrastive_step import contrastive_step
 from cyclegan.training.distributed import (
+    ContrastiveReplicas,
     Replicas,
     ReplicasDiverged,
     ReportedElsewhere,
@@ -407,7 +408,7 @@ def check_named_files(config: Config) -> None:
 
 def run_epoch(
     state: TrainingState,
-    networks: Model | Replicas,
+    networks: Model | Replicas | ContrastiveReplicas,
     loader: DataLoader[dict[str, Any]],
     *,
     config: Config,
@@ -444,7 +445,7 @@ def run_epoch(
             real_b = batch["b"].to(device, non_blocking=True)
             if budget is not None:  # the lr follows the share of the time spent
                 state.optimizers.set_lr(config.optim.lr * budget.lr_factor())
-            if isinstance(networks, ContrastiveModel):
+            if isinstance(networks, (ContrastiveModel, ContrastiveReplicas)):
                 losses = contrastive_step(
                     networks, state.optimizers, real_a, real_b, config.loss, config.speed,
                     state.scaler,
