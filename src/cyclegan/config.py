@@ -421,7 +421,9 @@ class SpeedConfig:
     next pass (same gradients; 0.63x the peak memory at 256 px on the CPU; also under
     torchrun)"""
     channels_last: bool = option(False, Role.SPEED)
-    """channels-last memory format for the images and activations"""
+    """channels-last memory format for the images and activations (refused on the CPU with
+    --batch-size 1: torch's CPU instance norm computes wrong gradients for single
+    channels-last images)"""
     fused_adam: bool = option(True, Role.SPEED)
     """Adam's fused implementation (one kernel for all parameters) where the device has one"""
     precision: Precision = option("auto", Role.SPEED)

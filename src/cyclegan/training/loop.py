@@ -107,6 +107,7 @@ def train(
     check_named_files(config)
     with join_team(config.run) as team:
         config = replace(config, run=replace(config.run, world_size=team.world_size))
+        check_channels_last(config, team.device)
         try:
             return train_in_team(
                 team,
@@ -393,6 +394,19 @@ def stop_reason(signal_number: int | None) -> str:
     if signal_number is None:
         return "stopped as asked"
     return f"stopped by {signal.Signals(signal_number).name}"
+
+
+def check_channels_last(config: Config, device: torch.device) -> None:
+    """Refuse --channels-last where torch computes wrong gradients with it: on the CPU, its
+    instance norm's backward pass takes a channels-last gradient of a single image for a
+    default-layout one (torch 2.14.1: a one-image step then moves the generators' weights
+    the wrong way; benchmarks/RESULTS.md). Batches of 2 or more are computed right."""
+    if config.speed.channels_last and config.data.batch_size == 1 and device.type == "cpu":
+        raise ConfigError(
+            "--channels-last with --batch-size 1 on the CPU: torch's CPU instance norm computes "
+            "wrong gradients for single channels-last images; give --batch-size 2 or more, or "
+            "leave --channels-last off (it is off by default)"
+        )
 
 
 def check_named_files(config: Config) -> None:
