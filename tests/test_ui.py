@@ -491,3 +491,31 @@ def test_metrics_from_cyclegan_evaluate_are_plotted(
     )
     expect(page.locator("#run-metrics .mark-line path").first).to_be_attached()
     assert page.locator("#run-metrics .mark-line path").count() == 2  # AtoB and BtoA
+
+
+def test_a_cut_run_translates_one_way_and_shows_its_patchnce_curves(
+    page: Page, server: str, runs: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    config = tiny_config(
+        synth_root, runs, name="cut", model="cut", epochs=1, epochs_decay=0, max_steps_per_epoch=2
+    )
+    quiet_training(config)
+    page.goto(server)
+    expect(page.locator("#model input")).to_have_value("cut: latest")
+    choices = page.locator("#direction input[type=radio]")
+    expect(choices).to_have_count(1)  # its one generator: A to B
+    expect(choices).to_be_disabled()
+    expect(page.locator("#direction")).to_contain_text("AtoB")
+    photo = tmp_path / "horse.png"
+    Image.open(SEED_PHOTOS / "B_type" / "2.jpeg").convert("RGB").save(photo)
+    upload(page, photo)
+    page.locator("#translate-button").click()
+    expect(page.locator("#translate-status")).to_contain_text("Translated 1 of 1")
+    expect(page.locator("#download a").first).to_have_attribute("download", "horse_AtoB.png")
+
+    page.goto(f"{server}?run=cut")
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator("#run-status")).to_contain_text("after epoch 1 of 1")
+    expect(page.locator("#run-losses-1 .mark-line path").first).to_be_attached()
+    assert page.locator("#run-losses-0 .mark-line path").count() == 2  # D_B, G_B
+    assert page.locator("#run-losses-1 .mark-line path").count() == 2  # NCE, NCE_idt

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from cyclegan.config import ConfigError
+from cyclegan.config import ConfigError, load_config
 from cyclegan.inference.options import EXPORT_SUFFIXES
 from cyclegan.inference.pretrained import PRETRAINED, cache_dir, check_name
 from cyclegan.ui.safe_paths import PathRefused, inside, plain_name, run_folder
@@ -77,6 +77,16 @@ class ModelChoice:
         if self.kind == "file":
             return self.detail.startswith("checkpoints/")
         return self.kind != "pretrained"
+
+
+def one_way_run(runs: Path, name: str) -> bool:
+    """Whether the run `name` has one generator (A -> B: --model cut or fastcut); a run whose
+    config cannot be read counts as two-way, and translating says what is wrong."""
+    try:
+        config = load_config(run_folder(runs, name) / "config.yaml")
+    except (PathRefused, ConfigError, OSError):
+        return False
+    return config.model.directions == ("AtoB",)
 
 
 def list_runs(runs: Path) -> list[str]:

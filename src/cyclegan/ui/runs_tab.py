@@ -28,7 +28,15 @@ from cyclegan.ui.safe_paths import PathRefused
 REFRESH_SECONDS = 5.0
 LOSS_GROUPS = {
     "Adversarial losses": ("D_A", "D_B", "G_A", "G_B"),
-    "Cycle and identity losses": ("cycle_A", "cycle_B", "idt_A", "idt_B"),
+    # a CUT run logs D_B, G_B and its PatchNCE terms: each plot shows the terms a run has
+    "Cycle, identity and PatchNCE losses": (
+        "cycle_A",
+        "cycle_B",
+        "idt_A",
+        "idt_B",
+        "NCE",
+        "NCE_idt",
+    ),
 }
 PREFERRED_METRICS = ("truth_psnr", "kid", "fid", "cycle_psnr", "cycle_l1")
 RUN_ERRORS = (PathRefused, ConfigError, OSError)
