@@ -269,6 +269,15 @@ def test_a_cut_run_exports_and_evaluates_one_direction(
     assert main(["translate", str(synth_root / "testA"), "--weights", str(onnx_file), "--out",
                  str(tmp_path / "onnx_b")]) == 0  # fmt: skip
     assert len(list((tmp_path / "onnx_b").glob("*.png"))) == 3
+    assert main(["export", "--run", str(run_dir), "--quantize", "int8"]) == 0
+    assert "ONNX int8, AtoB" in capsys.readouterr().out
+    int8 = run_dir / "exported" / "AtoB.int8.onnx"
+    out = tmp_path / "int8_b"
+    assert (
+        main(["translate", str(synth_root / "testA"), "--weights", str(int8), "--out", str(out)])
+        == 0
+    )
+    assert len(list((tmp_path / "int8_b").glob("*.png"))) == 3
     assert main(["evaluate", "--run", str(run_dir), "--no-fid"]) == 0
     table = capsys.readouterr().out
     assert "PSNR vs truth (dB)" in table and "cycle" not in table.lower()
@@ -370,3 +379,30 @@ def test_fastcut_trains_under_torchrun(synth_root: Path, tmp_path: Path) -> None
     rows = (runs / "tiny" / "losses.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,step,lr,D_B,G_B,NCE,NCE_idt") and len(rows) == 4
     assert (runs / "tiny" / "generators" / "AtoB.safetensors").is_file()
+
+
+def test_a_fastcut_run_keeps_its_minutes(
+    synth_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--minutes with a fake clock: 2 s a step, so a 1-minute budget is 30 steps whatever the
+    machine, the lr decays with the time spent, and the last records are written."""
+    from cyclegan.training import loop
+    from cyclegan.training.contrastive_step import contrastive_step as real_step
+    from tests.test_time_budget import FakeClock
+
+    clock = FakeClock([2.0] * 100)
+
+    def step(*args: object, **kwargs: object) -> dict[str, float]:
+        losses = real_step(*args, **kwargs)  # type: ignore[arg-type]
+        clock.step_took()
+        return losses
+
+    monkeypatch.setattr(loop, "contrastive_step", step)
+    config = tiny_config(synth_root, tmp_path, model="fastcut", minutes=1.0, log_every=1)
+    run = train(config, clock=clock)
+    checkpoint = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert checkpoint["step"] == 30 and checkpoint["schedulers"]["seconds"] == pytest.approx(60)
+    with open(run / "losses.csv", newline="") as handle:
+        lrs = [float(row["lr"]) for row in csv.DictReader(handle)]
+    assert lrs[0] == 2e-4 and lrs[-1] < 2e-5  # constant for half the time, then down to 0
+    assert (run / "samples" / "epoch_005.png").is_file()  # 6 steps an epoch: ended in epoch 5
