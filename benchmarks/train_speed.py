@@ -3,6 +3,8 @@
     python benchmarks/train_speed.py                 # cpu: 64/128/256 px, batch 1 and 4
     python benchmarks/train_speed.py --sizes 256 --batches 1 --modes baseline defaults
     python benchmarks/train_speed.py --device cuda --sizes 256 --batches 1 4
+    python benchmarks/train_speed.py --sizes 256 --batches 1 --modes defaults \
+        --models cyclegan cut fastcut
 
 Every (mode, crop, batch) runs in a fresh process, so its peak memory is its own: the process's
 peak resident set (VmHWM) on the CPU, torch's peak allocation on CUDA. Step time is the median
@@ -15,7 +17,11 @@ translation measured faster in bf16 only); `defaults` is what `cyclegan train` u
 precision `auto` is bf16 on a CPU with AMX); `all` turns every option on that the device
 supports, with the auto precision (no torch.compile unless --modes names it). Ratios are to the
 baseline of the same crop and batch, measured in this run; the modes of one crop and batch run
-one after another.
+one after another. With `--models`, each model family (--model cyclegan, cut, fastcut; their
+paper settings, one step being `contrastive_step` for CUT) runs every mode, and a last column
+gives its time, peak memory and the memory its steps add (peak minus the resident set before
+the first step: the weights, the libraries) as ratios to cyclegan's of the same mode, crop and
+batch.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ import torch
 
 from cyclegan.config import Config, SpeedConfig, parse_assignment
 from cyclegan.device import device_precision
-from cyclegan.models import CycleGAN
+from cyclegan.models import ContrastiveModel, build_model
+from cyclegan.training.contrastive_step import contrastive_step
 from cyclegan.training.image_pool import ImagePool
 from cyclegan.training.speed import fused_adam_available, gradient_scaler, prepare_networks
 from cyclegan.training.state import Optimizers
@@ -96,10 +103,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     overrides = dict(parse_assignment(item) for item in args.set)
-    config = Config().with_overrides(overrides)
+    config = Config().with_overrides({**overrides, "model": args.model})
     speed = speed_for(args.mode, device)
     torch.manual_seed(0)
-    model = CycleGAN(config.model).to(device)
+    model = build_model(config.model).to(device)
     prepare_networks(model, speed)
     fused = speed.fused_adam and fused_adam_available(device)
     optimizers = Optimizers.for_model(model, config.optim, fused=fused)
@@ -117,12 +124,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        train_step(model, optimizers, pools, real_a, real_b, config.loss, speed, scaler)
+        if isinstance(model, ContrastiveModel):
+            contrastive_step(model, optimizers, real_a, real_b, config.loss, speed, scaler)
+        else:
+            train_step(model, optimizers, pools, real_a, real_b, config.loss, speed, scaler)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step >= args.warmup:
             times.append(time.perf_counter() - started)
     return {
+        "model": args.model,
         "mode": args.mode,
         "size": args.size,
         "batch": args.batch,
@@ -133,42 +144,61 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_child(args: argparse.Namespace, mode: str, size: int, batch: int) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", "--mode", mode, "--size", str(size),
-               "--batch", str(batch), "--device", args.device, "--threads", str(args.threads),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+def run_child(
+    args: argparse.Namespace, mode: str, size: int, batch: int, model: str = "cyclegan"
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", "--mode", mode, "--model", model,
+               "--size", str(size), "--batch", str(batch), "--device", args.device,
+               "--threads", str(args.threads), "--steps", str(args.steps),
+               "--warmup", str(args.warmup)]  # fmt: skip
     for item in args.set:
         command += ["--set", item]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        return {"mode": mode, "size": size, "batch": batch, "error": tail[0]}
+        return {"model": model, "mode": mode, "size": size, "batch": batch, "error": tail[0]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(
-        "| crop | batch | mode | precision | s/step | x baseline | peak MiB | x baseline "
-        "| before steps MiB |"
+        "| model | crop | batch | mode | precision | s/step | x baseline | peak MiB | x baseline "
+        "| before steps MiB | x cyclegan (time / peak / peak - before steps) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    baselines = {(r["size"], r["batch"]): r for r in rows if r["mode"] == "baseline"}
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    baselines = {(r["model"], r["size"], r["batch"]): r for r in rows if r["mode"] == "baseline"}
+    cyclegans = {(r["mode"], r["size"], r["batch"]): r for r in rows if r["model"] == "cyclegan"}
     for row in rows:
         if "error" in row:
-            print(f"| {row['size']} | {row['batch']} | {row['mode']} | failed: {row['error']} |")
+            print(
+                f"| {row['model']} | {row['size']} | {row['batch']} | {row['mode']} | "
+                f"failed: {row['error']} |"
+            )
             continue
-        base = baselines.get((row["size"], row["batch"]))
-        time_ratio = row["step_s"] / base["step_s"] if base and "step_s" in base else float("nan")
-        mem_ratio = (
-            row["peak_mib"] / base["peak_mib"] if base and "peak_mib" in base else float("nan")
-        )
+        base = baselines.get((row["model"], row["size"], row["batch"]))
+        time_ratio, mem_ratio = ratios(row, base)
+        versus = cyclegans.get((row["mode"], row["size"], row["batch"]))
+        family_time, family_mem = ratios(row, versus)
+        added = float("nan")
+        if versus is not None and "peak_mib" in versus:
+            added = (row["peak_mib"] - row["before_steps_mib"]) / (
+                versus["peak_mib"] - versus["before_steps_mib"]
+            )
         print(
-            f"| {row['size']} | {row['batch']} | {row['mode']} | {row['precision']} | "
-            f"{row['step_s']:.3f} | "
+            f"| {row['model']} | {row['size']} | {row['batch']} | {row['mode']} | "
+            f"{row['precision']} | {row['step_s']:.3f} | "
             f"{time_ratio:.2f}x | {row['peak_mib']:.0f} | {mem_ratio:.2f}x | "
-            f"{row['before_steps_mib']:.0f} |"
+            f"{row['before_steps_mib']:.0f} | {family_time:.2f}x / {family_mem:.2f}x / "
+            f"{added:.2f}x |"
         )
+
+
+def ratios(row: dict[str, Any], reference: dict[str, Any] | None) -> tuple[float, float]:
+    """(step time, peak memory) of `row` over `reference`'s (nan without one)."""
+    if reference is None or "step_s" not in reference:
+        return float("nan"), float("nan")
+    return row["step_s"] / reference["step_s"], row["peak_mib"] / reference["peak_mib"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -187,9 +217,17 @@ def parse_args() -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="a config option, e.g. generator=resnet_6blocks; repeatable",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["cyclegan"],
+        choices=["cyclegan", "cut", "fastcut"],
+        help="model families to measure (--model of cyclegan train), each with its settings",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="cyclegan", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -210,11 +248,14 @@ def main() -> int:
     rows = []
     for size in args.sizes:
         for batch in args.batches:
-            for mode in modes:
-                row = run_child(args, mode, size, batch)
-                rows.append(row)
-                shown = row.get("error") or f"{row['step_s']:.3f} s/step, {row['peak_mib']:.0f} MiB"
-                print(f"  {size}px batch {batch} {mode}: {shown}", flush=True)
+            for model in args.models:
+                for mode in modes:
+                    row = run_child(args, mode, size, batch, model)
+                    rows.append(row)
+                    shown = row.get("error") or (
+                        f"{row['step_s']:.3f} s/step, {row['peak_mib']:.0f} MiB"
+                    )
+                    print(f"  {model} {size}px batch {batch} {mode}: {shown}", flush=True)
     print()
     print_table(rows)
     if args.json:
