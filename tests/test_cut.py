@@ -24,7 +24,15 @@ from cyclegan.training.state import TrainingState
 from cyclegan.training.step import PLAIN
 from tests.conftest import tiny_config
 from tests.test_cli import tiny_flags
-from tests.test_distributed import SMALL_FLAGS, finish, first_batch, free_port, torchrun_train
+from tests.test_distributed import (
+    SMALL_FLAGS,
+    finish,
+    first_batch,
+    free_port,
+    in_float64,
+    join_as_rank,
+    torchrun_train,
+)
 
 REFERENCE = Path(__file__).parent / "data" / "patchnce" / "reference.pt"
 
@@ -124,8 +132,7 @@ def test_the_nce_gradient_of_each_image_is_its_own_whatever_the_batch() -> None:
     is the mean over the batch's patches). Feature rows gathered the paper's way hand the
     generator a channels-last gradient, which torch's CPU instance norm gets wrong for a
     single image: this failed by as much as the gradient itself before the gather changed."""
-    torch.set_default_dtype(torch.float64)
-    try:
+    with in_float64():
         model = small_model()
         images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
         gradients = []
@@ -134,8 +141,6 @@ def test_the_nce_gradient_of_each_image_is_its_own_whatever_the_batch() -> None:
             torch.manual_seed(11)  # the same patch places every time
             model.nce_loss(batch, output, patches=16, temperature=0.07).backward()
             gradients.append(output.grad)
-    finally:
-        torch.set_default_dtype(torch.float32)
     alone = torch.cat(gradients[:2]) / 2
     assert torch.allclose(gradients[2], alone, atol=1e-12), (gradients[2] - alone).abs().max()
 
@@ -170,7 +175,7 @@ def test_cut_and_fastcut_start_from_their_papers_settings() -> None:
     ("overrides", "message"),
     [
         ({"preset": "fast"}, "--preset fast is a CycleGAN preset"),
-        ({"channels_b": 1, "nce_idt": False}, "both domains need as many channels"),
+        ({"channels_b": 1}, "both domains need as many channels"),
     ],
 )
 def test_what_cut_cannot_do_is_refused_in_one_sentence(
@@ -289,18 +294,11 @@ DDP_SEED = 11  # every process draws the same patch places and flip, so 2 x 1 eq
 
 
 def cut_ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
-    """Process `rank` of 2: for cut and fastcut (flipped and not), one real DDP step on its
-    own first batch of 1, in float64; rank 0 saves the losses and weights."""
-    import os
-
+    """Process `rank` of 2: for cut and fastcut, one real DDP step on its own first batch of
+    1, in float64; rank 0 saves the losses and weights."""
     from cyclegan.training.distributed import StopWish, join_team
 
-    os.environ.update(
-        RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    torch.set_default_dtype(torch.float64)
+    join_as_rank(rank, port)
     results = []
     with join_team(tiny_config(Path(data), Path(out)).run) as team:
         for overrides in DDP_VARIANTS:
@@ -329,16 +327,12 @@ DDP_VARIANTS = [
 
 
 def one_process_cut_step(data: Path, out: Path, overrides: dict[str, object]) -> tuple[dict, dict]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with in_float64():
         config = tiny_config(data, out, **overrides, batch_size=2)
         state = TrainingState.create(config, torch.device("cpu"))
         real_a, real_b = first_batch(data, config, 0, 1)
         torch.manual_seed(DDP_SEED)
         losses = contrastive_step(state.model, state.optimizers, real_a, real_b, config.loss, PLAIN)
-    finally:
-        torch.set_default_dtype(previous)
     return losses, state.model.state_dict()
 
 

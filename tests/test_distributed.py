@@ -20,7 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -359,17 +360,23 @@ def counting_allreduce(calls: list[int], bucket: dist.GradBucket) -> Future[torc
     return allreduce_hook(None, bucket)  # type: ignore[arg-type]  # None: the default group
 
 
-def ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
-    """Process `rank` of 2 (torch.multiprocessing): for each variant, one real DDP train_step
-    on its own first batch of 1, counting the all-reduces of each network and the backward
-    passes that reach each generator; then --check-replicas' check before and after rank 1
-    changes one weight."""
+def join_as_rank(rank: int, port: int) -> None:
+    """Make this process rank `rank` of 2 on this machine, as torchrun would, with one thread
+    and float64 (so rounding cannot hide a wrong gradient): the DDP step tests' setting."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
+
+
+def ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
+    """Process `rank` of 2 (torch.multiprocessing): for each variant, one real DDP train_step
+    on its own first batch of 1, counting the all-reduces of each network and the backward
+    passes that reach each generator; then --check-replicas' check before and after rank 1
+    changes one weight."""
+    join_as_rank(rank, port)
     results = []
     with join_team(tiny_config(Path(data), Path(out)).run) as team:
         for variant in VARIANTS:
@@ -414,9 +421,7 @@ def ddp_step_process(rank: int, port: int, data: str, out: str) -> None:
 def one_process_step(data: Path, out: Path, variant: dict[str, Any]) -> tuple[dict, dict]:
     """One process's step of the variant on the batch of 2 that 2 x 1 make up, in float64:
     its losses and its weights after the step."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with in_float64():
         overrides, speed = variant_step(variant)
         config = tiny_config(data, out, **SMALL, **overrides, batch_size=2)
         state = TrainingState.create(config, torch.device("cpu"))
@@ -424,9 +429,18 @@ def one_process_step(data: Path, out: Path, variant: dict[str, Any]) -> tuple[di
         losses = train_step(
             state.model, state.optimizers, state.pools, real_a, real_b, config.loss, speed
         )
+    return losses, state.model.state_dict()
+
+
+@contextmanager
+def in_float64() -> Iterator[None]:
+    """New tensors in float64 within the block (the default dtype as it was after it)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
     finally:
         torch.set_default_dtype(previous)
-    return losses, state.model.state_dict()
 
 
 @pytest.mark.slow

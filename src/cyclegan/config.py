@@ -170,8 +170,8 @@ class ModelConfig:
     directions), cut (Contrastive Unpaired Translation, Park et al. 2020: one generator A->B, one
     discriminator, a PatchNCE loss tying each output patch to the input patch at its place,
     plus the same loss on B as an identity term) or fastcut (CUT without the identity term,
-    PatchNCE weight 10, flip-equivariance: faster, lighter); cut and fastcut start from the
-    paper's settings for them (FAMILY_SETTINGS), which options given with them override"""
+    PatchNCE weight 10, flip-equivariance: faster, lighter); cut and fastcut start from their
+    paper's settings (README, "CUT and FastCUT"), which options given with them override"""
     generator: GeneratorName = option("resnet_9blocks", Role.ARCHITECTURE)
     """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), resnet_3blocks
     (small crops, CPU budgets), seed"""
@@ -496,19 +496,13 @@ class Config:
             )
 
     def _check_contrastive(self) -> None:
-        """What CUT and FastCUT cannot do (yet), each refused in one line."""
+        """What CUT and FastCUT cannot do, each refused in one line."""
         family, model = self.model.model, self.model
         if self.run.preset == "fast":
             raise ConfigError(
                 f"--preset fast is a CycleGAN preset (a residual generator and a colour map "
                 f"fitted for both directions); --model {family} starts from its paper's "
                 f"settings: leave --preset out, or train --model cyclegan --preset fast"
-            )
-        if self.loss.nce_idt and model.channels_a != model.channels_b:
-            raise ConfigError(
-                f"--nce-idt needs as many channels in both domains (--channels-a "
-                f"{model.channels_a}, --channels-b {model.channels_b}): the generator is fed "
-                "images of domain B; give --no-nce-idt"
             )
         if model.channels_a != model.channels_b:
             raise ConfigError(
