@@ -400,3 +400,16 @@ def test_a_fastcut_run_keeps_its_minutes(
         lrs = [float(row["lr"]) for row in csv.DictReader(handle)]
     assert lrs[0] == 2e-4 and lrs[-1] < 2e-5  # constant for half the time, then down to 0
     assert (run / "samples" / "epoch_005.png").is_file()  # 6 steps an epoch: ended in epoch 5
+
+
+def test_a_cut_run_keeps_an_average_of_its_one_generator(synth_root: Path, tmp_path: Path) -> None:
+    from cyclegan.checkpoint import AVERAGED_KEY
+    from cyclegan.models.artifact import load_generator
+
+    run_dir = train(tiny_config(synth_root, tmp_path, model="fastcut", ema=0.9, **CUT))
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert list(checkpoint[AVERAGED_KEY]) == ["gen_ab"]
+    averaged, raw = checkpoint[AVERAGED_KEY]["gen_ab"], checkpoint["models"]["gen_ab"]
+    assert any(not torch.equal(averaged[key], raw[key]) for key in raw)
+    _, metadata = load_generator(run_dir / "generators" / "AtoB.safetensors")
+    assert metadata["weights"] == "averaged (--ema 0.9)"
