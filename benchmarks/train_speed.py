@@ -60,10 +60,11 @@ ALONE = {
     "compile": {"compile": True},
 }
 CPU_MODES = ["baseline", "batched_passes", "split_backward", "channels_last", "fused_adam",
-             "bf16", "bf16_channels_last", "checkpoint_blocks", "defaults", "all"]  # fmt: skip
+             "bf16", "bf16_channels_last", "checkpoint_blocks", "defaults",
+             "defaults_checkpoint_blocks", "all"]  # fmt: skip
 CUDA_MODES = ["baseline", "batched_passes", "split_backward", "channels_last", "fused_adam",
               "bf16", "bf16_channels_last", "fp16", "checkpoint_blocks", "defaults",
-              "all"]  # fmt: skip
+              "defaults_checkpoint_blocks", "all"]  # fmt: skip
 
 
 def speed_for(mode: str, device: torch.device) -> SpeedConfig:
@@ -71,6 +72,8 @@ def speed_for(mode: str, device: torch.device) -> SpeedConfig:
         return PLAIN
     if mode == "defaults":
         return SpeedConfig()
+    if mode == "defaults_checkpoint_blocks":  # the defaults, recomputing the residual blocks
+        return SpeedConfig(checkpoint_blocks=True)
     if mode == "all":  # auto precision: bf16/fp16 on CUDA, bf16 on a CPU with AMX, else fp32
         return SpeedConfig(
             batched_passes=True,

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -202,6 +205,44 @@ def test_cycle_options_are_said_to_do_nothing_for_cut(capsys: pytest.CaptureFixt
 # ---- real runs -----------------------------------------------------------------------------
 
 CUT = {"batch_size": 2, "epochs": 2, "epochs_decay": 0, "seed": 3}
+
+
+def counting(function: Callable[..., Any], calls: list[int]) -> Callable[..., Any]:
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return function(*args)
+
+    return counted
+
+
+@pytest.mark.parametrize("family", ["cut", "fastcut"])
+def test_recomputing_the_blocks_changes_nothing_but_memory(
+    synth_root: Path, tmp_path: Path, family: str
+) -> None:
+    """--checkpoint-blocks recomputes the residual blocks of both generator passes (the
+    translation and PatchNCE's over it) in backward: the same losses and weights, to float
+    rounding; the blocks run again in backward."""
+    results = []
+    for recompute in (False, True):
+        config = tiny_config(synth_root, tmp_path, model=family, **CUT, checkpoint_blocks=recompute)
+        state = TrainingState.create(config, torch.device("cpu"))
+        calls: list[int] = []
+        block = state.model.gen_ab.blocks[0]  # counted in forward itself: recomputation
+        block.forward = counting(block.forward, calls)  # runs no hooks
+        real_a, real_b = first_batch(synth_root, config, 0, 1)
+        torch.manual_seed(DDP_SEED)
+        speed = replace(PLAIN, checkpoint_blocks=recompute)
+        losses = contrastive_step(
+            state.model, state.optimizers, real_a.float(), real_b.float(), config.loss, speed
+        )
+        results.append((losses, state.model.state_dict(), len(calls)))
+    (plain, plain_weights, plain_calls), (again, weights, calls) = results
+    # again in backward: the translation and PatchNCE's pass over each output (cut: G(A), G(B))
+    assert calls == plain_calls + {"cut": 3, "fastcut": 2}[family]
+    for name, value in plain.items():
+        assert again[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+    for key, value in plain_weights.items():
+        assert torch.allclose(weights[key], value, atol=1e-6), key
 
 
 @pytest.mark.parametrize("family", ["cut", "fastcut"])

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from cyclegan.config import Config, ConfigError
+from cyclegan.config import Config, ConfigError, ModelConfig
 from cyclegan.models import Model, make_generator
 from cyclegan.models.generator import ResnetGenerator
 
@@ -141,7 +141,7 @@ def generator_from_checkpoint(
     key = GENERATOR_KEYS[direction]
     model = checkpoint["config"].model
     if direction not in model.directions:
-        raise CheckpointError(one_direction_only(source, model.model))
+        raise CheckpointError(one_direction_only(source, model))
     generator = make_generator(model, direction)
     weights = checkpoint.get(AVERAGED_KEY) if averaged else None
     try:
@@ -151,11 +151,18 @@ def generator_from_checkpoint(
     return generator.eval()
 
 
-def one_direction_only(source: Path, family: str) -> str:
-    """The refusal of a B->A translation from a run that has no B->A generator."""
+def one_direction_only(source: Path, model: ModelConfig) -> str:
+    """The refusal of a translation in the direction a run has no generator for."""
+    has = model.directions[0]
+    if model.model == "distill":
+        return (
+            f"{source} is a distillation of {has} only: it has no student for the other "
+            f"direction; translate with --direction {has}"
+        )
     return (
-        f"{source} is a --model {family} run: it translates A to B only (one generator, no "
-        "cycle); translate with --direction AtoB, or train --model cyclegan for both directions"
+        f"{source} is a --model {model.model} run: it translates A to B only (one generator, "
+        "no cycle); translate with --direction AtoB, or train --model cyclegan for both "
+        "directions"
     )
 
 

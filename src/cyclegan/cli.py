@@ -26,6 +26,7 @@ from cyclegan.commands.common import EXIT_USAGE, CommandParser, UserError
 from cyclegan.commands.convert import add_convert_command
 from cyclegan.commands.data import add_data_command
 from cyclegan.commands.demo import add_demo_command
+from cyclegan.commands.distill import add_distill_command
 from cyclegan.commands.evaluate import add_evaluate_command
 from cyclegan.commands.export import add_export_command
 from cyclegan.commands.pretrained import add_pretrained_command
@@ -155,6 +156,7 @@ def build_parser() -> CommandParser:
     parser.add_argument("--version", action="version", version=f"cyclegan {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_train_command(commands)
+    add_distill_command(commands)
     add_translate_command(commands)
     add_export_command(commands)
     add_convert_command(commands)

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import inspect
 import itertools
+import json
 import math
 import os
 import typing
@@ -27,9 +28,11 @@ import yaml
 
 GeneratorName = Literal["resnet_9blocks", "resnet_6blocks", "resnet_3blocks", "seed"]
 PresetName = Literal["paper", "fast"]
-ModelFamily = Literal["cyclegan", "cut", "fastcut"]
+ModelFamily = Literal["cyclegan", "cut", "fastcut", "distill"]
+Directions = Literal["both", "AtoB", "BtoA"]
 DiscriminatorName = Literal["patch", "seed", "patch_pixel"]
 Upsample = Literal["transpose", "resize"]
+Block = Literal["standard", "mobile"]
 GanMode = Literal["lsgan", "vanilla"]
 ResizeMode = Literal["short_side", "square"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
@@ -149,7 +152,15 @@ def _cycle_model(config: Config) -> bool:
 
 
 def _contrastive_model(config: Config) -> bool:
-    return config.model.model != "cyclegan"
+    return config.model.model in ("cut", "fastcut")
+
+
+def _distill_model(config: Config) -> bool:
+    return config.model.model == "distill"
+
+
+def _adversarial(config: Config) -> bool:
+    return config.model.model != "distill"
 
 
 BY_EPOCHS = Applies(_by_epochs, "with --minutes (the time sets the schedule)")
@@ -157,13 +168,16 @@ ONLY_PATCH = Applies(_patch_discriminator, "with --discriminator seed (its depth
 ONLY_DISTRIBUTED = Applies(_distributed, "without torchrun (the run is one process)")
 ONLY_EVALUATED = Applies(_evaluated, "without --eval-every (no metrics are measured)")
 ONLY_FID = Applies(_fid_measured, "without --eval-every and --fid (FID is not measured)")
-ONLY_CYCLEGAN = Applies(_cycle_model, "with --model cut or fastcut (one generator, no cycle)")
-ONLY_CUT = Applies(_contrastive_model, "with --model cyclegan (no PatchNCE term)")
+ONLY_CYCLEGAN = Applies(_cycle_model, "with --model cut, fastcut or distill (no cycle)")
+ONLY_CUT = Applies(_contrastive_model, "without --model cut or fastcut (no PatchNCE term)")
+ONLY_DISTILL = Applies(_distill_model, "outside a distillation (cyclegan distill)")
+ONLY_ADVERSARIAL = Applies(_adversarial, "in a distillation (no discriminator)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The networks: CycleGAN's four, or CUT's generator, discriminator and projection heads."""
+    """The networks: CycleGAN's four, CUT's generator, discriminator and projection heads, or a
+    distillation's students."""
 
     model: ModelFamily = option("cyclegan", Role.ARCHITECTURE)
     """what is trained: cyclegan (two generators, two discriminators, cycle-consistency; both
@@ -171,16 +185,18 @@ class ModelConfig:
     discriminator, a PatchNCE loss tying each output patch to the input patch at its place,
     plus the same loss on B as an identity term) or fastcut (CUT without the identity term,
     PatchNCE weight 10, flip-equivariance: faster, lighter); cut and fastcut start from their
-    paper's settings (README, "CUT and FastCUT"), which options given with them override"""
+    paper's settings (README, "CUT and FastCUT"), which options given with them override;
+    distill is a run of `cyclegan distill` (small generators that learn to reproduce a trained
+    run's)"""
     generator: GeneratorName = option("resnet_9blocks", Role.ARCHITECTURE)
     """generator architecture: resnet_9blocks (256px), resnet_6blocks (128px), resnet_3blocks
     (small crops, CPU budgets), seed"""
-    discriminator: DiscriminatorName = option("patch", Role.ARCHITECTURE)
+    discriminator: DiscriminatorName = option("patch", Role.ARCHITECTURE, applies=ONLY_ADVERSARIAL)
     """discriminator: patch (70x70 PatchGAN), seed (one score per image) or patch_pixel (a
     PatchGAN plus a per-pixel colour discriminator, their losses averaged)"""
     ngf: int = option(64, Role.ARCHITECTURE)
     """generator width: channels of its first convolution"""
-    ndf: int = option(64, Role.ARCHITECTURE)
+    ndf: int = option(64, Role.ARCHITECTURE, applies=ONLY_ADVERSARIAL)
     """discriminator width: channels of its first convolution"""
     d_layers: int = option(3, Role.ARCHITECTURE, applies=ONLY_PATCH)
     """stride-2 layers of the PatchGAN (3 gives 70x70 patches)"""
@@ -188,6 +204,10 @@ class ModelConfig:
     """dropout probability inside the generator's residual blocks"""
     upsample: Upsample = option("transpose", Role.ARCHITECTURE)
     """generator upsampling: transpose (paper) or resize (resize-then-conv, no checkerboard)"""
+    block: Block = option("standard", Role.ARCHITECTURE)
+    """the generator's residual blocks: standard (two 3x3 convolutions, the paper's) or mobile
+    (depthwise-separable: 8-9x fewer multiply-adds at the same width; for small, fast
+    generators such as `cyclegan distill`'s students)"""
     channels_a: int = option(3, Role.ARCHITECTURE)
     """image channels of domain A (3 for RGB, 1 for grayscale)"""
     channels_b: int = option(3, Role.ARCHITECTURE)
@@ -205,6 +225,9 @@ class ModelConfig:
     monotone curve per channel, the same for every pixel), fitted to the other domain's
     colours before training starts, then trained with the rest (both domains must have as
     many channels)"""
+    direction: Directions = option("both", Role.ARCHITECTURE, applies=ONLY_DISTILL)
+    """(distill) the directions distilled, a student generator for each: both, AtoB or BtoA
+    (default: every direction the teacher has)"""
 
     def __post_init__(self) -> None:
         _check_positive(self, "ngf", "ndf", "d_layers")
@@ -226,8 +249,11 @@ class ModelConfig:
 
     @property
     def directions(self) -> tuple[str, ...]:
-        """The translation directions the networks have: CUT's one generator maps A to B."""
-        return ("AtoB", "BtoA") if self.model == "cyclegan" else ("AtoB",)
+        """The translation directions the networks have: CUT's one generator maps A to B, a
+        distillation has a student for each direction it distils."""
+        if self.model == "distill" and self.direction != "both":
+            return (self.direction,)
+        return ("AtoB",) if self.model in ("cut", "fastcut") else ("AtoB", "BtoA")
 
     def channels(self, direction: str) -> tuple[int, int]:
         """(input, output) channels of the generator for `direction`: "AtoB" or "BtoA"."""
@@ -275,7 +301,7 @@ class LossConfig:
     """The objective: CycleGAN's (paper eq. 3 plus the identity term of sec. 5.2), or CUT's
     (adversarial plus PatchNCE, Park et al. 2020 eq. 5)."""
 
-    gan_mode: GanMode = option("lsgan", Role.TRAINING)
+    gan_mode: GanMode = option("lsgan", Role.TRAINING, applies=ONLY_ADVERSARIAL)
     """adversarial loss: lsgan (least squares) or vanilla (BCE with logits)"""
     lambda_cycle: float = option(10.0, Role.TRAINING, applies=ONLY_CYCLEGAN)
     """weight of each cycle-consistency L1 term"""
@@ -441,6 +467,34 @@ class SpeedConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """What a distillation learns from (`cyclegan distill`): the teacher and its images."""
+
+    teacher: str = option("", Role.START, applies=ONLY_DISTILL)
+    """(distill) the teacher: a run folder, one of its checkpoints, or a generator file
+    (.safetensors, e.g. from `cyclegan convert` or `cyclegan pretrained`); its weights are
+    copied into the run's checkpoints, so the teacher may change or go afterwards"""
+    images: str = option("", Role.START, applies=ONLY_DISTILL)
+    """(distill) a folder of more images of the source domain to distil on, besides the
+    dataset's (one direction only)"""
+    lambda_ssim: float = option(1.0, Role.TRAINING, applies=ONLY_DISTILL)
+    """(distill) weight of the structural term, 1 - SSIM between student and teacher outputs,
+    beside their L1 distance (weight 1)"""
+    lambda_feature: float = option(1.0, Role.TRAINING, applies=ONLY_DISTILL)
+    """(distill) weight of the feature term: the mean squared distance between the teacher's
+    features after its first residual block, its middle one and its last and the student's
+    there, mapped to the teacher's width by a learned 1x1 convolution each"""
+    teacher_model: str = option("", Role.RECORDED)
+    """the teacher's architecture (its model options as JSON), recorded so that a resumed
+    run rebuilds the teacher its checkpoints hold"""
+
+    def __post_init__(self) -> None:
+        for name in ("lambda_ssim", "lambda_feature"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be 0 or more, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Metrics measured on test images during training."""
 
@@ -481,12 +535,15 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
         channels_a, channels_b = self.model.channels_a, self.model.channels_b
         family = self.model.model
-        if family != "cyclegan":
+        if family in ("cut", "fastcut"):
             self._check_contrastive()
+        elif family == "distill":
+            self._check_distillation()
         elif self.loss.lambda_identity > 0 and channels_a != channels_b:
             raise ConfigError(
                 f"--lambda-identity {self.loss.lambda_identity} needs as many channels in both "
@@ -510,6 +567,25 @@ class Config:
                 f"output, so both domains need as many channels (--channels-a "
                 f"{model.channels_a}, --channels-b {model.channels_b})"
             )
+
+    def _check_distillation(self) -> None:
+        """What a distillation cannot do, each refused in one line."""
+        if not self.distill.teacher:
+            raise ConfigError(
+                "a distillation needs its teacher: use `cyclegan distill --run RUN` (or "
+                "--weights FILE), which records it"
+            )
+        if self.distill.images and self.model.direction == "both":
+            raise ConfigError(
+                "--images adds images of one source domain: give --direction AtoB (images of "
+                "A) or BtoA (images of B) with it"
+            )
+
+    def teacher_model(self) -> ModelConfig | None:
+        """The teacher's architecture a distillation recorded (None elsewhere)."""
+        if self.model.model != "distill" or not self.distill.teacher_model:
+            return None
+        return ModelConfig(**json.loads(self.distill.teacher_model))
 
     @property
     def total_epochs(self) -> int:
@@ -608,6 +684,11 @@ FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
         "pool_size": 0,
         "epochs": 150,
         "epochs_decay": 50,
+    },
+    # a regression to the teacher's outputs learns far faster than a GAN: see README, "Distil"
+    "distill": {
+        "epochs": 10,
+        "epochs_decay": 10,
     },
 }
 

@@ -50,6 +50,14 @@ def add_evaluate_command(commands: Any) -> None:
     evaluate.add_argument(
         "--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="(default: auto)"
     )
+    evaluate.add_argument(
+        "--latency",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="for a distillation (cyclegan distill): also time teacher and student on the CPU "
+        "at 512x512, in PyTorch and (with onnxruntime) the student's ONNX fp32 and int8 "
+        "exports, int8 calibrated on the run's training images (default: on)",
+    )
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -136,12 +144,35 @@ def run_evaluate(args: argparse.Namespace) -> int:
     }
     if len(evaluations) == 1:
         report["metrics"] = evaluations[0]["metrics"]
+    if config.model.model == "distill":
+        report["distillation"] = compare_with_teacher(
+            load_checkpoint(checkpoints[-1]), checkpoints[-1], root, test_set, args.latency
+        )
     (args.run / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.run / 'metrics.json'}")
     if args.all_epochs:
         plot_metrics(csv_path, args.run / "metrics_epochs.png")
         print(f"wrote {csv_path} and {args.run / 'metrics_epochs.png'}")
     return 0
+
+
+def compare_with_teacher(
+    checkpoint: dict[str, Any], path: Path, root: Path, test_set: Any, latency: bool
+) -> dict[str, float]:
+    """A distillation's report (evaluation/distillation.py), printed; its figures by name."""
+    from cyclegan.evaluation.distillation import distillation_report, format_distillation
+    from cyclegan.inference.quantize import find_photos
+
+    def calibration(direction: str) -> list[Path]:
+        domain = "trainA" if direction == "AtoB" else "trainB"
+        return find_photos(root / domain, "the run's training images")
+
+    directions = checkpoint["config"].model.directions
+    results = distillation_report(
+        checkpoint, path, test_set, calibration=calibration, latency=latency, log=warn
+    )
+    print(format_distillation(results, directions))
+    return results
 
 
 def warn(message: str) -> None:

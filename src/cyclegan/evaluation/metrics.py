@@ -39,8 +39,13 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float:
     shift-invariant, so this matters), an 11x11 Gaussian window with sigma 1.5, K1 = 0.01,
     K2 = 0.03, computed per channel on the valid region and averaged.
     """
+    return structural_similarity(prediction.double(), target.double()).item()
+
+
+def structural_similarity(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`ssim` as a tensor in the inputs' float type, differentiable: a training loss."""
     _check_same_shape(prediction, target)
-    x, y = ((t.double() + 1) / 2 for t in (prediction, target))
+    x, y = ((t + 1) / 2 for t in (prediction, target))
     x, y = (t[None] if t.dim() == 3 else t for t in (x, y))
     channels = x.shape[1]
     window = _gaussian_window(11, 1.5).to(x).expand(channels, 1, 11, 11)
@@ -57,7 +62,7 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float:
     covariance = blur(x * y) - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + c1) * (2 * covariance + c2)
     denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return (numerator / denominator).mean().item()
+    return (numerator / denominator).mean()
 
 
 def fid_from_features(features_a: torch.Tensor, features_b: torch.Tensor) -> float:

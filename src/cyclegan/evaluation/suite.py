@@ -60,15 +60,16 @@ def load_test_set(
 
 @torch.no_grad()
 def evaluate_generators(
-    gen_ab: nn.Module,
+    gen_ab: nn.Module | None,
     gen_ba: nn.Module | None,
     test_set: TestSet,
     extractor: FeatureExtractor | None = None,
     batch_size: int = 8,
     kid_subsets: int = 100,
 ) -> dict[str, float]:
-    """All metrics for both directions (A -> B alone, without cycle metrics, when there is no
-    gen_ba: a CUT run); FID/KID only with a feature extractor."""
+    """All metrics for both directions (one direction, without cycle metrics, where a run has
+    one generator: a CUT run's gen_ab, a distillation's one student); FID/KID only with a
+    feature extractor."""
     results: dict[str, float] = {"images_A": len(test_set.a), "images_B": len(test_set.b)}
     real_features: dict[str, torch.Tensor] = {}
     for direction in DIRECTIONS:

@@ -563,7 +563,7 @@ def _load_any(path: Path, direction: str | None, device: str, torchscript: bool)
     if _is_checkpoint(content):
         checkpoint = load_checkpoint(path)  # validates it and parses its config
         config = checkpoint["config"]
-        direction = direction or "AtoB"
+        direction = direction or config.model.directions[0]  # a distillation may lack AtoB
         generator = generator_from_checkpoint(checkpoint, direction, path)
         return _Loaded(generator, config.model, direction, config.data.load_size)
     if isinstance(content, dict) and is_reference_state(content):

@@ -121,6 +121,11 @@ class ContrastiveModel(nn.Module):
     def discriminators(self) -> nn.ModuleDict:
         return nn.ModuleDict({"disc_b": self.disc_b})
 
+    @property
+    def trained_with_generators(self) -> nn.Module:
+        """What the generator's optimizer trains besides it: the projection heads."""
+        return self.nce_heads
+
     def nce_loss(
         self,
         source: torch.Tensor,

@@ -56,6 +56,7 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
         config.residual,
         config.skip,
         config.colour,
+        config.block,
     )
 
 

@@ -42,10 +42,11 @@ from cyclegan.config import (
 from cyclegan.data.check import check_training_images
 from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.device import device_precision
-from cyclegan.models import ContrastiveModel, Model
+from cyclegan.models import ContrastiveModel, DistillModel, Model
 from cyclegan.models.cyclegan import check_crop_size
 from cyclegan.training.colour_fit import fit_colour_maps
 from cyclegan.training.contrastive_step import contrastive_step
+from cyclegan.training.distill_step import distill_step
 from cyclegan.training.distributed import (
     ContrastiveReplicas,
     Replicas,
@@ -65,6 +66,7 @@ from cyclegan.training.samples import fixed_samples, save_sample_grid
 from cyclegan.training.schedule import lr_factor
 from cyclegan.training.state import Progress, TrainingState
 from cyclegan.training.step import train_step
+from cyclegan.training.teachers import add_extra_images, load_teachers
 from cyclegan.training.time_budget import FIRST_RESERVE_FRACTION, TimeBudget
 from cyclegan.wording import counted
 
@@ -141,6 +143,16 @@ def train_in_team(
 ) -> Path:
     """train() as one process of `team` (the only one, without torchrun)."""
     # ---- setup: every check before anything is written, so a refused start leaves nothing
+    if config.model.model == "distill" and not config.distill.teacher_model:
+        raise ConfigError(
+            "--model distill is a run of `cyclegan distill --run RUN`, which reads the teacher "
+            "and records it; start a distillation with that command"
+        )
+    if config.model.model == "distill" and team.distributed:
+        raise ConfigError(
+            "a distillation trains in one process (its students are small); run "
+            "`cyclegan distill` without torchrun"
+        )
     if config.optim.minutes and team.distributed:
         raise ConfigError(
             "--minutes follows one process's clock, and every process must use the same lr; "
@@ -154,6 +166,8 @@ def train_in_team(
         log(f"note: {line}")
     dataset = load_training_set(config, log)
     state = TrainingState.create(config, team.device, rank=team.rank)
+    if isinstance(state.model, DistillModel) and resume is None:  # a resumed run has its own
+        load_teachers(state.model, Path(config.distill.teacher))
 
     # ---- resume or start
     if resume is not None:
@@ -266,7 +280,7 @@ def train_epochs(
             return StopWish(asked, interrupt.signal_number)
 
         with (
-            RunLog(run_dir, progress.step, log, config.model.model)
+            RunLog(run_dir, progress.step, log, config.model)
             if team.is_main
             else nullcontext() as run_log,
             warnings.catch_warnings(),
@@ -459,7 +473,12 @@ def run_epoch(
             real_b = batch["b"].to(device, non_blocking=True)
             if budget is not None:  # the lr follows the share of the time spent
                 state.optimizers.set_lr(config.optim.lr * budget.lr_factor())
-            if isinstance(networks, (ContrastiveModel, ContrastiveReplicas)):
+            if isinstance(networks, DistillModel):
+                losses = distill_step(
+                    networks, state.optimizers, real_a, real_b, config.distill, config.speed,
+                    state.scaler,
+                )  # fmt: skip
+            elif isinstance(networks, (ContrastiveModel, ContrastiveReplicas)):
                 losses = contrastive_step(
                     networks, state.optimizers, real_a, real_b, config.loss, config.speed,
                     state.scaler,
@@ -600,8 +619,13 @@ def write_epoch_records(
         write_checkpoint(run_dir, config, state, name=f"epoch_{epoch:03d}.pt", export=False)
     if samples is not None:
         path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
-        save_sample_grid(state.translating, *samples, path, epoch)
+        save_sample_grid(state.translating, *samples, path, epoch, teachers_of(state))
     run_log.plot()
+
+
+def teachers_of(state: TrainingState) -> DistillModel | None:
+    """A distillation's model, whose teachers sample grids show beside the students."""
+    return state.model if isinstance(state.model, DistillModel) else None
 
 
 def write_final_records(
@@ -617,7 +641,7 @@ def write_final_records(
     if samples is not None:
         epoch = state.progress.epoch + 1
         path = run_dir / "samples" / f"epoch_{epoch:03d}.png"
-        save_sample_grid(state.translating, *samples, path, epoch)
+        save_sample_grid(state.translating, *samples, path, epoch, teachers_of(state))
     run_log.plot()
 
 
@@ -685,6 +709,8 @@ def load_training_set(config: Config, log: Callable[[str], None]) -> UnpairedDat
             f"ignoring {len(dataset.ignored)} file(s) without an image extension, e.g. "
             f"{dataset.ignored[0]}"
         )
+    if config.model.model == "distill" and config.distill.images:
+        add_extra_images(dataset, config.distill.images, config.model.direction, log)
     check_training_images(dataset, log)
     return dataset
 

@@ -15,21 +15,34 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cyclegan.config import ModelConfig
+
 LOSS_NAMES = ("D_A", "D_B", "G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
 # CUT's terms: its discriminator's loss, the fakes' adversarial loss, PatchNCE of G(A) against
 # A and (cut, not fastcut) of G(B) against B
 CONTRASTIVE_LOSS_NAMES = ("D_B", "G_B", "NCE", "NCE_idt")
+# a distillation's terms for each direction it distils: L1_AtoB, SSIM_AtoB (1 - SSIM),
+# feature_AtoB, then BtoA's
+DISTILL_TERMS = ("L1", "SSIM", "feature")
 TIME_NAMES = ("step_s", "data_s")  # seconds per step: in all, waiting for the loader
 COLUMNS = ("epoch", "step", "lr", *LOSS_NAMES, *TIME_NAMES)
 
 
-def loss_names(family: str) -> tuple[str, ...]:
-    """The loss terms a step of `family` (--model) reports, in the order of losses.csv."""
+def loss_names(model: ModelConfig | None = None) -> tuple[str, ...]:
+    """The loss terms a step of `model` reports (default: a CycleGAN), in the order of
+    losses.csv."""
+    family = model.model if model is not None else "cyclegan"
+    if family == "distill":
+        return distill_loss_names(model.directions)  # type: ignore[union-attr]
     return LOSS_NAMES if family == "cyclegan" else CONTRASTIVE_LOSS_NAMES
 
 
-def columns(family: str) -> tuple[str, ...]:
-    return ("epoch", "step", "lr", *loss_names(family), *TIME_NAMES)
+def distill_loss_names(directions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{term}_{direction}" for direction in directions for term in DISTILL_TERMS)
+
+
+def columns(model: ModelConfig | None = None) -> tuple[str, ...]:
+    return ("epoch", "step", "lr", *loss_names(model), *TIME_NAMES)
 
 
 class RunLog:
@@ -40,11 +53,11 @@ class RunLog:
         run_dir: Path,
         resume_step: int = 0,
         log: Callable[[str], None] = print,
-        family: str = "cyclegan",
+        model: ModelConfig | None = None,
     ) -> None:
         self.run_dir = run_dir
-        self.loss_names = loss_names(family)
-        self.columns = columns(family)
+        self.loss_names = loss_names(model)
+        self.columns = columns(model)
         self.csv_path = run_dir / "losses.csv"
         self.plot_path = run_dir / "losses.png"
         self._keep_rows_up_to(resume_step)
@@ -104,12 +117,20 @@ class RunLog:
             "cycle consistency": ("cycle_A", "cycle_B"),
             "identity": ("idt_A", "idt_B"),
         }
-        if self.loss_names != LOSS_NAMES:
+        if self.loss_names == CONTRASTIVE_LOSS_NAMES:
             groups = {
                 "discriminator": ("D_B",),
                 "generator (adversarial)": ("G_B",),
                 "PatchNCE": ("NCE",),
                 "PatchNCE identity": ("NCE_idt",),
+            }
+        elif self.loss_names != LOSS_NAMES:  # a distillation's
+            groups = {
+                title: tuple(name for name in self.loss_names if name.startswith(f"{term}_"))
+                for term, title in zip(
+                    DISTILL_TERMS,
+                    ("L1 to the teacher", "1 - SSIM to the teacher", "features (MSE)"),
+                )
             }
         figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
         for axis, (title, names) in zip(axes.flat, groups.items()):
@@ -117,6 +138,10 @@ class RunLog:
                 axis.plot(steps, [float(row[name]) for row in rows], label=name, linewidth=1)
             axis.set_title(title)
             axis.legend(loc="upper right")
+            axis.grid(alpha=0.3)
+        for axis in axes.flat[len(groups) :]:  # a distillation's three terms leave one free
+            axis.plot(steps, [float(row["lr"]) for row in rows], linewidth=1)
+            axis.set_title("learning rate")
             axis.grid(alpha=0.3)
         for axis in axes[1]:
             axis.set_xlabel("step")

@@ -15,11 +15,15 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from cyclegan.data.images import load_first_images, tensor_to_image
-from cyclegan.models import Model
+from cyclegan.models import DistillModel, Model
 from cyclegan.training.ema import AveragedGenerators
 
 ROW_LABELS = ("real A", "fake B", "reconstructed A", "real B", "fake A", "reconstructed B")
 ONE_WAY_LABELS = ("real A", "fake B", "real B", "identity B")
+DISTILL_LABELS = {
+    "AtoB": ("real A", "teacher B", "student B"),
+    "BtoA": ("real B", "teacher A", "student A"),
+}
 PADDING = 2  # pixels between cells
 
 
@@ -50,12 +54,26 @@ def save_sample_grid(
     real_b: torch.Tensor,
     path: Path,
     epoch: int,
+    teachers: DistillModel | None = None,
 ) -> None:
-    """Translate both fixed batches (N images each) and write the labelled grid (PNG)."""
+    """Translate both fixed batches (N images each) and write the labelled grid (PNG). A
+    distillation's (`teachers`: its model) shows each input, its teacher's translation and
+    the student's (`model`'s generator)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     real_a, real_b = real_a.to(device), real_b.to(device)
+    if teachers is not None:
+        rows, labels = [], ()
+        for direction in teachers.directions:
+            source = real_a if direction == "AtoB" else real_b
+            student = getattr(model, "gen_ab" if direction == "AtoB" else "gen_ba")
+            rows += [source, teachers.teach(direction, source)[0], student(source)]
+            labels += DISTILL_LABELS[direction]
+        model.train(was_training)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        labelled_grid(rows, labels, f"epoch {epoch}").save(path)
+        return
     fake_b = model.gen_ab(real_a)
     if "gen_ba" in model.generator_keys:
         fake_a = model.gen_ba(real_b)

@@ -55,16 +55,21 @@ class Optimizers:
     (paper sec. 4)."""
 
     gen: torch.optim.Adam
-    disc: torch.optim.Adam
+    disc: torch.optim.Adam | None  # None: a distillation has no discriminator
 
     @classmethod
     def for_model(cls, model: Model, optim: OptimConfig, fused: bool = False) -> Optimizers:
         """fused: Adam's one-kernel implementation (the same update up to float rounding)."""
         options = {"lr": optim.lr, "betas": (optim.beta1, optim.beta2), "fused": fused or None}
+        judges = list(model.discriminators.parameters())
         return cls(
             gen=torch.optim.Adam(generator_groups(model, optim.lr), **options),
-            disc=torch.optim.Adam(model.discriminators.parameters(), **options),
+            disc=torch.optim.Adam(judges, **options) if judges else None,
         )
+
+    @property
+    def all(self) -> list[torch.optim.Adam]:
+        return [self.gen] if self.disc is None else [self.gen, self.disc]
 
     @property
     def lr(self) -> float:
@@ -72,7 +77,7 @@ class Optimizers:
 
     def set_lr(self, lr: float) -> None:
         """Every group at `lr` times its own "lr_scale" (the colour maps' is COLOUR_LR_SCALE)."""
-        for optimizer in (self.gen, self.disc):
+        for optimizer in self.all:
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
 
@@ -80,7 +85,7 @@ class Optimizers:
         self._set("betas", (beta1, beta2))
 
     def _set(self, name: str, value: object) -> None:
-        for optimizer in (self.gen, self.disc):
+        for optimizer in self.all:
             for group in optimizer.param_groups:
                 group[name] = value
 
@@ -93,16 +98,17 @@ COLOUR_LR_SCALE = 50.0
 
 def generator_groups(model: Model, lr: float) -> list[dict[str, Any]]:
     """The generators' parameters as Adam groups: the networks', then the colour maps' (if
-    any) with a larger learning rate, scaled by COLOUR_LR_SCALE; then CUT's projection heads
-    (the paper's code gives them an Adam of their own with the same settings: the same
-    update, as Adam treats each parameter alone)."""
+    any) with a larger learning rate, scaled by COLOUR_LR_SCALE; then what the model trains
+    with its generators (CUT's projection heads: the paper's code gives them an Adam of their
+    own with the same settings, the same update, as Adam treats each parameter alone; a
+    distillation's feature adapters)."""
     network, colour = [], []
     for name, parameter in model.generators.named_parameters():
         (colour if ".colour." in f".{name}" else network).append(parameter)
     groups: list[dict[str, Any]] = [{"params": network}]
-    heads = getattr(model, "nce_heads", None)
-    if heads is not None:
-        groups.append({"params": list(heads.parameters())})
+    helpers = getattr(model, "trained_with_generators", None)
+    if helpers is not None:
+        groups.append({"params": list(helpers.parameters())})
     if colour:
         groups.append({"params": colour, "lr": lr * COLOUR_LR_SCALE, "lr_scale": COLOUR_LR_SCALE})
     return groups
@@ -128,7 +134,7 @@ class TrainingState:
         optimizers, empty pools; a process other than rank 0 of a torchrun run gets pools and
         random numbers (dropout) of its own."""
         torch.manual_seed(config.run.seed)
-        model = build_model(config.model).to(device)
+        model = build_model(config.model, config.teacher_model()).to(device)
         prepare_networks(model, config.speed)
         size, seed = config.optim.pool_size, config.run.seed
         if rank:
@@ -168,7 +174,7 @@ class TrainingState:
             },
             "optimizers": {
                 "gen": self.optimizers.gen.state_dict(),
-                "disc": self.optimizers.disc.state_dict(),
+                "disc": self.optimizers.disc.state_dict() if self.optimizers.disc else None,
             },
             "schedulers": {"schedule_start": progress.schedule_start, "seconds": progress.seconds},
             "best": self.best,
@@ -221,7 +227,8 @@ class TrainingState:
         elif self.ema is not None:
             log("--ema: the average of the generator weights starts from the checkpoint's")
         load_optimizer_state(self.optimizers.gen, checkpoint["optimizers"]["gen"])
-        load_optimizer_state(self.optimizers.disc, checkpoint["optimizers"]["disc"])
+        if self.optimizers.disc is not None:
+            load_optimizer_state(self.optimizers.disc, checkpoint["optimizers"]["disc"])
         # the optimizer state carries the saved betas; the lr is set every epoch
         self.optimizers.set_betas(config.optim.beta1, config.optim.beta2)
         others = checkpoint.get("other_ranks") or []

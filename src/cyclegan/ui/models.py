@@ -79,14 +79,15 @@ class ModelChoice:
         return self.kind != "pretrained"
 
 
-def one_way_run(runs: Path, name: str) -> bool:
-    """Whether the run `name` has one generator (A -> B: --model cut or fastcut); a run whose
-    config cannot be read counts as two-way, and translating says what is wrong."""
+def run_directions(runs: Path, name: str) -> tuple[str, ...]:
+    """The directions the run `name` has generators for (a CUT run: A -> B only; a
+    distillation: those it distils); a run whose config cannot be read counts as two-way,
+    and translating says what is wrong."""
     try:
         config = load_config(run_folder(runs, name) / "config.yaml")
     except (PathRefused, ConfigError, OSError):
-        return False
-    return config.model.directions == ("AtoB",)
+        return ("AtoB", "BtoA")
+    return config.model.directions
 
 
 def list_runs(runs: Path) -> list[str]:

@@ -27,17 +27,15 @@ from cyclegan.ui.safe_paths import PathRefused
 
 REFRESH_SECONDS = 5.0
 LOSS_GROUPS = {
-    "Adversarial losses": ("D_A", "D_B", "G_A", "G_B"),
-    # a CUT run logs D_B, G_B and its PatchNCE terms: each plot shows the terms a run has
-    "Cycle, identity and PatchNCE losses": (
-        "cycle_A",
-        "cycle_B",
-        "idt_A",
-        "idt_B",
-        "NCE",
-        "NCE_idt",
+    # a CUT run logs D_B, G_B and its PatchNCE terms, a distillation its terms of each
+    # direction: each plot shows the terms a run has
+    "Adversarial losses (a distillation: L1 and 1 - SSIM to the teacher)": (
+        "D_A", "D_B", "G_A", "G_B", "L1_AtoB", "L1_BtoA", "SSIM_AtoB", "SSIM_BtoA",
     ),
-}
+    "Cycle, identity and PatchNCE losses (a distillation: features)": (
+        "cycle_A", "cycle_B", "idt_A", "idt_B", "NCE", "NCE_idt", "feature_AtoB", "feature_BtoA",
+    ),
+}  # fmt: skip
 PREFERRED_METRICS = ("truth_psnr", "kid", "fid", "cycle_psnr", "cycle_l1")
 RUN_ERRORS = (PathRefused, ConfigError, OSError)
 

@@ -20,7 +20,7 @@ from cyclegan.checkpoint import CheckpointError
 from cyclegan.config import ConfigError
 from cyclegan.data.synthetic import make_synthetic_dataset
 from cyclegan.inference.options import OutputOptions
-from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models, one_way_run
+from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models, run_directions
 from cyclegan.ui.safe_paths import PathRefused
 from cyclegan.ui.uploads import Limits, translate_uploads
 
@@ -157,12 +157,13 @@ def build_translate_tab(
                 choice = ModelChoice.from_key(model_key) if model_key is not None else None
             except PathRefused:
                 choice = None  # the translation itself explains the refusal
-            if (
-                choice is not None
-                and choice.kind != "pretrained"
-                and one_way_run(runs, choice.name)
-            ):  # a CUT run: its generator translates A to B
-                return gr.Radio(choices=["AtoB"], value="AtoB", interactive=False)
+            has = (
+                run_directions(runs, choice.name)
+                if choice is not None and choice.kind != "pretrained"
+                else ("AtoB", "BtoA")
+            )
+            if len(has) == 1:  # a CUT run (A to B), or a distillation of one direction
+                return gr.Radio(choices=list(has), value=has[0], interactive=False)
             if choice is None or choice.both_directions:
                 return gr.Radio(choices=["AtoB", "BtoA"], value="AtoB", interactive=True)
             return gr.Radio(choices=[OWN_DIRECTION], value=OWN_DIRECTION, interactive=False)
