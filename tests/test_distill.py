@@ -186,8 +186,10 @@ def test_the_student_translates_exports_and_evaluates_like_any_run(
     generator_file = teacher / "generators" / "BtoA.safetensors"
     assert main(["distill", "--weights", str(generator_file), "--data", str(synth_root),
                  *STUDENT, "--epochs", "1", "--epochs-decay", "0", "--runs-dir",
-                 str(tmp_path)]) == 0  # fmt: skip
+                 str(tmp_path), "--eval-every", "1", "--no-fid"]) == 0  # fmt: skip
     run = tmp_path / "BtoA-student"
+    with open(run / "metrics.csv", newline="") as handle:  # measured during training too
+        assert float(next(csv.DictReader(handle))["truth_psnr_BtoA"]) > 0
     assert sorted(p.name for p in (run / "generators").iterdir()) == ["BtoA.safetensors"]
     with open(run / "losses.csv", newline="") as handle:
         assert tuple(next(csv.reader(handle)))[3:6] == distill_loss_names(("BtoA",))
@@ -197,14 +199,17 @@ def test_the_student_translates_exports_and_evaluates_like_any_run(
                  "BtoA", "--out", str(out)]) == 0  # fmt: skip
     assert len(list(out.glob("*.png"))) == 3
     capsys.readouterr()
-    code = main(["translate", str(synth_root / "testA"), "--run", str(run), "--out",
-                 str(tmp_path / "b")])  # fmt: skip
+    assert main(["translate", str(synth_root / "testB"), "--run", str(run), "--out",
+                 str(tmp_path / "own")]) == 0  # fmt: skip
+    assert len(list((tmp_path / "own").glob("*.png"))) == 3  # the run's one direction
+    code = main(["translate", str(synth_root / "testA"), "--run", str(run), "--direction",
+                 "AtoB", "--out", str(tmp_path / "b")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "distillation of BtoA only" in err
     checkpoint = run / "checkpoints" / "latest.pt"
     assert Translator.from_file(checkpoint).direction == "BtoA"  # its one direction
 
-    assert main(["export", "--run", str(run), "--direction", "BtoA", "--quantize", "int8",
+    assert main(["export", "--run", str(run), "--quantize", "int8",  # its one direction
                  "--calibration-images", str(synth_root / "trainB")]) == 0  # fmt: skip
     int8 = run / "exported" / "BtoA.int8.onnx"
     assert main(["translate", str(synth_root / "testB"), "--weights", str(int8), "--out",
@@ -281,3 +286,39 @@ def test_extra_images_widen_the_source_domain(
     out = capsys.readouterr().out
     assert "distilling on 3 more image(s) of domain A" in out
     assert "training" in out and "9 A and 6 B images" in out
+
+
+def test_a_reference_generator_file_can_teach(
+    synth_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reference implementation's .pth (read as A -> B), as `cyclegan convert` takes it."""
+    reference = Path(__file__).parent / "data" / "reference" / "reference_resnet_6blocks_ngf8.pth"
+    assert main(["distill", "--weights", str(reference), "--data", str(synth_root),
+                 "--runs-dir", str(tmp_path), *STUDENT, "--epochs", "1",
+                 "--epochs-decay", "0"]) == 0  # fmt: skip
+    run = tmp_path / "reference_resnet_6blocks_ngf8-student"
+    checkpoint = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert checkpoint["config"].model.directions == ("AtoB",)
+    assert checkpoint["config"].model.ngf == 8  # a quarter of 8 is below the narrowest student
+    teacher = Translator.from_file(reference, device="cpu", precision="fp32").generator
+    for name, value in teacher.state_dict().items():
+        assert torch.equal(checkpoint["models"]["teacher_ab"][name], value), name
+
+
+def test_a_distillation_resumes_from_the_command_line(
+    teacher_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher = copy_run(teacher_run, tmp_path)
+    assert main(["distill", "--run", str(teacher), "--direction", "AtoB", *STUDENT,
+                 "--epochs", "1", "--epochs-decay", "0"]) == 0  # fmt: skip
+    run = tmp_path / "teacher-student"
+    first = load_checkpoint(run / "checkpoints" / "latest.pt")["step"]
+    capsys.readouterr()
+    assert main(["distill", "--resume", str(run), "--epochs", "1", *STUDENT]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert load_checkpoint(run / "checkpoints" / "latest.pt")["step"] == 2 * first
+
+    code = main(["train", "--model", "distill", "--data", str(teacher), "--teacher",
+                 str(teacher)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cyclegan distill --run RUN" in err

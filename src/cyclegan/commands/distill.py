@@ -19,6 +19,7 @@ from cyclegan.config import (
     ONLY_ADVERSARIAL,
     ONLY_CUT,
     ONLY_CYCLEGAN,
+    ONLY_DISTRIBUTED,
     Config,
     Option,
     options,
@@ -41,9 +42,29 @@ METAVARS = {"data": "ROOT", "runs_dir": "DIR", "images": "DIR"}
 
 
 def offered(option: Option) -> bool:
-    """The training options that mean something to a distillation."""
-    not_here = (ONLY_CYCLEGAN, ONLY_CUT, ONLY_ADVERSARIAL)
+    """The training options that mean something to a distillation (which runs in one
+    process: its students are small)."""
+    not_here = (ONLY_CYCLEGAN, ONLY_CUT, ONLY_ADVERSARIAL, ONLY_DISTRIBUTED)
     return option.name not in NOT_OFFERED and option.applies not in not_here
+
+
+def as_distilled(option: Option) -> Option:
+    """The option with the default a distillation gives it, as its help shows it."""
+    if option.name in FAMILY_SETTINGS["distill"]:
+        return replace(option, default=FAMILY_SETTINGS["distill"][option.name])
+    if option.name == "ngf":
+        return replace(option, default=f"a quarter of the teacher's, at least {MIN_STUDENT_WIDTH}")
+    if option.name in DATA_OPTIONS:
+        return replace(option, default="the teacher run's")
+    if option.name == "name":
+        return replace(
+            option,
+            help="run name, a plain folder name: the run folder is RUNS_DIR/NAME",
+            default="TEACHER-student, TEACHER the teacher run's or file's name",
+        )
+    if option.name == "runs_dir":
+        return replace(option, default="beside the teacher run (with --run), else runs")
+    return option
 
 
 def add_distill_command(commands: Any) -> None:
@@ -97,7 +118,7 @@ def add_distill_command(commands: Any) -> None:
             continue
         if option.section not in groups:
             groups[option.section] = distill.add_argument_group(f"{option.section} options")
-        add_option(groups[option.section], option, METAVARS.get(option.name))
+        add_option(groups[option.section], as_distilled(option), METAVARS.get(option.name))
     distill.set_defaults(handler=run_distill)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan.commands.common import UserError
-from cyclegan.commands.translate import add_generator_arguments, load_translator
+from cyclegan.commands.translate import add_generator_arguments, load_translator, run_direction
 from cyclegan.inference.options import DEFAULT_MIN_PSNR, EXPORT_SUFFIXES, Quantize
 
 # the folders of a run folder that training writes and resume reads: exports never go there
@@ -89,8 +89,10 @@ def run_export(args: argparse.Namespace) -> int:
     if args.quantize is not None and args.format != "onnx":
         raise UserError(f"--quantize int8 writes ONNX; drop --format {args.format}")
     suffix = ".int8.onnx" if args.quantize is not None else EXPORT_SUFFIXES[args.format]
-    # a run's generator is AtoB unless --direction says otherwise; files name it themselves
-    out = _output_path(args, args.direction or "AtoB", suffix)  # before anything loads
+    # a run's generator is AtoB (or its one direction) unless --direction says otherwise; files
+    # name it themselves
+    own = run_direction(args.run) if args.run is not None else "AtoB"
+    out = _output_path(args, args.direction or own, suffix)  # before anything loads
     translator = load_translator(args, args.direction)
     if args.quantize is not None:
         return _export_int8(args, translator, out)

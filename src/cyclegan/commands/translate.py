@@ -63,7 +63,8 @@ def add_generator_arguments(parser: argparse.ArgumentParser, backend: bool = Tru
     parser.add_argument(
         "--direction",
         choices=("AtoB", "BtoA"),
-        help="translation direction (default: AtoB for runs, a file's own otherwise)",
+        help="translation direction (default: a file's own; for runs AtoB, or the one "
+        "direction a run has)",
     )
     parser.add_argument("--epoch", type=int, help="use the run's checkpoint of this epoch")
     parser.add_argument(
@@ -137,13 +138,24 @@ def load_translator(args: argparse.Namespace, direction: str | None) -> Any:
         if not args.run.exists():
             raise UserError(f"{args.run} does not exist: give a run folder (runs/NAME)")
         return Translator.from_run(
-            args.run, direction or "AtoB", args.device, args.epoch, args.backend, precision
-        )
+            args.run, direction or run_direction(args.run), args.device, args.epoch,
+            args.backend, precision,
+        )  # fmt: skip
     if not args.weights.exists():
         raise UserError(f"{args.weights} does not exist: give a checkpoint or generator file")
     return Translator.from_file(
         args.weights, direction, args.device, args.backend, precision, torchscript=args.torchscript
     )
+
+
+def run_direction(run: Path) -> str:
+    """A run's own direction: AtoB, unless it has only BtoA (a distillation of that one)."""
+    from cyclegan.config import ConfigError, load_config
+
+    try:
+        return load_config(run / "config.yaml").model.directions[0]
+    except (ConfigError, OSError):
+        return "AtoB"  # loading the run says what is wrong with it
 
 
 def run_translate(args: argparse.Namespace) -> int:

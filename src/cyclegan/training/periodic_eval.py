@@ -54,7 +54,7 @@ class PeriodicEvaluation:
     ) -> bool:
         """Evaluate after `epoch`; True if this is a new best (the caller saves best.pt)."""
         results = evaluate_generators(
-            model.gen_ab,
+            getattr(model, "gen_ab", None),
             getattr(model, "gen_ba", None),
             self.test_set(),
             self.feature_extractor(model),
