@@ -10,11 +10,14 @@ from typing import Any
 
 from cyclegan.commands.common import UserError, add_option, parse_sha256_option
 from cyclegan.config import dataclass_options
-from cyclegan.inference.options import Backend, OutputOptions
+from cyclegan.inference.options import Backend, OutputOptions, VideoOptions
 from cyclegan.precision import Precision
 
-# the output flags are OutputOptions' fields: their types, choices, defaults and help
+# the output flags are OutputOptions' fields (VideoOptions' for videos): their types, choices,
+# defaults and help
 OUTPUT_OPTIONS = dataclass_options(OutputOptions)
+VIDEO_OPTIONS = dataclass_options(VideoOptions)
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".gif")  # what --out can be
 
 
 def add_translate_command(commands: Any) -> None:
@@ -25,10 +28,17 @@ def add_translate_command(commands: Any) -> None:
         "results keep their names, formats and folder structure below --out (one image may "
         "go to --out RESULT.png instead). A folder "
         "holding A_type/ and B_type/ (the seed's layout) is translated A->B and B->A into "
-        "OUT/A_type and OUT/B_type.",
+        "OUT/A_type and OUT/B_type. A video (.mp4, .mov, .mkv, .webm, .avi, ..., or an "
+        "animated .gif) is translated frame by frame into --out CLIP.mp4 (.mov, .m4v, .mkv: "
+        "H.264; .webm: VP9), an animated .gif or a new folder of numbered PNG frames, keeping "
+        "its size, frame timing, rotation and sound; a folder of frames becomes a video with "
+        "--out CLIP.mp4.",
     )
     translate.add_argument(
-        "inputs", nargs="+", type=Path, help="image files, folders or glob patterns ('a/*.jpg')"
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="image files, folders or glob patterns ('a/*.jpg'); or one video",
     )
     add_generator_arguments(translate)
     translate.add_argument(
@@ -44,6 +54,9 @@ def add_translate_command(commands: Any) -> None:
     output = translate.add_argument_group("output options")
     for option in OUTPUT_OPTIONS:
         add_option(output, option)
+    video = translate.add_argument_group("video options")
+    for option in VIDEO_OPTIONS:
+        add_option(video, option)
     translate.set_defaults(handler=run_translate)
 
 
@@ -168,6 +181,10 @@ def run_translate(args: argparse.Namespace) -> int:
 
     given = {o.name: getattr(args, o.name) for o in OUTPUT_OPTIONS if hasattr(args, o.name)}
     options = OutputOptions(**given)  # the flags not given are absent: the defaults apply
+    if video_job(args.inputs, args.out):
+        return run_translate_video(args, options)
+    for name in (o.name for o in VIDEO_OPTIONS if hasattr(args, o.name)):
+        raise UserError(f"--{name} is for videos; {args.inputs[0]} is no video")
     output_is_file(args.inputs, args.out, options.format)  # a wrong --out: refused before work
     first = load_translator(args, args.direction)
     plan = plan_inputs(args.inputs, first.direction, args.out, args.recursive, options.format)
@@ -192,6 +209,51 @@ def run_translate(args: argparse.Namespace) -> int:
         f"{report.seconds:.1f}s ({report.rate:.2f} images/s); {len(report.failed)} failed"
     )
     return 1 if report.failed else 0
+
+
+def video_job(inputs: list[Path], out: Path) -> bool:
+    """Whether the command translates a video: one video input (or an animated GIF), or one
+    folder of frames going to a video file; UserError for a video among several inputs."""
+    from cyclegan.inference.video import is_video
+
+    videos = [path for path in inputs if is_video(path)]
+    if videos and len(inputs) > 1:
+        raise UserError(f"translate one video at a time ({videos[0]} came with other inputs)")
+    if videos:
+        return True
+    return len(inputs) == 1 and inputs[0].is_dir() and out.suffix.lower() in VIDEO_SUFFIXES
+
+
+def run_translate_video(args: argparse.Namespace, options: OutputOptions) -> int:
+    from cyclegan.inference.video import output_kind, translate_video
+
+    given = {o.name: getattr(args, o.name) for o in VIDEO_OPTIONS if hasattr(args, o.name)}
+    video = VideoOptions(**given)
+    if options.format is not None:
+        raise UserError("--format is for images; a video's --out suffix sets its format")
+    source = args.inputs[0]
+    out = args.out
+    if out.is_dir() and not source.is_dir():  # an existing folder: the video goes inside it
+        out = out / (
+            source.name if source.suffix.lower() in VIDEO_SUFFIXES else f"{source.stem}.mp4"
+        )
+    output_kind(out)  # a suffix no encoder writes: refused before the generator loads
+    translator = load_translator(args, args.direction)
+    report = translate_video(translator, source, out, options, video, progress=True)
+    size = f"{report.size[0]}x{report.size[1]}"
+    line = (
+        f"translated {report.frames} frame(s) of {size} into {report.out} in "
+        f"{report.seconds:.1f}s ({report.rate:.2f} frames/s); audio: {report.audio}"
+    )
+    if report.steady:
+        line += f"; steadied (strength {video.strength:g})"
+    print(line)
+    if video.flicker:
+        print(
+            f"warping error: {report.warping_error:.2f} (the input's own: "
+            f"{report.input_warping_error:.2f}; 8-bit levels where the motion is tracked)"
+        )
+    return 0
 
 
 def _holds_both(args: argparse.Namespace) -> bool:

@@ -68,3 +68,40 @@ class OutputOptions:
             raise ConfigError(f"--quality must be in [1, 100], got {self.quality}")
         if self.max_pixels < 0:
             raise ConfigError(f"--max-pixels must be 0 (no limit) or more, got {self.max_pixels}")
+
+
+VIDEO_CRF_RANGE = (0, 51)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is translated and written (`cyclegan translate CLIP --out OUT`)."""
+
+    crf: int = 18
+    """video quality of .mp4/.mov/.mkv/.webm outputs: the encoder's constant rate factor, 0
+    (lossless) to 51 (worst); 18 looks like the input, 23 is FFmpeg's default"""
+    steady: bool = False
+    """steady the output: each frame's translated change is blended with the previous frame's,
+    carried along the input's optical flow where that flow is reliable, so textures and colours
+    do not flicker (needs OpenCV: cyclegan[video])"""
+    strength: float = 0.8
+    """with --steady: how much of the previous frame's change a reliably tracked pixel keeps,
+    in [0, 1)"""
+    fps: float = 25.0
+    """frames per second of a video made from a folder of frames"""
+    audio: bool = True
+    """keep the input's sound: its first audio stream, copied as it is where the output
+    container takes its codec, else re-encoded"""
+    flicker: bool = False
+    """also measure flicker: the warping error of the output (the previous output frame warped
+    by the input's optical flow, against the current one, in 8-bit levels where the flow is
+    reliable) beside the input video's own (needs OpenCV; slower)"""
+
+    def __post_init__(self) -> None:
+        low, high = VIDEO_CRF_RANGE
+        if not low <= self.crf <= high:
+            raise ConfigError(f"--crf must be in [{low}, {high}], got {self.crf}")
+        if not 0 <= self.strength < 1:
+            raise ConfigError(f"--strength must be in [0, 1), got {self.strength}")
+        if not self.fps > 0:
+            raise ConfigError(f"--fps must be positive, got {self.fps}")

@@ -26,7 +26,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ from cyclegan.inference.export import (
     onnx_session,
     refuse_unnamed_torchscript,
 )
-from cyclegan.inference.options import Backend, Scale
+from cyclegan.inference.options import Backend, OutputOptions, Scale, VideoOptions
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
     ReferenceFormatError,
@@ -75,6 +75,9 @@ from cyclegan.models.artifact import describe, load_generator
 from cyclegan.models.cyclegan import make_generator
 from cyclegan.models.generator import generator_min_side, translate_any_size
 from cyclegan.precision import Precision
+
+if TYPE_CHECKING:
+    from cyclegan.inference.video import VideoReport
 
 DIRECTIONS = ("AtoB", "BtoA")
 DEFAULT_OVERLAP = 64
@@ -454,6 +457,38 @@ class Translator:
             for given, result in zip(images, results)
             if result is not None
         ]
+
+    def translate_video(
+        self,
+        source: Path | str,
+        out: Path | str,
+        *,
+        size: int | None = None,
+        scale: Scale = "native",
+        tile: int | None = None,
+        overlap: int | None = None,
+        batch_size: int = 4,
+        side_by_side: bool = False,
+        crf: int = 18,
+        steady: bool = False,
+        strength: float = 0.8,
+        fps: float = 25.0,
+        audio: bool = True,
+        flicker: bool = False,
+        progress: bool = True,
+    ) -> VideoReport:
+        """Translate a video file, an animated GIF or a folder of frames into `out`: a video
+        file (.mp4, .mov, .m4v, .mkv: H.264; .webm: VP9), a .gif or a folder of PNG frames,
+        keeping the frames' size, timestamps, rotation and the sound (`cyclegan.inference.video`;
+        the options are `cyclegan translate`'s). Returns what was done (frames, seconds,
+        audio, and with `flicker` the warping errors of output and input)."""
+        from cyclegan.inference.video import translate_video
+
+        options = OutputOptions(size=size, scale=scale, tile=tile, overlap=overlap,
+                                batch_size=batch_size, side_by_side=side_by_side)  # fmt: skip
+        video = VideoOptions(crf=crf, steady=steady, strength=strength, fps=fps, audio=audio,
+                             flicker=flicker)  # fmt: skip
+        return translate_video(self, Path(source), Path(out), options, video, progress=progress)
 
     def _prepare(self, image: Image.Image, size: int | None, scale: Scale) -> _Prepared:
         alpha = alpha_channel(image)
