@@ -47,6 +47,7 @@ WAIT_MS = 90_000  # the machine may be busy: generous, and only spent when somet
 # the server's limits: 1.jpg (252 KB) is over the bytes, 7.jpg (666x444) over the pixels
 MAX_UPLOAD_MB = 0.2
 MAX_PIXELS = 200_000
+MAX_VIDEO_SECONDS = 1.0
 expect.set_options(timeout=WAIT_MS)
 
 
@@ -150,7 +151,8 @@ def server(runs: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactor
     """`cyclegan ui` serving a runs folder that holds one tiny run of two epochs, metrics
     measured after each; the run trains while the server starts."""
     work = tmp_path_factory.mktemp("server")
-    limits = ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-pixels", str(MAX_PIXELS)]
+    limits = ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-pixels", str(MAX_PIXELS),
+              "--max-video-seconds", str(MAX_VIDEO_SECONDS)]  # fmt: skip
     with served_ui(runs, work, *limits) as started:
         config = tiny_config(
             synth_root,
@@ -519,3 +521,40 @@ def test_a_cut_run_translates_one_way_and_shows_its_patchnce_curves(
     expect(page.locator("#run-losses-1 .mark-line path").first).to_be_attached()
     assert page.locator("#run-losses-0 .mark-line path").count() == 2  # D_B, G_B
     assert page.locator("#run-losses-1 .mark-line path").count() == 2  # NCE, NCE_idt
+
+
+def test_a_short_video_is_translated_played_and_offered_and_a_long_one_refused(
+    page: Page, server: str, runs: Path, tmp_path: Path
+) -> None:
+    av = pytest.importorskip("av")
+    from tests.test_video import panned_frames, read_clip, write_clip
+
+    clip = write_clip(tmp_path / "walk.mp4", panned_frames(12), audio_seconds=0.4)
+    open_translate(page, server)
+    page.locator("#video-panel").get_by_text("Video").first.click()  # open the accordion
+    page.locator("#video-upload input[type=file]").set_input_files(str(clip))
+    expect(page.locator("#video-upload")).to_contain_text("walk.mp4")
+    page.locator("#translate-video").click()
+    expect(page.locator("#video-status")).to_contain_text("Translated 12 frame(s) of 64x48")
+    expect(page.locator("#video-status")).to_contain_text("sound: copied (aac)")
+    source = page.locator("#video-result video").get_attribute("src") or ""
+    response = page.request.get(urllib.parse.urljoin(server, source))
+    assert response.ok, response.status
+    played = tmp_path / "played.mp4"
+    played.write_bytes(response.body())
+    result = read_clip(played)
+    assert len(result["frames"]) == 12 and result["frames"][0].shape == (48, 64, 3)
+    with one_thread():
+        expected = Translator.from_run(runs / "tiny", "AtoB", device="cpu")
+        first = expected(read_clip(clip)["frames"][0])
+    difference = np.abs(result["frames"][0].astype(float) - first.astype(float)).mean()
+    assert difference < 12  # the translation, through the encoder (steadying leaves frame 1)
+    assert av is not None
+
+    long_clip = write_clip(tmp_path / "long.mp4", panned_frames(40))  # 1.6 s at 25 fps
+    page.locator("#video-upload input[type=file]").set_input_files(str(long_clip))
+    expect(page.locator("#video-upload")).to_contain_text("long.mp4")
+    page.locator("#translate-video").click()
+    expect(
+        page.get_by_text(re.compile(r"long.mp4: 1.6 s long, over the 1 s limit"))
+    ).to_be_visible()

@@ -14,6 +14,7 @@ from cyclegan.commands.common import UserError
 LOCAL_HOSTS = ("localhost",)
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DEFAULT_MAX_PIXELS = 40_000_000  # a 8000x5000 photo; the decompression-bomb guard
+DEFAULT_MAX_VIDEO_SECONDS = 20.0  # a short clip: the page waits for the whole translation
 
 
 def add_ui_command(commands: Any) -> None:
@@ -60,6 +61,12 @@ def add_ui_command(commands: Any) -> None:
         help=f"largest image in pixels, a decompression-bomb guard (default: "
         f"{DEFAULT_MAX_PIXELS:,})",
     )
+    ui.add_argument(
+        "--max-video-seconds",
+        type=float,
+        default=DEFAULT_MAX_VIDEO_SECONDS,
+        help=f"longest video the Translate tab takes (default: {DEFAULT_MAX_VIDEO_SECONDS:g})",
+    )
     ui.set_defaults(handler=run_ui)
 
 
@@ -72,8 +79,8 @@ def run_ui(args: argparse.Namespace) -> int:
         )
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port} must be between 1 and 65535")
-    if args.max_upload_mb <= 0 or args.max_pixels <= 0:
-        raise UserError("--max-upload-mb and --max-pixels must be positive")
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.max_video_seconds <= 0:
+        raise UserError("--max-upload-mb, --max-pixels and --max-video-seconds must be positive")
     try:
         from cyclegan.ui.app import Settings, build_app, serve, wait_until_stopped
     except ImportError as error:
@@ -87,7 +94,11 @@ def run_ui(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host)
     if warning:
         print(f"cyclegan: warning: {warning}", file=sys.stderr)
-    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_pixels=args.max_pixels)
+    limits = Limits(
+        max_upload_bytes=int(args.max_upload_mb * 1e6),
+        max_pixels=args.max_pixels,
+        max_video_seconds=args.max_video_seconds,
+    )
     with tempfile.TemporaryDirectory(prefix="cyclegan-ui-") as work_dir:
         settings = Settings(runs, Path(work_dir), limits, args.cache_dir, args.device)
         app = build_app(settings)

@@ -1,5 +1,6 @@
 """The Translate tab: pick a model and a direction, drop images (or pick a built-in example),
-compare input and output with a slider at full resolution, download the results.
+compare input and output with a slider at full resolution, download the results; or drop a
+short video and play (and download) its translation.
 
 Translations run one at a time through the queue (`concurrency_limit=1`): a second user's
 request waits its turn and gets its own results, and the CPU or GPU is never split between
@@ -22,9 +23,10 @@ from cyclegan.data.synthetic import make_synthetic_dataset
 from cyclegan.inference.options import OutputOptions
 from cyclegan.ui.models import ModelChoice, TranslatorCache, list_models, run_directions
 from cyclegan.ui.safe_paths import PathRefused
-from cyclegan.ui.uploads import Limits, translate_uploads
+from cyclegan.ui.uploads import Limits, translate_uploads, translate_video_upload
 
 FORMATS = ["same as input", "png", "jpg", "webp"]
+VIDEO_UPLOADS = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".gif")
 OWN_DIRECTION = "the file's own"
 KEPT_RESULTS_SECONDS = 3600  # result folders older than this are removed by later requests
 # what loading a model can fail with, each a message that says what to do
@@ -80,6 +82,21 @@ def build_translate_tab(
                     )
                     output_format = gr.Dropdown(FORMATS, value=FORMATS[0], label="Output format")
                 run = gr.Button("Translate", variant="primary", elem_id="translate-button")
+                with gr.Accordion("Video", open=False, elem_id="video-panel"):
+                    clip = gr.File(
+                        label=f"A video (up to {limits.max_video_seconds:g} s and "
+                        f"{limits.max_upload_bytes / 1e6:g} MB; .mp4, .mov, .webm, .mkv, "
+                        ".avi or an animated .gif)",
+                        file_types=list(VIDEO_UPLOADS),
+                        type="filepath",
+                        elem_id="video-upload",
+                    )
+                    steady = gr.Checkbox(
+                        True, label="Steady (less flicker between frames)", elem_id="steady"
+                    )
+                    run_video = gr.Button(
+                        "Translate the video", variant="primary", elem_id="translate-video"
+                    )
             with gr.Column(scale=3):
                 slider = gr.ImageSlider(
                     label="Input | output (drag to compare)",
@@ -103,6 +120,10 @@ def build_translate_tab(
                 )
                 download = gr.File(label="Download", elem_id="download")
                 status = gr.Markdown(elem_id="translate-status")
+                video_result = gr.Video(
+                    label="Translated video", interactive=False, elem_id="video-result"
+                )
+                video_status = gr.Markdown(elem_id="video-status")
         pairs = gr.State([])
 
         def translate(
@@ -149,6 +170,33 @@ def build_translate_tab(
                 shown,
             )
 
+        def translate_clip(
+            model_key: str | None,
+            direction_value: str,
+            uploaded: str | None,
+            steady_value: bool,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's own idiom)
+        ) -> tuple[str, str]:
+            if not uploaded:
+                raise gr.Error("Drop a video first.")
+            if not model_key:
+                raise gr.Error("Pick a model first (see the model list).")
+            choice, translator = load_model(translators, model_key, direction_value)
+            progress(0, desc=f"translating the video with {choice.label}")
+            out_dir = Path(tempfile.mkdtemp(dir=results_dir))
+            remove_old_results(results_dir, keep=out_dir)
+
+            def advance(done: int, total: int) -> None:
+                progress((done, total or None), desc="frames", unit="frames")
+
+            try:
+                outcome = translate_video_upload(
+                    Path(uploaded), translator, limits, out_dir, steady_value, advance
+                )
+            except ValueError as error:  # UploadRefused, VideoError: the message says why
+                raise gr.Error(str(error)) from None
+            return str(outcome.result), f"{outcome.summary} with {choice.label}."
+
         def pick(shown: list[tuple[str, str]], event: gr.SelectData) -> tuple[str, str] | None:
             return tuple(shown[event.index]) if 0 <= event.index < len(shown) else None
 
@@ -174,6 +222,13 @@ def build_translate_tab(
             [slider, gallery, download, status, pairs],
             concurrency_limit=1,
             concurrency_id="translate",
+        )
+        run_video.click(
+            translate_clip,
+            [model, direction, clip, steady],
+            [video_result, video_status],
+            concurrency_limit=1,
+            concurrency_id="translate",  # one translation at a time, images or video
         )
         gallery.select(pick, [pairs], [slider])
         model.change(offer_directions, [model], [direction])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +42,12 @@ class Limits:
     """pixels per image, width x height (`cyclegan ui --max-pixels`)"""
     max_files: int = 32
     """files per request"""
+    max_video_seconds: float = 20.0
+    """length of an uploaded video (`cyclegan ui --max-video-seconds`)"""
 
     def __post_init__(self) -> None:
-        if min(self.max_upload_bytes, self.max_pixels, self.max_files) <= 0:
+        limits = (self.max_upload_bytes, self.max_pixels, self.max_files, self.max_video_seconds)
+        if min(limits) <= 0:
             raise ValueError("upload limits must be positive")
 
 
@@ -179,3 +183,57 @@ def _output_suffix(path: Path, options: OutputOptions) -> str:
 def _at_size(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     # the slider compares input and output pixel for pixel, so they must match in size
     return image if image.size == size else image.resize(size, Image.Resampling.BICUBIC)
+
+
+@dataclass
+class TranslatedVideo:
+    """The outcome of one video request: the result (an H.264 .mp4) and what was done."""
+
+    result: Path
+    summary: str
+
+
+def translate_video_upload(
+    path: Path,
+    translator: Translator,
+    limits: Limits,
+    out_dir: Path,
+    steady: bool,
+    on_frames: Callable[[int, int], None] | None = None,
+) -> TranslatedVideo:
+    """Check an uploaded video against the limits (bytes, length, pixels per frame; a file
+    that is no video is refused whatever its name), then translate it into OUT_DIR/NAME.mp4,
+    which browsers play. UploadRefused or VideoError (both ValueErrors) say why not."""
+    from cyclegan.inference.options import VideoOptions
+    from cyclegan.inference.video import VideoReader, translate_video
+
+    name = path.name
+    if path.stat().st_size > limits.max_upload_bytes:
+        raise UploadRefused(
+            f"{name}: {path.stat().st_size / 1e6:.1f} MB, over the "
+            f"{limits.max_upload_bytes / 1e6:g} MB limit"
+        )
+    reader = VideoReader(path)
+    try:
+        info = reader.info()
+    finally:
+        reader.close()
+    seconds = info.frames / float(info.rate) if info.rate else 0.0
+    if seconds > limits.max_video_seconds:
+        raise UploadRefused(
+            f"{name}: {seconds:.1f} s long, over the {limits.max_video_seconds:g} s limit; "
+            "translate longer videos with `cyclegan translate`"
+        )
+    if info.width * info.height > limits.max_pixels:
+        raise UploadRefused(
+            f"{name}: {info.width}x{info.height} frames, over the {limits.max_pixels:,} pixel limit"
+        )
+    result = out_dir / f"{_safe_stem(path.stem)}_translated.mp4"
+    report = translate_video(translator, path, result, OutputOptions(), VideoOptions(steady=steady),
+                             progress=False, on_frames=on_frames)  # fmt: skip
+    summary = (
+        f"Translated {report.frames} frame(s) of {report.size[0]}x{report.size[1]} "
+        f"({translator.direction}) in {report.seconds:.1f} s ({report.rate:.1f} frames/s); "
+        f"sound: {report.audio}" + ("; steadied" if report.steady else "")
+    )
+    return TranslatedVideo(result, summary)
