@@ -194,11 +194,11 @@ def test_cycle_options_are_said_to_do_nothing_for_cut(capsys: pytest.CaptureFixt
     config = Config().with_overrides({"model": "cut"})
     lines = idle_options(config, ["lambda_cycle", "pool_size", "lambda_nce"])
     assert lines == [
-        "--lambda-cycle does nothing with --model cut or fastcut (one generator, no cycle)",
-        "--pool-size does nothing with --model cut or fastcut (one generator, no cycle)",
+        "--lambda-cycle does nothing with --model cut, fastcut or distill (no cycle)",
+        "--pool-size does nothing with --model cut, fastcut or distill (no cycle)",
     ]
     assert idle_options(Config(), ["lambda_nce"]) == [
-        "--lambda-nce does nothing with --model cyclegan (no PatchNCE term)"
+        "--lambda-nce does nothing without --model cut or fastcut (no PatchNCE term)"
     ]
 
 

@@ -544,14 +544,17 @@ def test_a_short_video_is_translated_played_and_offered_and_a_long_one_refused(
     played.write_bytes(response.body())
     result = read_clip(played)
     assert len(result["frames"]) == 12 and result["frames"][0].shape == (48, 64, 3)
-    with one_thread():
+    with one_thread():  # what `cyclegan translate --steady` makes of the same clip
         expected = Translator.from_run(runs / "tiny", "AtoB", device="cpu")
-        first = expected(read_clip(clip)["frames"][0])
-    difference = np.abs(result["frames"][0].astype(float) - first.astype(float)).mean()
-    assert difference < 12  # the translation, through the encoder (steadying leaves frame 1)
+        made = expected.translate_video(clip, tmp_path / "cli.mp4", steady=True, progress=False)
+    # the same up to float rounding (threads, optical flow) that the encoder carries on
+    for mine, theirs in zip(result["frames"], read_clip(made.out)["frames"], strict=True):
+        assert np.abs(mine.astype(float) - theirs.astype(float)).mean() < 3
     assert av is not None
 
     long_clip = write_clip(tmp_path / "long.mp4", panned_frames(40))  # 1.6 s at 25 fps
+    open_translate(page, server)  # a fresh page: the upload box holds the first clip
+    page.locator("#video-panel").get_by_text("Video").first.click()
     page.locator("#video-upload input[type=file]").set_input_files(str(long_clip))
     expect(page.locator("#video-upload")).to_contain_text("long.mp4")
     page.locator("#translate-video").click()
