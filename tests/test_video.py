@@ -338,3 +338,19 @@ def test_the_command_runs_in_a_fresh_process(generator_file: Path, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert "translated 8 frame(s)" in done.stdout and "steadied" in done.stdout
     assert len(read_clip(tmp_path / "outs" / "clip.mp4")["frames"]) == 8  # into the folder
+
+
+def test_a_resized_clip_keeps_odd_sides_and_tiles_agree(colour_swap: Path, tmp_path: Path) -> None:
+    """--size resizes the frames first (64x48 -> 43x32: an odd width, kept with 4:4:4
+    colour); --tile gives what the whole frame gives, as for images."""
+    clip = write_clip(tmp_path / "clip.mp4", panned_frames(5))
+    gen = translator(colour_swap)
+    small = gen.translate_video(clip, tmp_path / "small.mp4", size=32, progress=False)
+    assert small.size == (43, 32)
+    frames = read_clip(small.out)["frames"]
+    assert len(frames) == 5 and frames[0].shape == (32, 43, 3)
+    whole = read_clip(gen.translate_video(clip, tmp_path / "whole.mp4", progress=False).out)
+    tiled = read_clip(gen.translate_video(clip, tmp_path / "tiled.mp4", tile=32, overlap=8,
+                                          progress=False).out)  # fmt: skip
+    for a, b in zip(whole["frames"], tiled["frames"], strict=True):
+        assert psnr(a, b) > 35
