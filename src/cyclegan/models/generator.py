@@ -194,11 +194,14 @@ class ResnetGenerator(nn.Module):
                 features = block(features)
             if index in blocks:
                 kept.append(features)
-        if self.skip:
-            upsampled = self.decoder[: self.head_start](features)
-            out = self.decoder[self.head_start :](upsampled + stem)
+        upsampling = self.decoder[: self.head_start]
+        if recompute:  # the upsamplings too: their full-resolution activations are the largest
+            upsampled = checkpoint(upsampling, features, use_reentrant=False)
         else:
-            out = self.decoder(features)
+            upsampled = upsampling(features)
+        if self.skip:
+            upsampled = upsampled + stem
+        out = self.decoder[self.head_start :](upsampled)
         if not self.residual:
             return out, kept
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping
