@@ -14,6 +14,7 @@ temporary name beside it and renamed at the end; a failure, a full disk or Ctrl-
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -305,8 +306,11 @@ class VideoWriter:
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.container.mux(self.stream.encode(None))
+        if self.stream is None:  # no frame came: nothing to finish (the caller says so)
+            with contextlib.suppress(self.av.error.FFmpegError):
+                self.container.close()
+            return
+        self.container.mux(self.stream.encode(None))
         if self.transcoder is not None:
             self.container.mux(self.audio_out.encode(None))
         self.container.close()
