@@ -229,7 +229,8 @@ def test_the_warping_error_of_a_still_video_is_zero() -> None:
     ("make", "out", "message"),
     [
         ("text", "out.mp4", "is not a video FFmpeg can read"),
-        ("audio_only", "out.mp4", "holds no video stream"),
+        ("audio_only", "out.mp4", "holds no video stream (only audio)"),
+        ("empty", "out.mp4", "is not a video FFmpeg can read"),
         ("clip", "out.avi", "no video encoder writes '.avi'"),
         ("clip", "afile", "exists; give a new folder"),  # frames go to a new folder
         ("clip", "clip.mp4", "is the input"),
@@ -249,11 +250,13 @@ def test_each_mistake_is_one_line_and_leaves_nothing(
     elif make == "audio_only":
         with av.open(str(source), "w") as container:
             sound = container.add_stream("aac", rate=SAMPLE_RATE)
-            wave = np.zeros((1, SAMPLE_RATE // 4), np.float32)
+            wave = np.zeros((1, SAMPLE_RATE // 2), np.float32)
             samples = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
-            samples.sample_rate = SAMPLE_RATE
+            samples.sample_rate, samples.pts = SAMPLE_RATE, 0
             container.mux(sound.encode(samples))
             container.mux(sound.encode(None))
+    elif make == "empty":
+        source.write_bytes(b"")
     else:
         write_clip(source, panned_frames(4))
     (tmp_path / "afile").write_text("mine\n")

@@ -132,8 +132,9 @@ class VideoReader:
         except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as error:
             raise VideoError(f"{path} is not a video FFmpeg can read ({error})") from None
         if not self.container.streams.video:
+            found = self._streams()
             self.container.close()
-            raise VideoError(f"{path} holds no video stream (only {self._streams()})")
+            raise VideoError(f"{path} holds no video stream ({found})")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         if self.stream.codec_context is None:
@@ -145,7 +146,7 @@ class VideoReader:
 
     def _streams(self) -> str:
         kinds = [stream.type for stream in self.container.streams]
-        return ", ".join(kinds) or "no streams"
+        return f"only {', '.join(kinds)}" if kinds else "no streams at all"
 
     def info(self) -> SourceInfo:
         stream = self.stream
