@@ -231,6 +231,7 @@ def test_the_warping_error_of_a_still_video_is_zero() -> None:
         ("text", "out.mp4", "is not a video FFmpeg can read"),
         ("audio_only", "out.mp4", "holds no video stream (only audio)"),
         ("empty", "out.mp4", "is not a video FFmpeg can read"),
+        ("tiny", "out.mp4", "its frames are too small (4x4; at least 5 px on each side)"),
         ("clip", "out.avi", "no video encoder writes '.avi'"),
         ("clip", "afile", "exists; give a new folder"),  # frames go to a new folder
         ("clip", "clip.mp4", "is the input"),
@@ -257,6 +258,8 @@ def test_each_mistake_is_one_line_and_leaves_nothing(
             container.mux(sound.encode(None))
     elif make == "empty":
         source.write_bytes(b"")
+    elif make == "tiny":
+        write_clip(source, [frame[:4, :4] for frame in panned_frames(3)])
     else:
         write_clip(source, panned_frames(4))
     (tmp_path / "afile").write_text("mine\n")

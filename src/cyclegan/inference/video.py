@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,10 +306,14 @@ class VideoWriter:
         frame.time_base = self.info.time_base
         self.container.mux(self.stream.encode(frame))
 
+    def abort(self) -> None:
+        """Let go of the file without finishing it (the caller removes it)."""
+        with contextlib.suppress(self.av.error.FFmpegError, OSError):
+            self.container.close()
+
     def close(self) -> None:
         if self.stream is None:  # no frame came: nothing to finish (the caller says so)
-            with contextlib.suppress(self.av.error.FFmpegError):
-                self.container.close()
+            self.abort()
             return
         self.container.mux(self.stream.encode(None))
         if self.transcoder is not None:
@@ -333,6 +337,9 @@ class GifWriter:
     def write(self, pixels: np.ndarray, pts: int) -> None:
         self.frames.append(Image.fromarray(pixels))
         self.times.append(float(pts * self.info.time_base))
+
+    def abort(self) -> None:
+        self.frames.clear()
 
     def close(self) -> None:
         if not self.frames:
@@ -360,6 +367,9 @@ class FrameFolderWriter:
         self.count += 1
         Image.fromarray(pixels).save(self.folder / FRAME_NAME.format(self.count))
 
+    def abort(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -379,7 +389,6 @@ class VideoReport:
     steady: bool
     warping_error: float = float("nan")  # of the output (8-bit levels), with --flicker
     input_warping_error: float = float("nan")  # of the input video itself
-    notes: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -411,8 +420,12 @@ def translate_video(
     temporary = partial_path(out)
     _remove(temporary)
     started = time.perf_counter()
+    writer = None
     try:
         info = reader.info()
+        small = translator.too_small((info.width, info.height), options.size, options.scale)
+        if small is not None:
+            raise VideoError(f"{source}: its frames are {small}")
         writer = _writer(kind, temporary, info, video)
         report = _translate_frames(translator, reader, writer, info, options, video, progress,
                                    on_frames)  # fmt: skip
@@ -422,6 +435,8 @@ def translate_video(
         _put_in_place(temporary, out)
     except BaseException as error:
         reader.close()
+        if writer is not None:
+            writer.abort()
         _remove(temporary)
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             raise VideoError(f"writing {out}: the disk is full; nothing was written") from None
