@@ -360,3 +360,34 @@ def test_a_resized_clip_keeps_odd_sides_and_tiles_agree(colour_swap: Path, tmp_p
                                           progress=False).out)  # fmt: skip
     for a, b in zip(whole["frames"], tiled["frames"], strict=True):
         assert psnr(a, b) > 35
+
+
+def moving_square(count: int, seed: int = 1) -> list[np.ndarray]:
+    """A red square crossing a grey, lightly noisy background, 3 px a frame."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index in range(count):
+        frame = np.full((SIZE[1], SIZE[0], 3), 128.0) + rng.normal(0, 3, (SIZE[1], SIZE[0], 3))
+        left = 6 + 3 * index
+        frame[18:32, left : left + 14] = (220, 40, 40)
+        frames.append(frame.clip(0, 255).astype(np.uint8))
+    return frames
+
+
+def test_steadied_motion_follows_the_object_and_leaves_no_trail(colour_swap: Path) -> None:
+    """Red and blue swapped: the square turns blue, the grey background stays. Where the
+    square is, the steadied frame shows it blue; where it was two frames before, grey: the
+    change is carried along with the square, not left behind (a blend of frames without the
+    motion would leave a blue trail and a half-red leading edge)."""
+    frames = moving_square(12)
+    gen = translator(colour_swap)
+    steadier = Steadier()
+    for frame in frames:
+        own = gen(frame)
+        steadied = steadier.steady(frame, own)
+    last = 6 + 3 * 11
+    square = (slice(20, 30), slice(last + 2, last + 12))  # inside the square now
+    trail = (slice(20, 30), slice(last - 6, last - 1))  # inside it two frames ago, not now
+    assert psnr(steadied[square], own[square]) > 30
+    assert psnr(steadied[trail], own[trail]) > 30
+    assert steadied[square][..., 2].mean() > 180 and steadied[trail][..., 2].mean() < 150
