@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -145,7 +146,7 @@ def translate(run: Path, clip: Path, out: Path, *flags: str) -> dict[str, float]
     summary = {"wall_s": seconds, "said": said.strip()}
     for line in said.splitlines():
         if line.startswith("translated "):
-            summary["frames_per_s"] = float(line.split("(")[1].split(" frames/s")[0])
+            summary["frames_per_s"] = float(re.search(r"([\d.]+) frames/s", line).group(1))
         if line.startswith("warping error: "):
             summary["warping_error"] = float(line.split()[2])
             summary["input_warping_error"] = float(line.split("own: ")[1].split(";")[0])
@@ -176,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "reproduce: python benchmarks/video.py " + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    clip = args.clip or make_clip(work / "clip.mp4", args.seconds, args.noise)
-    run = args.run or train_fast(work, args.train_minutes)
+    made = work / f"clip_{args.seconds:g}s.mp4"  # made once per --work and length
+    clip = args.clip or (made if made.exists() else make_clip(made, args.seconds, args.noise))
+    trained = work / "runs" / "fast_colour"  # trained once per --work
+    run = args.run or (trained if trained.is_dir() else train_fast(work, args.train_minutes))
     results: dict[str, object] = {"clip": str(clip), "run": str(run)}
     results["per_frame"] = translate(run, clip, work / "plain.mp4", "--flicker")
     results["steady"] = translate(run, clip, work / "steady.mp4", "--flicker", "--steady")
