@@ -205,7 +205,10 @@ def student_config(args: argparse.Namespace, given: dict[str, Any]) -> Config:
     source: Path = run if run is not None else weights
     if not source.exists():
         raise UserError(f"{source} does not exist: give a run folder, a checkpoint or a file")
-    has = teacher_directions(source)
+    saved: Config | None = None  # a run's config, read once: its directions and its data
+    if run is not None:
+        saved = load_checkpoint(find_checkpoint(run))["config"]
+    has = saved.model.directions if saved is not None else teacher_directions(source)
     direction = getattr(args, "direction", None) or ("both" if len(has) == 2 else has[0])
     wanted = ("AtoB", "BtoA") if direction == "both" else (direction,)
     missing = [d for d in wanted if d not in has]
@@ -223,8 +226,7 @@ def student_config(args: argparse.Namespace, given: dict[str, Any]) -> Config:
             f"smaller; give --ngf {teacher.ngf // 4 or 1} or so"
         )
     trained_on: dict[str, Any] = {}
-    if run is not None:
-        saved: Config = load_checkpoint(find_checkpoint(run))["config"]
+    if run is not None and saved is not None:
         trained_on = {name: getattr(saved.data, name) for name in DATA_OPTIONS}
         run_dir = run if run.is_dir() else run.parent.parent
         place = {"runs_dir": str(run_dir.parent), "name": f"{run_dir.name}-student"}
