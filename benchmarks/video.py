@@ -182,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     trained = work / "runs" / "fast_colour"  # trained once per --work
     run = args.run or (trained if trained.is_dir() else train_fast(work, args.train_minutes))
     results: dict[str, object] = {"clip": str(clip), "run": str(run)}
-    results["per_frame"] = translate(run, clip, work / "plain.mp4", "--flicker")
-    results["steady"] = translate(run, clip, work / "steady.mp4", "--flicker", "--steady")
-    results["speed_only"] = translate(run, clip, work / "speed.mp4")
+    for name, out, flags in (("per_frame", "plain.mp4", ["--flicker"]),
+                             ("steady", "steady.mp4", ["--flicker", "--steady"]),
+                             ("speed_only", "speed.mp4", [])):  # fmt: skip
+        results[name] = translate(run, clip, work / out, *flags)
+        print(f"{name}: {results[name]}", flush=True)  # kept if a later step fails
     results["smearing"] = smearing(clip, work / "plain.mp4", work / "steady.mp4")
     if args.int8_frames:
         paper = work / "paper_int8.onnx"
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         save_generator(work / "paper.safetensors", make_generator(model, "AtoB"), model, "AtoB")
         command(["export", "--weights", str(work / "paper.safetensors"), "--quantize", "int8",
                  "--calibration-images", str(PHOTO.parent), "--out", str(paper), "--min-psnr",
-                 "0"])  # fmt: skip
+                 "0", "--overwrite"])  # fmt: skip
         short = work / "short.mp4"
         with av.open(str(clip)) as source, av.open(str(short), "w") as target:
             stream = target.add_stream("libx264", rate=FPS)

@@ -64,6 +64,28 @@ def test_a_new_colour_map_is_the_identity_and_any_curve_is_monotone() -> None:
     assert (curves[:, :, 0] == -1).all()  # and starts at the bottom of the range
 
 
+def test_the_curves_are_the_sum_of_one_ramp_per_knot() -> None:
+    # the definition, written out: from -1, each knot's segment adds its rise, in part
+    # where the value lies inside it; values and gradients agree with the table lookup
+    colour = GlobalColour(3)
+    with torch.no_grad():
+        colour.slopes.copy_(torch.randn_like(colour.slopes))
+    knots = colour.slopes.shape[1]
+    values = torch.cat([torch.rand(500, 3) * 2 - 1, torch.tensor([[-1.0, 0.0, 1.0]])])
+    values.requires_grad_(True)
+    rises = torch.nn.functional.softplus(colour.slopes).T
+    position = (values + 1) * knots / 2
+    expected = -1 + sum(rises[k] * (position - k).clamp(0, 1) for k in range(knots))
+    looked_up = colour.curves(values)
+    assert torch.allclose(looked_up, expected, atol=1e-5)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((expected * weights).sum(), [values, colour.slopes])
+    looked_up_grads = torch.autograd.grad((looked_up * weights).sum(), [values, colour.slopes])
+    inside = slice(0, 500)  # at a knot the ramps' gradient is a one-sided sum: left out
+    assert torch.allclose(looked_up_grads[0][inside], grads[0][inside], atol=1e-5)
+    assert torch.allclose(looked_up_grads[1], grads[1], atol=1e-4)
+
+
 def test_a_colour_map_holds_a_channel_permutation_exactly() -> None:
     colour = GlobalColour(3)
     with torch.no_grad():

@@ -17,7 +17,7 @@ import torch
 from cyclegan import device as device_module
 from cyclegan.cli import main
 from cyclegan.config import ConfigError, SpeedConfig
-from cyclegan.device import cpu_has_bf16, device_precision
+from cyclegan.device import cpu_has_amx, cpu_has_bf16, device_precision
 from cyclegan.inference.translator import Translator
 from cyclegan.precision import resolve_precision
 from cyclegan.training.speed import gradient_scaler, mixed_precision
@@ -50,6 +50,17 @@ def test_native_bf16_is_read_from_the_first_flags_line(tmp_path: Path) -> None:
     assert not cpu_has_bf16(tmp_path / "missing")
 
 
+def test_amx_is_told_apart_from_avx512_bf16(tmp_path: Path) -> None:
+    # channels-last bf16 is the faster layout only with AMX tiles (translation's default)
+    amx = cpuinfo(tmp_path, f"processor\t: 0\nflags\t\t: {FLAGS} amx_bf16 amx_tile\n")
+    (tmp_path / "zen4").mkdir()
+    zen4 = cpuinfo(tmp_path / "zen4", f"processor\t: 0\nflags\t\t: {FLAGS} avx512_bf16\n")
+    assert cpu_has_amx(amx) is True
+    assert cpu_has_amx(zen4) is False
+    assert cpu_has_bf16(zen4) is True
+    assert cpu_has_amx(tmp_path / "missing") is False
+
+
 @pytest.fixture
 def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Machine:
     """set(amx=..., cuda_bf16=..., cuda=...): the CPU's /proc/cpuinfo flags as the real probe
@@ -61,6 +72,7 @@ def machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Machine:
         flags = f"{FLAGS} amx_bf16 amx_tile" if amx else FLAGS  # or avx512_bf16: the same
         path = cpuinfo(folder, f"processor\t: 0\nflags\t\t: {flags}\n")
         monkeypatch.setattr(device_module, "cpu_has_bf16", functools.partial(cpu_has_bf16, path))
+        monkeypatch.setattr(device_module, "cpu_has_amx", functools.partial(cpu_has_amx, path))
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *_, **__: cuda_bf16)
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
 

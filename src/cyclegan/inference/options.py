@@ -41,7 +41,8 @@ class OutputOptions:
     overlap: int | None = None
     """tile overlap in pixels, blended with linear ramps (default: min(64, tile / 4))"""
     batch_size: int = 4
-    """images of one size translated together"""
+    """images of one size read and translated together (on the CPU, at most 512x512 pixels
+    of them a generator pass)"""
     format: OutputFormat | None = None
     """output format (default: each input's own)"""
     quality: int = 95

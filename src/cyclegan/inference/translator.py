@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from cyclegan import device as this_machine
 from cyclegan.checkpoint import (
     CheckpointError,
     find_checkpoint,
@@ -82,10 +83,16 @@ if TYPE_CHECKING:
 DIRECTIONS = ("AtoB", "BtoA")
 DEFAULT_OVERLAP = 64
 TILES_PER_BATCH = 4
-# the precisions that run faster channels_last on the CPU: at 512x512 on a Xeon with AVX-512
-# and AMX, fp32 ran at 0.81-0.89x the speed of the default layout, bf16 at 1.03-1.16x
-# (benchmarks/RESULTS.md)
+# the precisions that run faster channels_last on a CPU with AMX: at 512x512 on a Xeon, fp32
+# ran at 0.81-0.89x the speed of the default layout, bf16 at 1.03-1.16x; on an AMD EPYC with
+# AVX-512 BF16 and no AMX, bf16 ran slower channels_last (0.94x at 512 px, 0.89x at 720p), so
+# there nothing is (benchmarks/RESULTS.md)
 CPU_CHANNELS_LAST = frozenset({"bf16"})
+
+# the most pixels one generator pass takes on the CPU: batches of 4 720p frames ran at 0.61x
+# the speed per frame of one at a time (bf16, the fast preset's generator; fp32 0.68x);
+# see benchmarks/RESULTS.md, "Video translation"
+CPU_BATCH_PIXELS = 512 * 512
 
 
 class Translator:
@@ -321,7 +328,8 @@ class Translator:
                 f"generator: it needs at least {self.min_side} px on each side"
             )
         if tile is None or (height <= tile and width <= tile):
-            return self._forward(images).cpu()
+            per_pass = self.images_per_pass(height, width)
+            return torch.cat([self._forward(part).cpu() for part in images.split(per_pass)])
         overlap = default_overlap(tile) if overlap is None else overlap
         check_tiling(tile, overlap, self.stride, self.min_side)
 
@@ -341,6 +349,14 @@ class Translator:
             return translate_tiled(
                 self._forward, images, tile, overlap, self.out_channels, TILES_PER_BATCH
             )
+
+    def images_per_pass(self, height: int, width: int) -> int:
+        """How many images of height x width go through the generator at once: on the CPU
+        as many as fit CPU_BATCH_PIXELS (a larger batch measured slower per image there: its
+        activations leave the caches), at least one; elsewhere any number."""
+        if self.device.type != "cpu":
+            return 1 << 30
+        return max(1, CPU_BATCH_PIXELS // (height * width))
 
     def _warn_tiles_normalize_themselves(self) -> None:
         if not self._warned_about_tiles:
@@ -532,12 +548,15 @@ def _finish(tensor: torch.Tensor, prepared: _Prepared) -> Image.Image:
     return image
 
 
-def default_channels_last(device: torch.device, precision: str) -> bool:
+def default_channels_last(device: torch.device, precision: str, amx: bool | None = None) -> bool:
     """Whether channels_last memory is the faster layout on `device`'s type in `precision`:
-    always on CUDA, where tensor cores want it; on the CPU for CPU_CHANNELS_LAST (measured)."""
+    always on CUDA, where tensor cores want it; on a CPU with AMX (`amx`, None: this one's)
+    for CPU_CHANNELS_LAST, and nowhere on other CPUs (measured)."""
     if device.type == "cuda":
         return True
-    return device.type == "cpu" and precision in CPU_CHANNELS_LAST
+    if device.type != "cpu" or precision not in CPU_CHANNELS_LAST:
+        return False
+    return this_machine.cpu_has_amx() if amx is None else amx
 
 
 def _check_onnx_precision(precision: str) -> None:

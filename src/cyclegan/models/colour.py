@@ -44,12 +44,20 @@ class GlobalColour(nn.Module):
         return self.curves(mixed.clamp(-1.0, 1.0))
 
     def curves(self, x: torch.Tensor) -> torch.Tensor:
-        """The monotone curves of (..., C) values, as a sum of ramps: pointwise operations
-        only, so the map runs (and exports to ONNX) in the memory of one image at any size."""
+        """The monotone curves of (..., C) values in [-1, 1]: each value's segment, the curve's
+        height where the segment starts and its slope there, looked up in two small tables.
+        A few passes over the pixels whatever the number of knots (a sum of one ramp per knot
+        took 4 per knot: a tenth of a 720p frame's translation), in the memory of one image
+        at any size, and in ONNX as Gather nodes."""
         knots = self.slopes.shape[1]
+        channels = x.shape[-1]
         rises = F.softplus(self.slopes).T  # (knots, C)
+        starts = torch.cumsum(rises, dim=0) - rises - 1.0  # each segment's first height
         position = (x + 1.0) * (knots / 2.0)  # 0..knots along the curve
-        y = torch.full_like(x, -1.0)
-        for knot in range(knots):
-            y = y + rises[knot] * (position - knot).clamp(0.0, 1.0)
-        return y
+        segment = position.detach().floor().clamp(0, knots - 1)
+        within = position - segment  # 0..1 along the segment, 1 only at the curve's end
+        # row `segment`, column `channel` of the (knots, C) tables, flattened
+        index = (segment.long() * channels + torch.arange(channels, device=x.device)).flatten()
+        start = starts.flatten().index_select(0, index).view_as(x)
+        rise = rises.flatten().index_select(0, index).view_as(x)
+        return start + rise * within
