@@ -38,6 +38,8 @@ from cyclegan.inference.quantize import time_interleaved
 from cyclegan.inference.translator import Translator
 from cyclegan.models.cyclegan import make_generator
 
+BATCH_PIXELS = translator_module.CPU_BATCH_PIXELS  # the Translator's own budget
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -102,7 +104,7 @@ def generator_table(args: argparse.Namespace) -> None:
 def around_the_generator(args: argparse.Namespace) -> None:
     import av
 
-    translator_module.CPU_BATCH_PIXELS = 512 * 512
+    translator_module.CPU_BATCH_PIXELS = BATCH_PIXELS  # as users run it
     height, width = frame_side(max(args.sizes))
     translator = generator_translator(args, "auto", channels_last=False)
     rng = np.random.default_rng(0)
