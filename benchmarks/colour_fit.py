@@ -1,15 +1,19 @@
-"""How well does the colour fit alone (training/colour_fit.py, what `--colour` does before the
-first step) find each learn_photos map? No network, no training: the A->B colour map fitted to
-the training crops' colours, applied to the test crops and scored against their truth.
+"""How well do the global fits alone (training/global_fit.py, what `--sharpness` and `--colour`
+do before the first step) find each learn_photos map? No network, no training: the A->B
+sharpness filter fitted to the training crops' spectra and the colour map to their colours,
+applied to the test crops and scored against their truth.
 
     python benchmarks/colour_fit.py                      # every map, seed 1
     python benchmarks/colour_fit.py --maps hue mix --seeds 1 2 3
 
-For each map: the start the fit chose and its sliced Wasserstein distance (next to the
-untouched colours'), the seconds the fit of both directions took, and the PSNR / SSIM of the
-fitted map's test translations next to the untranslated input's. A global map (colour, hue,
-mix) should gain most of its dB here; a local one (texture, cartoon) has no global answer,
-and the fit should leave the input about where it was (the network then does the work).
+For each map: what the sharpness fit did (kept the identity, or its centre tap), the colour
+map's start and its sliced Wasserstein distance (next to the untouched colours'; "kept" when
+the domains' colours did not differ beyond chance), the seconds the fits of both directions
+took, and the PSNR / SSIM of the fitted paths' test translations next to the untranslated
+input's. A global colour map (colour, hue, mix) should gain most of its dB here, and so should
+a global filter (texture: an unsharp mask); a local stylisation (cartoon) has no global
+answer, and the fits should leave the input about where it was (the network then does the
+work). `--colour-only` fits the colour map alone (the `--colour` of earlier runs).
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from PIL import Image
 from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.evaluation.metrics import psnr, ssim
 from cyclegan.models.colour import GlobalColour
-from cyclegan.training.colour_fit import fit_colour_maps
+from cyclegan.models.sharpness import GlobalSharpness
+from cyclegan.training.colour_fit import ColourFit
+from cyclegan.training.global_fit import GlobalPaths, fit_global_paths
+from cyclegan.training.sharpness_fit import SharpnessFit
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,6 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-crops", type=int, default=200)
     parser.add_argument("--test-crops", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--colour-only", action="store_true", help="no sharpness filter")
     return parser.parse_args(argv)
 
 
@@ -55,6 +63,19 @@ def mean_scores(images: torch.Tensor, truth: torch.Tensor) -> tuple[float, float
     return float(np.mean(values)), float(np.mean(similarities))
 
 
+def describe_sharpness(fits: Sequence[SharpnessFit | ColourFit]) -> str:
+    fit = next((f for f in fits if isinstance(f, SharpnessFit)), None)
+    if fit is None:
+        return "-"
+    return f"centre {fit.centre:.2f}" if fit.applied else "kept the identity"
+
+
+def describe_colour(fits: Sequence[SharpnessFit | ColourFit]) -> str:
+    fit = next(f for f in fits if isinstance(f, ColourFit))
+    start = fit.start if fit.applied else "kept the identity"
+    return f"{start} | {fit.distance:.4f} ({fit.identity_distance:.4f})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -64,27 +85,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"{len(photos)} photos, {args.train_crops} train crops per domain, {args.size} px")
     print(
-        "| map | seed | start chosen (AtoB) | distance (untouched) | fit s | input PSNR / SSIM "
-        "| fitted map PSNR / SSIM |"
+        "| map | seed | sharpness (AtoB) | colour start (AtoB) | distance (untouched) | fit s "
+        "| input PSNR / SSIM | fitted paths PSNR / SSIM |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory(prefix="colour-fit-") as work:
         for name in args.maps:
             root = write_dataset(Path(work) / name, photos, plan, MAPS[name])
             dataset = UnpairedDataset(root, "train", load_size=args.size, crop_size=args.size)
             test_a, truth = load_folder(root / "testA"), load_folder(root / TRUTH_DIR)
             for seed in args.seeds:
-                maps = {"AtoB": GlobalColour(3), "BtoA": GlobalColour(3)}
+                paths = {
+                    direction: GlobalPaths(
+                        None if args.colour_only else GlobalSharpness(), GlobalColour(3)
+                    )
+                    for direction in ("AtoB", "BtoA")
+                }
                 started = time.perf_counter()
-                fits = fit_colour_maps(maps, dataset, seed, log=lambda line: None)
+                fits = fit_global_paths(paths, dataset, seed, log=lambda line: None)
                 seconds = time.perf_counter() - started
+                forward = paths["AtoB"]
                 with torch.no_grad():
-                    fitted = maps["AtoB"].eval()(test_a)
+                    fitted = test_a
+                    if forward.sharpness is not None:
+                        fitted = forward.sharpness(fitted)
+                    fitted = forward.colour.eval()(fitted)  # type: ignore[union-attr]
                 before, after = mean_scores(test_a, truth), mean_scores(fitted, truth)
                 print(
-                    f"| {name} | {seed} | {fits[0].start} | {fits[0].distance:.4f} "
-                    f"({fits[0].identity_distance:.4f}) | {seconds:.1f} | {before[0]:.2f} / "
-                    f"{before[1]:.3f} | {after[0]:.2f} / {after[1]:.3f} |",
+                    f"| {name} | {seed} | {describe_sharpness(fits)} | {describe_colour(fits)} "
+                    f"| {seconds:.1f} | {before[0]:.2f} / {before[1]:.3f} | {after[0]:.2f} / "
+                    f"{after[1]:.3f} |",
                     flush=True,
                 )
     print(f"\nreproduce: python benchmarks/colour_fit.py {' '.join(sys.argv[1:])}".rstrip())

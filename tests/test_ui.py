@@ -185,8 +185,16 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     context.close()
 
 
-def open_translate(page: Page, url: str) -> None:
+def open_translate(page: Page, url: str, runs: Path | None = None) -> None:
+    """The page with the tiny run chosen. It picks the newest run when it loads: with `runs`,
+    wait for that one (other tests train some), then pick tiny."""
     page.goto(url)
+    if runs is not None:
+        newest = list_models(runs)[0].label
+        expect(page.locator("#model input")).to_have_value(newest)
+        if newest != "tiny: latest":
+            page.locator("#model input").click()
+            page.get_by_role("option", name="tiny: latest").click()
     expect(page.locator("#model input")).to_have_value("tiny: latest")
 
 
@@ -530,12 +538,7 @@ def test_a_short_video_is_translated_played_and_offered_and_a_long_one_refused(
     from tests.test_video import panned_frames, read_clip, write_clip
 
     clip = write_clip(tmp_path / "walk.mp4", panned_frames(12), audio_seconds=0.4)
-    page.goto(server)
-    # the page picks the newest run when it loads (other tests train some): wait, then pick tiny
-    expect(page.locator("#model input")).to_have_value(list_models(runs)[0].label)
-    page.locator("#model input").click()
-    page.get_by_role("option", name="tiny: latest").click()
-    expect(page.locator("#model input")).to_have_value("tiny: latest")
+    open_translate(page, server, runs)
     page.locator("#video-panel").get_by_text("Video").first.click()  # open the accordion
     page.locator("#video-upload input[type=file]").set_input_files(str(clip))
     expect(page.locator("#video-upload")).to_contain_text("walk.mp4")
@@ -560,7 +563,7 @@ def test_a_short_video_is_translated_played_and_offered_and_a_long_one_refused(
     assert av is not None
 
     long_clip = write_clip(tmp_path / "long.mp4", panned_frames(40))  # 1.6 s at 25 fps
-    open_translate(page, server)  # a fresh page: the upload box holds the first clip
+    open_translate(page, server, runs)  # a fresh page: the upload box holds the first clip
     page.locator("#video-panel").get_by_text("Video").first.click()
     page.locator("#video-upload input[type=file]").set_input_files(str(long_clip))
     expect(page.locator("#video-upload")).to_contain_text("long.mp4")

@@ -225,6 +225,11 @@ class ModelConfig:
     monotone curve per channel, the same for every pixel), fitted to the other domain's
     colours before training starts, then trained with the rest (both domains must have as
     many channels)"""
+    sharpness: bool = option(False, Role.ARCHITECTURE)
+    """a global sharpness filter first in each generator (one 13x13 kernel for every channel
+    and place: a sharpening or a softening), fitted to the other domain's power spectrum
+    before training starts where the domains' spectra differ beyond chance, then trained with
+    the rest (both domains must have as many channels)"""
     direction: Directions = option("both", Role.ARCHITECTURE, applies=ONLY_DISTILL)
     """(distill) the directions distilled, a student generator for each: both, AtoB or BtoA
     (default: every direction the teacher has)"""
@@ -239,6 +244,7 @@ class ModelConfig:
         for name, why in (
             ("residual", "adds its change to its input"),
             ("colour", "maps colours to colours"),
+            ("sharpness", "filters an image into an image"),
         ):
             if getattr(self, name) and self.channels_a != self.channels_b:
                 raise ConfigError(
@@ -642,8 +648,9 @@ class Config:
 # settings); fast was chosen on benchmarks/learn_photos.py (real photographs, known maps), see
 # benchmarks/RESULTS.md: a narrow 3-block generator that predicts a change to its input (so it
 # starts as the identity and keeps the input's detail) with a full-resolution shortcut (so it
-# can sharpen) and a global colour map fitted to the data before training (so it finds colour
-# changes far from the identity: a channel mix, a hue rotation), resize-convolution
+# can sharpen), a global sharpness filter and colour map fitted to the data before training
+# (so it finds a sharpening exactly, and colour changes far from the identity: a channel mix,
+# a hue rotation), resize-convolution
 # upsampling (no checkerboard), a 34x34 PatchGAN, batches of
 # 4, no identity loss, and half the paper's lr (10 CPU-minutes are thousands of steps now, and
 # at 2e-4 the colours drifted off after the first thousand).
@@ -658,6 +665,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "residual": True,
         "skip": True,
         "colour": True,
+        "sharpness": True,
         "lambda_identity": 0.0,
         "batch_size": 4,
         "lr": 1e-4,

@@ -322,20 +322,38 @@ def _named_nodes(proto: Any) -> Any:
 
 
 def _colour_map_nodes(proto: Any) -> list[str]:
-    """The quantizable nodes before the first convolution: a generator's global colour map
-    (--colour), pointwise arithmetic on the full-resolution image, which would gain
-    rounding at every one of its steps and save no time."""
+    """The quantizable nodes before the network's first convolution: a generator's global
+    paths (--sharpness, --colour), a single-channel filter and pointwise arithmetic on the
+    full-resolution image, which would gain rounding at every one of their steps and save
+    next to no time."""
+    single_channel = _single_channel_convolutions(proto)
     names = []
     for node in proto.graph.node:
-        if node.op_type in ("Conv", "ConvTranspose"):
+        if node.op_type in ("Conv", "ConvTranspose") and node.name not in single_channel:
             break
         if node.op_type in QUANTIZED_OPS and node.op_type != "Pad":
             names.append(node.name)
     return names
 
 
+def _single_channel_convolutions(proto: Any) -> set[str]:
+    """Convolutions of one channel into one (a (1, 1, K, K) weight): the sharpness filter,
+    which applies one kernel to each colour plane alone (models/sharpness.py)."""
+    shapes = {tensor.name: list(tensor.dims) for tensor in proto.graph.initializer}
+    return {
+        node.name
+        for node in proto.graph.node
+        if node.op_type == "Conv" and shapes.get(node.input[1], [None, None])[:2] == [1, 1]
+    }
+
+
 def _end_convolutions(proto: Any, ends: Sequence[End]) -> list[str]:
-    convolutions = [n.name for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    global_paths = _single_channel_convolutions(proto)
+    convolutions = [
+        n.name
+        for n in proto.graph.node
+        if n.op_type in ("Conv", "ConvTranspose") and n.name not in global_paths
+    ]
     positions = {"first": 0, "last": -1}
     return [convolutions[positions[end]] for end in ends] if convolutions else []
 

@@ -57,6 +57,7 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
         config.skip,
         config.colour,
         config.block,
+        config.sharpness,
     )
 
 

@@ -100,12 +100,14 @@ class DistillModel(nn.Module):
 
     def load_teacher(self, direction: str, teacher: ResnetGenerator) -> None:
         """Copy a trained generator's weights into the teacher of `direction`; a student with
-        a colour map starts from the teacher's (the global colour change is what the two share
-        exactly, whatever their widths)."""
+        global paths starts from the teacher's (a sharpness filter and a colour map: the global
+        change is what the two share exactly, whatever their widths)."""
         self.teacher(direction).load_state_dict(teacher.state_dict())
         student = self.student(direction)
-        if student.colour is not None and teacher.colour is not None:
-            student.colour.load_state_dict(teacher.colour.state_dict())
+        for path in ("sharpness", "colour"):
+            own, taught = getattr(student, path), getattr(teacher, path)
+            if own is not None and taught is not None:
+                own.load_state_dict(taught.state_dict())
 
     @torch.no_grad()
     def teach(

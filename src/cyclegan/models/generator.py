@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from cyclegan.models.colour import GlobalColour
+from cyclegan.models.sharpness import GlobalSharpness
 
 Upsample = Literal["transpose", "resize"]
 Block = Literal["standard", "mobile"]
@@ -134,15 +135,18 @@ class ResnetGenerator(nn.Module):
         skip: bool = False,
         colour: bool = False,
         block: Block = "standard",
+        sharpness: bool = False,
     ) -> None:
         super().__init__()
-        if (residual or colour) and in_channels != out_channels:
+        if (residual or colour or sharpness) and in_channels != out_channels:
             raise ValueError(
-                f"a residual generator or one with a colour map needs as many output as input "
-                f"channels, got {in_channels} -> {out_channels}"
+                f"a residual generator or one with a colour map or sharpness filter needs as "
+                f"many output as input channels, got {in_channels} -> {out_channels}"
             )
         self.stride = 2**num_downsamplings
-        # a global colour map applied first (models/colour.py), or none
+        # the global paths applied first, or none: a sharpness filter (models/sharpness.py),
+        # then a colour map (models/colour.py)
+        self.sharpness = GlobalSharpness() if sharpness else None
         self.colour = GlobalColour(in_channels) if colour else None
         self.residual = residual
         self.skip = skip
@@ -178,8 +182,7 @@ class ResnetGenerator(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The translation of x and the features after each residual block in `blocks`
         (indices into self.blocks, rising): what a distillation compares."""
-        if self.colour is not None:  # the global colour change first; the network does the rest
-            x = self.colour(x)
+        x = self.global_paths(x)  # the global changes first; the network does the rest
         if self.skip:  # keep the stem's (N, ngf, H, W) features for the shortcut
             stem = self.encoder[:STEM_LAYERS](x)
             features = self.encoder[STEM_LAYERS:](stem)
@@ -207,6 +210,14 @@ class ResnetGenerator(nn.Module):
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping
         return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)) + out), kept
 
+    def global_paths(self, x: torch.Tensor) -> torch.Tensor:
+        """x through the sharpness filter and the colour map, those the generator has."""
+        if self.sharpness is not None:
+            x = self.sharpness(x)
+        if self.colour is not None:
+            x = self.colour(x)
+        return x
+
     def nce_layers(self) -> tuple[int, ...]:
         """Where PatchNCE (models/cut.py) reads the encoder, as indices into
         [*encoder, *blocks]: the padded input, the first two downsampling convolutions, the
@@ -227,9 +238,8 @@ class ResnetGenerator(nn.Module):
 
     def encode(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """The feature maps after each of `layers` (indices into [*encoder, *blocks], rising),
-        computing no further than the last of them; the colour map, if any, comes first."""
-        if self.colour is not None:
-            x = self.colour(x)
+        computing no further than the last of them; the global paths, if any, come first."""
+        x = self.global_paths(x)
         features = []
         recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for index, layer in enumerate([*self.encoder, *self.blocks]):
@@ -311,6 +321,7 @@ def build_generator(
     skip: bool = False,
     colour: bool = False,
     block: Block = "standard",
+    sharpness: bool = False,
 ) -> ResnetGenerator:
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
@@ -327,4 +338,5 @@ def build_generator(
         skip,
         colour,
         block,
+        sharpness,
     )

@@ -24,16 +24,13 @@ objective.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.models.colour import GlobalColour
 
-SAMPLE_IMAGES = 64  # training images of each domain whose pixels are sampled
 SAMPLE_PIXELS = 32768  # colours of each domain kept for the fit
 FIT_STEPS = 150
 SCREEN_STEPS = 30  # every start's steps before only the FINALISTS best go on
@@ -47,6 +44,11 @@ HUE_STARTS = 6  # rotations about the grey axis: 0, 60, ..., 300 degrees
 # another start's fit must come this much closer than the identity's to be taken: starts that
 # fit about as well tell only of sampling noise, and a needless permutation is costly to undo
 IDENTITY_MARGIN = 0.75
+# the colours of A and B must differ this many times more than those of two halves of one
+# domain do (chance: a sample's content) for any map to be fitted; a local change of texture
+# (a sharpening, a stylisation) moves the colour histogram too, and a global map fitted to
+# that would only distort colours that training then has to undo
+SIGNAL_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -55,52 +57,60 @@ class ColourFit:
     distance: float  # sliced Wasserstein distance of the fitted map's colours to the target's
     identity_distance: float  # ... of the untouched colours
     start: str  # which starting matrix won, e.g. "hue +120 degrees"
+    chance: float = 0.0  # ... between two halves of one domain's colours
+    applied: bool = True  # False: the domains' colours did not differ beyond chance
 
     def describe(self) -> str:
+        if not self.applied:
+            return (
+                f"colour map {self.direction}: kept the identity (the domains' colours differ "
+                f"no more than two halves of one domain do: sliced Wasserstein distance "
+                f"{self.identity_distance:.4f} vs {self.chance:.4f})"
+            )
         return (
             f"colour map {self.direction}: fitted from {self.start} (sliced Wasserstein "
             f"distance {self.distance:.4f}, {self.identity_distance:.4f} unchanged)"
         )
 
 
-def fit_colour_maps(
-    maps: dict[str, GlobalColour],
-    dataset: UnpairedDataset,
-    seed: int,
-    log: Callable[[str], None] = print,
-) -> list[ColourFit]:
-    """Fit every colour map in `maps` ("AtoB" and/or "BtoA") to the training set's colours,
-    in place, deterministically for a seed (under torchrun, DDP then hands every process
-    rank 0's weights in any case)."""
-    generator = torch.Generator().manual_seed(seed)
-    colours_a, colours_b = domain_pixels(dataset, generator)
-    fits = []
-    for direction, colour in maps.items():
-        source, target = (colours_a, colours_b) if direction == "AtoB" else (colours_b, colours_a)
-        device = colour.matrix.device
-        fit = fit_colour_map(colour, source.to(device), target.to(device), generator, direction)
-        log(fit.describe())
-        fits.append(fit)
-    return fits
+def fit_colour_map_to_images(
+    colour: GlobalColour,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    generator: torch.Generator,
+    direction: str = "AtoB",
+) -> ColourFit:
+    """Fit `colour` (in place) to map the colours of the (N, C, H, W) `source` images onto
+    those of `target`, unless they differ no more than two halves of one of them do."""
+    half_s, half_t = len(source) // 2, len(target) // 2
+    directions = F.normalize(
+        torch.randn(source.shape[1], SCORE_PROJECTIONS, generator=generator), dim=0
+    ).to(source.device)
 
+    def distance(x: torch.Tensor, y: torch.Tensor) -> float:
+        return projected_distance(
+            subsample(pixels(x), SCORE_PIXELS, generator),
+            subsample(pixels(y), SCORE_PIXELS, generator),
+            directions,
+        )
 
-def domain_pixels(
-    dataset: UnpairedDataset, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, C) colours of each domain: SAMPLE_PIXELS drawn from up to SAMPLE_IMAGES of its
-    training images, spread over the folder, as the training augmentation crops them."""
-    count_a, count_b = len(dataset.paths_a), len(dataset.paths_b)
-    images = min(SAMPLE_IMAGES, max(count_a, count_b))
-    a, b = [], []
-    for k in range(images):
-        sample_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        item = dataset[(k * count_a // images, k * count_b // images, sample_seed)]
-        a.append(item["a"])
-        b.append(item["b"])
-    return (
-        subsample(pixels(torch.stack(a)), SAMPLE_PIXELS, generator),
-        subsample(pixels(torch.stack(b)), SAMPLE_PIXELS, generator),
+    # every comparison between halves, so both sides have the same sample sizes
+    chance = max(
+        distance(source[:half_s], source[half_s:]), distance(target[:half_t], target[half_t:])
     )
+    signal = 0.5 * (
+        distance(source[:half_s], target[half_t:]) + distance(source[half_s:], target[:half_t])
+    )
+    if half_s == 0 or half_t == 0 or signal <= SIGNAL_RATIO * chance:
+        return ColourFit(direction, signal, signal, "the identity", chance, applied=False)
+    fit = fit_colour_map(
+        colour,
+        subsample(pixels(source), SAMPLE_PIXELS, generator),
+        subsample(pixels(target), SAMPLE_PIXELS, generator),
+        generator,
+        direction,
+    )
+    return ColourFit(fit.direction, fit.distance, fit.identity_distance, fit.start, chance)
 
 
 def fit_colour_map(

@@ -44,7 +44,6 @@ from cyclegan.data.dataset import UnpairedDataset, make_loader
 from cyclegan.device import device_precision
 from cyclegan.models import ContrastiveModel, DistillModel, Model
 from cyclegan.models.cyclegan import check_crop_size
-from cyclegan.training.colour_fit import fit_colour_maps
 from cyclegan.training.contrastive_step import contrastive_step
 from cyclegan.training.distill_step import distill_step
 from cyclegan.training.distributed import (
@@ -57,6 +56,7 @@ from cyclegan.training.distributed import (
     join_team,
     one_line,
 )
+from cyclegan.training.global_fit import GlobalPaths, fit_global_paths
 from cyclegan.training.interrupt import TrainingInterrupted, stop_on_interrupt
 from cyclegan.training.periodic_eval import PeriodicEvaluation
 from cyclegan.training.run_folder import prepare_run_dir, run_dir_of, write_checkpoint
@@ -206,17 +206,17 @@ def start_fresh(
     clock: Callable[[], float] | None,
 ) -> None:
     """What a new run does before its first step (a resumed run has it in its checkpoint):
-    fit the colour maps to the data's colours (--colour; the seconds count in a --minutes
+    fit the global paths to the data (--sharpness, --colour; the seconds count in a --minutes
     budget, so the run still ends on time), then start the weight average (--ema) from the
     fitted generators. Before DDP wraps the model, which broadcasts rank 0's weights."""
-    if config.model.colour:
+    if config.model.colour or config.model.sharpness:
         clock = clock or time.monotonic
         started = clock()
-        maps = {
-            direction: getattr(state.model, GENERATOR_KEYS[direction]).colour
-            for direction in config.model.directions
-        }
-        fit_colour_maps(maps, dataset, config.run.seed, log=log if team.is_main else quiet)
+        paths = {}
+        for direction in config.model.directions:
+            generator = getattr(state.model, GENERATOR_KEYS[direction])
+            paths[direction] = GlobalPaths(generator.sharpness, generator.colour)
+        fit_global_paths(paths, dataset, config.run.seed, log=log if team.is_main else quiet)
         if config.optim.minutes:
             state.progress.seconds += clock() - started
     state.start_average(config.optim.ema)

@@ -19,7 +19,9 @@ from cyclegan.models.generator import ResnetGenerator
 
 # a student's architecture options that follow its teacher's (what the data and the kind of
 # translation need); width and blocks are the student's own
-INHERITED = ("generator", "upsample", "residual", "skip", "colour", "channels_a", "channels_b")
+INHERITED = (
+    "generator", "upsample", "residual", "skip", "colour", "sharpness", "channels_a", "channels_b"
+)  # fmt: skip
 
 
 def read_teacher(source: Path, direction: str) -> tuple[ResnetGenerator, ModelConfig]:
