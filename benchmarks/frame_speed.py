@@ -12,7 +12,9 @@ layout, and the work around it (decoding, the array conversions, encoding).
    runs. The Translator splits batches by its CPU pixel budget (CPU_BATCH_PIXELS): here that
    is lifted, so the batches are what they say.
 2. The same frames through `translate_images` (uint8 arrays in and out, as videos use it),
-   and the global colour map alone (the fast preset has one).
+   and the global paths alone (the fast preset has both): the colour map, and the sharpness
+   filter switched on (an untrained generator's is off, which costs nothing; a run whose fit
+   switched it on pays this on top of the translation above), in fp32 and bf16.
 3. H.264 encoding at crf 18 (libx264's default preset) and decoding, per frame.
 
 One process, alone on the machine, `--threads` torch threads.
@@ -37,6 +39,7 @@ from cyclegan.inference import translator as translator_module
 from cyclegan.inference.quantize import time_interleaved
 from cyclegan.inference.translator import Translator
 from cyclegan.models.cyclegan import make_generator
+from cyclegan.models.sharpness import GlobalSharpness
 
 BATCH_PIXELS = translator_module.CPU_BATCH_PIXELS  # the Translator's own budget
 
@@ -117,6 +120,18 @@ def around_the_generator(args: argparse.Namespace) -> None:
     colour = getattr(translator.generator, "colour", None)
     if colour is not None:
         runs["the global colour map alone"] = lambda: colour(tensor)
+    if getattr(translator.generator, "sharpness", None) is not None:
+        sharpness = GlobalSharpness()
+        sharpness.load_kernel(torch.rand(sharpness.size, sharpness.size))  # switched on
+
+        def filtered(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():  # as translation runs it
+                return sharpness(x)
+
+        runs["the sharpness filter alone, switched on, fp32"] = lambda: filtered(tensor)
+        if cpu_has_bf16():
+            halved = tensor.bfloat16()
+            runs["the sharpness filter alone, switched on, bf16"] = lambda: filtered(halved)
     seconds = time_interleaved(runs, args.repeats)
 
     encoded = io.BytesIO()

@@ -67,9 +67,16 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(10 * torch.log10(4.0 / (x - y).square().mean()))
 
 
-def test_a_new_filter_is_the_identity_at_any_size_and_layout() -> None:
+def test_a_new_filter_is_off_and_an_impulse_is_the_identity_at_any_size_and_layout() -> None:
     sharpness = GlobalSharpness()
-    assert sharpness.size == KERNEL_SIZE
+    assert sharpness.size == KERNEL_SIZE and not sharpness.on
+    assert not sharpness.kernel.requires_grad  # off: nothing to train, nothing for DDP
+    images = torch.rand(2, 3, 20, 24) * 2 - 1
+    assert sharpness(images) is images
+    impulse = torch.zeros(KERNEL_SIZE, KERNEL_SIZE)
+    impulse[KERNEL_SIZE // 2, KERNEL_SIZE // 2] = 1.0
+    sharpness.load_kernel(impulse)  # on, computing
+    assert sharpness.on and sharpness.kernel.requires_grad
     for shape in ((2, 3, 20, 24), (1, 1, 5, 4)):  # a side under the radius: edges repeated
         images = torch.rand(shape) * 2 - 1
         assert torch.allclose(sharpness(images), images, atol=1e-6)
@@ -77,6 +84,18 @@ def test_a_new_filter_is_the_identity_at_any_size_and_layout() -> None:
     assert sharpness(images).is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(ValueError, match="odd size"):
         GlobalSharpness(12)
+
+
+def test_the_switch_travels_with_the_weights() -> None:
+    fitted = GlobalSharpness()
+    fitted.load_kernel(torch.rand(KERNEL_SIZE, KERNEL_SIZE))
+    loaded = GlobalSharpness()
+    loaded.load_state_dict(fitted.state_dict())
+    assert loaded.on and loaded.kernel.requires_grad
+    images = torch.rand(1, 3, 16, 16)
+    assert torch.equal(loaded(images), fitted(images))
+    loaded.load_state_dict(GlobalSharpness().state_dict())  # and off again
+    assert not loaded.on and loaded(images) is images
 
 
 def test_the_fit_finds_a_sharpening_from_unpaired_photos() -> None:
@@ -105,11 +124,11 @@ def test_the_fit_finds_a_sharpening_from_unpaired_photos() -> None:
     assert fit.applied and fit.centre < 1.0 and "softens" in fit.describe(), fit
 
 
-def test_the_filter_stays_the_identity_when_the_spectra_differ_by_chance() -> None:
+def test_the_filter_stays_off_when_the_spectra_differ_by_chance() -> None:
     source, target = photo_crops(192, seed=1), photo_crops(192, seed=2)
     sharpness = GlobalSharpness()
     fit = fit_sharpness(sharpness, source, target, "AtoB")
-    assert not fit.applied, fit
+    assert not fit.applied and not sharpness.on, fit
     assert torch.equal(sharpness.kernel, GlobalSharpness().kernel)
     assert fit.describe().startswith("sharpness filter AtoB: kept the identity")
     # too small a sample or crops under the kernel's size are no evidence either

@@ -11,7 +11,7 @@ handles contrast), and cut to the kernel's size.
 Photos of two different subjects (horses, zebras) differ in spectrum too, by their content;
 so are two samples of one domain, by chance. A fit is kept only where the filter read from A
 against B stands out from those read from one half of a domain against the other by
-SIGNAL_RATIO; otherwise the filter stays the identity, and training may still move it.
+SIGNAL_RATIO; otherwise the filter stays off (the identity, at no cost).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def fit_sharpness(
     direction: str = "AtoB",
 ) -> SharpnessFit:
     """Fit `sharpness` (in place) so the (N, C, H, W) `source` images' spectrum takes the
-    `target` images'; left as the identity unless the fit stands out from chance."""
+    `target` images', and switch it on; left off unless the fit stands out from chance."""
     size = sharpness.size
     half_s, half_t = len(source) // 2, len(target) // 2
     if half_s == 0 or half_t == 0 or 2 * min(source.shape[-2:]) < size:  # too few, too small
