@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,20 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synthetic_dataset(
         tmp_path_factory.mktemp("data") / "synth", size=32, train=6, test=3, seed=0
     )
+
+
+SEED_PHOTOS = Path(__file__).parent / "data" / "seed_photos"
+
+
+def data_of_seed_photos(root: Path) -> Path:
+    """`root`/data with the seed's real photos (odd sizes) as testA and an empty testB: what a
+    run's int8 export calibrates on."""
+    data = root / "data"
+    (data / "testA").mkdir(parents=True)
+    (data / "testB").mkdir()
+    for index, photo in enumerate(sorted(SEED_PHOTOS.rglob("*.jp*g"))):
+        shutil.copy(photo, data / "testA" / f"{index}{photo.suffix}")
+    return data
 
 
 def tiny_config(data: Path, runs_dir: Path, **overrides: object) -> Config:

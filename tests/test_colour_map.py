@@ -6,7 +6,6 @@ checkpoints, resume and the optimizer like the rest of the generator."""
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from cyclegan.training.colour_fit import fit_colour_map, grey_axis_rotation, sta
 from cyclegan.training.global_fit import GlobalPaths, fit_global_paths
 from cyclegan.training.loop import train
 from cyclegan.training.state import COLOUR_LR_SCALE, Optimizers
-from tests.conftest import tiny_config
+from tests.conftest import SEED_PHOTOS, data_of_seed_photos, tiny_config
 from tests.test_translate_files import save_run
 
 # (R, G, B) -> (B, R, G): red turns green, green blue, blue red (a hue rotation by 120 degrees)
@@ -226,17 +225,10 @@ def test_a_colour_map_needs_as_many_channels_in_both_domains() -> None:
         build_generator("resnet_3blocks", 3, 1, colour=True)
 
 
-SEED_PHOTOS = Path(__file__).parent / "data" / "seed_photos"
-
-
 def run_with_a_colour_map(root: Path) -> Path:
     """A run folder of a fast-preset generator whose colour map is far from the identity (a
     channel permutation, a bias, bent curves), its dataset's testA the seed's real photos."""
-    data = root / "data"
-    (data / "testA").mkdir(parents=True)
-    (data / "testB").mkdir()
-    for index, photo in enumerate(sorted(SEED_PHOTOS.rglob("*.jp*g"))):
-        shutil.copy(photo, data / "testA" / f"{index}{photo.suffix}")
+    data = data_of_seed_photos(root)
     options = {"preset": "fast", "ngf": 8, "load_size": 36, "crop_size": 32, "data": str(data)}
     config = Config().with_overrides(options)
     torch.manual_seed(0)

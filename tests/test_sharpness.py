@@ -7,7 +7,6 @@ which keeps the identity where the domains' colours differ only by chance."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,9 @@ from cyclegan.models.sharpness import KERNEL_SIZE, GlobalSharpness
 from cyclegan.training.colour_fit import fit_colour_map_to_images
 from cyclegan.training.loop import train
 from cyclegan.training.sharpness_fit import fit_sharpness, kernel_between
-from tests.conftest import tiny_config
+from tests.conftest import SEED_PHOTOS, data_of_seed_photos, tiny_config
 from tests.test_translate_files import save_run
 
-SEED_PHOTOS = Path(__file__).parent / "data" / "seed_photos"
 CROP = 32
 
 
@@ -228,11 +226,7 @@ def test_the_int8_export_keeps_the_filter_in_float(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from cyclegan.inference.quantize import psnr as export_psnr
 
-    data = tmp_path / "data"  # the export calibrates int8 on the run's testA: real photos
-    (data / "testA").mkdir(parents=True)
-    (data / "testB").mkdir()
-    for index, photo in enumerate(sorted(SEED_PHOTOS.rglob("*.jp*g"))):
-        shutil.copy(photo, data / "testA" / f"{index}{photo.suffix}")
+    data = data_of_seed_photos(tmp_path)  # the export calibrates int8 on the run's testA
     options = {"preset": "fast", "ngf": 8, "load_size": 36, "crop_size": 32, "data": str(data)}
     config = Config().with_overrides(options)
     torch.manual_seed(0)

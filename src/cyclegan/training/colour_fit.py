@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from cyclegan.models.colour import GlobalColour
+from cyclegan.training.chance import change_and_chance
 
 SAMPLE_PIXELS = 32768  # colours of each domain kept for the fit
 FIT_STEPS = 150
@@ -82,7 +83,6 @@ def fit_colour_map_to_images(
 ) -> ColourFit:
     """Fit `colour` (in place) to map the colours of the (N, C, H, W) `source` images onto
     those of `target`, unless they differ no more than two halves of one of them do."""
-    half_s, half_t = len(source) // 2, len(target) // 2
     directions = F.normalize(
         torch.randn(source.shape[1], SCORE_PROJECTIONS, generator=generator), dim=0
     ).to(source.device)
@@ -94,14 +94,10 @@ def fit_colour_map_to_images(
             directions,
         )
 
-    # every comparison between halves, so both sides have the same sample sizes
-    chance = max(
-        distance(source[:half_s], source[half_s:]), distance(target[:half_t], target[half_t:])
-    )
-    signal = 0.5 * (
-        distance(source[:half_s], target[half_t:]) + distance(source[half_s:], target[:half_t])
-    )
-    if half_s == 0 or half_t == 0 or signal <= SIGNAL_RATIO * chance:
+    if len(source) < 2 or len(target) < 2:
+        return ColourFit(direction, 0.0, 0.0, "the identity", 0.0, applied=False)
+    signal, chance = change_and_chance(source, target, distance)
+    if signal <= SIGNAL_RATIO * chance:
         return ColourFit(direction, signal, signal, "the identity", chance, applied=False)
     fit = fit_colour_map(
         colour,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from cyclegan.models.sharpness import GlobalSharpness
+from cyclegan.training.chance import change_and_chance
 
 # the filter from A to B must change the spectrum this many times more than the filters from
 # one half of a domain to its other half do (chance), to be taken
@@ -61,19 +62,12 @@ def fit_sharpness(
     """Fit `sharpness` (in place) so the (N, C, H, W) `source` images' spectrum takes the
     `target` images', and switch it on; left off unless the fit stands out from chance."""
     size = sharpness.size
-    half_s, half_t = len(source) // 2, len(target) // 2
-    if half_s == 0 or half_t == 0 or 2 * min(source.shape[-2:]) < size:  # too few, too small
+    if (
+        len(source) < 2 or len(target) < 2 or 2 * min(source.shape[-2:]) < size
+    ):  # too few, too small
         return SharpnessFit(direction, 0.0, 0.0, False, 1.0)
     kernel = kernel_between(source, target, size)
-    chance = max(
-        spectral_change(source[:half_s], source[half_s:]),
-        spectral_change(target[:half_t], target[half_t:]),
-    )
-    # A against B on halves too, so both sides of the comparison have the same sample sizes
-    signal = 0.5 * (
-        spectral_change(source[:half_s], target[half_t:])
-        + spectral_change(source[half_s:], target[:half_t])
-    )
+    signal, chance = change_and_chance(source, target, spectral_change)
     applied = signal > SIGNAL_RATIO * chance
     if applied:
         sharpness.load_kernel(kernel.to(sharpness.kernel.device))
