@@ -23,6 +23,10 @@ from cyclegan.training.sharpness_fit import SharpnessFit, fit_sharpness
 
 SAMPLE_IMAGES = 256  # training crops of each domain, at most (the filter's spectra need many)
 SAMPLE_PIXELS = 2**24  # ... and at most this many pixels a domain (256 crops of 256 px)
+# crops of each domain, spread over the sample, whose pixels the colour fit draws from: on
+# learn_photos' channel mix a fit on all 200 crops ended 2.4-2.9 dB lower after training than
+# one on 64 (benchmarks/RESULTS.md, "A global sharpness filter")
+COLOUR_IMAGES = 64
 
 
 @dataclass
@@ -53,9 +57,11 @@ def fit_global_paths(
                 source = path.sharpness(source.to(device)).clamp(-1.0, 1.0).cpu()
         if path.colour is not None:
             device = path.colour.matrix.device
+            colour_source = spread(source, COLOUR_IMAGES).to(device)
+            colour_target = spread(target, COLOUR_IMAGES).to(device)
             fits.append(
                 fit_colour_map_to_images(
-                    path.colour, source.to(device), target.to(device), generator, direction
+                    path.colour, colour_source, colour_target, generator, direction
                 )
             )
             log(fits[-1].describe())
@@ -78,3 +84,10 @@ def domain_images(
         a.append(item["a"])
         b.append(item["b"])
     return torch.stack(a), torch.stack(b)
+
+
+def spread(images: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` of the (N, ...) images (all of them if fewer), evenly spread over the N."""
+    if len(images) <= count:
+        return images
+    return images[torch.linspace(0, len(images) - 1, count).round().long()]
