@@ -15,6 +15,7 @@ from PIL import Image
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
+from cyclegan.commands.train import resumed_config
 from cyclegan.config import Config, ConfigError, ModelConfig, OptimConfig
 from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.data.images import image_to_tensor, load_image
@@ -272,3 +273,30 @@ def test_a_colour_map_exports_to_onnx_and_int8_with_the_map_in_float(tmp_path: P
     assert "MatMul" in before and not any(op.startswith("QLinear") for op in before), before
     int8 = Translator.from_file(path, device="cpu")
     assert psnr(int8.translate_tensor(image), expected) >= 30.0
+
+
+def test_the_discriminators_lr_scale_holds_through_the_schedule_and_a_resume(
+    synth_root: Path, tmp_path: Path
+) -> None:
+    """--d-lr-scale: the discriminators learn at a multiple of --lr at every step of the
+    schedule; a resumed run takes the scale it is given, not the one its optimizer saved."""
+    model = CycleGAN(ModelConfig(generator="resnet_3blocks", ngf=8, ndf=8))
+    optimizers = Optimizers.for_model(model, OptimConfig(lr=1e-4, d_lr_scale=4.0))
+    assert optimizers.disc.param_groups[0]["lr"] == pytest.approx(4e-4)
+    optimizers.set_lr(5e-5)
+    assert optimizers.lr == 5e-5 and optimizers.disc.param_groups[0]["lr"] == pytest.approx(2e-4)
+
+    config = tiny_config(synth_root, tmp_path, d_lr_scale=4.0, epochs=1, epochs_decay=1)
+    run = train(config, log=lambda line: None)
+    latest = run / "checkpoints" / "latest.pt"
+
+    def saved_lrs() -> tuple[float, float]:
+        groups = load_checkpoint(latest)["optimizers"]
+        return groups["gen"]["param_groups"][0]["lr"], groups["disc"]["param_groups"][0]["lr"]
+
+    gen_lr, disc_lr = saved_lrs()
+    assert gen_lr > 0 and disc_lr == pytest.approx(4.0 * gen_lr)
+    resumed, checkpoint = resumed_config(run, {"d_lr_scale": 2.0, "epochs_decay": 2})
+    train(resumed, resume=checkpoint, given=("d_lr_scale", "epochs_decay"), log=lambda line: None)
+    gen_lr, disc_lr = saved_lrs()
+    assert gen_lr > 0 and disc_lr == pytest.approx(2.0 * gen_lr)

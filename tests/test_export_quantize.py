@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from cyclegan.cli import main
-from cyclegan.config import Config, save_config
+from cyclegan.config import Config, load_config, save_config
 from cyclegan.data.images import image_to_tensor, load_image
 from cyclegan.inference.translator import Translator
-from tests.test_translate_files import WEIGHTS, make_run
+from cyclegan.models import CycleGAN
+from tests.test_translate_files import WEIGHTS, make_run, save_run
 
 onnx = pytest.importorskip("onnx")  # the `onnx` extra (part of `dev`)
 pytest.importorskip("onnxruntime")
@@ -240,3 +241,22 @@ def test_equalizing_the_norm_inputs_changes_no_output_and_evens_their_spreads() 
     # only the norm's epsilon (1e-5, against channel variances of ~1e-2 in this random
     # generator) weighs less after the rescaling: measured max 1.3e-3 on [-1, 1]
     assert np.abs(run(equalized) - run(proto)).max() < 5e-3
+
+
+def test_a_generator_without_instance_norm_exports_to_int8_within_the_floor(
+    tmp_path: Path,
+) -> None:
+    """--g-norm none: no norms to equalize or keep in float; the int8 file still translates
+    within the floor, and its tiles need no shared statistics."""
+    with_photos = run_with_photos(tmp_path)
+    config = load_config(with_photos / "config.yaml").with_overrides({"g_norm": "none"})
+    torch.manual_seed(0)
+    run = save_run(tmp_path / "no_norm", config, CycleGAN(config.model))
+    assert main(["export", "--run", str(run), "--quantize", "int8"]) == 0
+    path = run / "exported" / "AtoB.int8.onnx"
+    graph = onnx.load(str(path)).graph
+    assert not any(node.op_type == "InstanceNormalization" for node in graph.node)
+    int8 = Translator.from_file(path, device="cpu")
+    image = photo()
+    expected = Translator.from_run(run, "AtoB", device="cpu").translate_tensor(image)
+    assert psnr(int8.translate_tensor(image), expected) >= MIN_PSNR

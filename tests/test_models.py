@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cyclegan.config import ConfigError, ModelConfig
+from cyclegan.data.images import image_to_tensor, load_image
 from cyclegan.models import (
     DISCRIMINATORS,
     GENERATORS,
@@ -17,6 +18,7 @@ from cyclegan.models import (
 )
 from cyclegan.models.cyclegan import check_crop_size
 from cyclegan.models.generator import generator_stride
+from tests.conftest import SEED_PHOTOS
 
 
 def count(module: torch.nn.Module) -> int:
@@ -272,3 +274,32 @@ def test_crop_sizes_off_the_stride_are_refused_with_the_nearest_good_ones() -> N
         check_crop_size(ModelConfig(generator="seed"), 60)
     with pytest.raises(ConfigError, match=r"--d-layers 6 .*--d-layers 4 or fewer.*--crop-size 192"):
         check_crop_size(ModelConfig(d_layers=6), 64)
+
+
+def test_instance_norm_hides_an_images_contrast_and_a_generator_without_norm_sees_it() -> None:
+    """--g-norm none: instance norm scales every image's features to unit variance, so the
+    generator answers a photo and the same photo at a tenth of its contrast alike (a faint
+    texture and a strong one are the same to it); without the norm its answer follows the
+    contrast. The layers keep their names and shapes, so only the config tells them apart."""
+    photo = image_to_tensor(load_image(SEED_PHOTOS / "A_type" / "1.jpg"))[None]
+    photo = torch.nn.functional.interpolate(photo, size=(64, 64), mode="area")
+    responses = {}
+    for norm in ("instance", "none"):
+        torch.manual_seed(0)
+        generator = build_generator("resnet_3blocks", base_channels=8, upsample="resize", norm=norm)
+        with torch.no_grad():
+            flat = generator(torch.zeros_like(photo))  # a photo of no contrast at all
+            strong, faint = (generator(k * photo) - flat for k in (1.0, 0.1))
+        responses[norm] = (strong.std() / faint.std()).item()
+        norms = [m for m in generator.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+        assert len(norms) == (11 if norm == "instance" else 0)  # stem, 2 + 2 x 3 + 2
+    assert responses["instance"] == pytest.approx(1.0, abs=0.01)
+    assert responses["none"] > 3.0
+    layouts = [
+        {k: v.shape for k, v in build_generator("resnet_3blocks", norm=n).state_dict().items()}
+        for n in ("instance", "none")
+    ]
+    assert layouts[0] == layouts[1]
+    model = CycleGAN(ModelConfig(generator="resnet_3blocks", ngf=8, ndf=8, g_norm="none"))
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.generators.modules())
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.discriminators.modules())

@@ -163,7 +163,9 @@ def test_help_and_the_config_view_show_each_role(capsys: pytest.CaptureFixture[s
         "--ngf NGF generator width: channels of its first convolution [architecture: fixed"
         in help_text
     )
-    schedule = "Giving --lr, --epochs, --epochs-decay or --minutes starts a new schedule"
+    schedule = (
+        "Giving --lr, --d-lr-scale, --epochs, --epochs-decay or --minutes starts a new schedule"
+    )
     assert schedule in description()
     text = annotated_yaml(Config().with_overrides({"discriminator": "seed"}))
     assert "  ngf: 64  # architecture: fixed" in text

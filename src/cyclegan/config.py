@@ -33,6 +33,7 @@ Directions = Literal["both", "AtoB", "BtoA"]
 DiscriminatorName = Literal["patch", "seed", "patch_pixel"]
 Upsample = Literal["transpose", "resize"]
 Block = Literal["standard", "mobile"]
+GeneratorNorm = Literal["instance", "none"]
 GanMode = Literal["lsgan", "vanilla"]
 ResizeMode = Literal["short_side", "square"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
@@ -230,6 +231,11 @@ class ModelConfig:
     and place: a sharpening or a softening), fitted to the other domain's power spectrum
     before training starts where the domains' spectra differ beyond chance, then trained with
     the rest (both domains must have as many channels)"""
+    g_norm: GeneratorNorm = option("instance", Role.ARCHITECTURE)
+    """normalisation inside the generator: instance (the paper's: every image's features scaled
+    to unit variance, so it cannot tell faint texture from strong) or none (keeps each image's
+    contrast, which maps that depend on how strong an edge or texture is need, such as ink
+    on steep edges; tiles of a large image then need no shared statistics)"""
     direction: Directions = option("both", Role.ARCHITECTURE, applies=ONLY_DISTILL)
     """(distill) the directions distilled, a student generator for each: both, AtoB or BtoA
     (default: every direction the teacher has)"""
@@ -341,6 +347,9 @@ class OptimConfig:
 
     lr: float = option(2e-4, Role.SCHEDULE)
     """initial learning rate of generators and discriminators"""
+    d_lr_scale: float = option(1.0, Role.SCHEDULE, applies=ONLY_ADVERSARIAL)
+    """the discriminators' learning rate as a multiple of --lr (a faster discriminator, as in
+    Heusel et al. 2017's two time-scale rule, tells subtle styles from the input sooner)"""
     beta1: float = option(0.5, Role.TRAINING)
     """Adam beta1"""
     beta2: float = option(0.999, Role.TRAINING)
@@ -363,6 +372,8 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.d_lr_scale < math.inf:
+            raise ConfigError(f"--d-lr-scale must be positive, got {self.d_lr_scale}")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay == 0:
             raise ConfigError("--epochs and --epochs-decay must be >= 0 and not both 0")
         if self.pool_size < 0:

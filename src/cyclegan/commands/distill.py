@@ -28,7 +28,7 @@ from cyclegan.config import (
 # options a distillation takes from its teacher, or sets itself: not offered as flags
 NOT_OFFERED = {
     "model", "preset", "generator", "upsample", "residual", "skip", "colour", "sharpness",
-    "channels_a", "channels_b", "d_layers", "teacher", "direction", "block",
+    "g_norm", "channels_a", "channels_b", "d_layers", "teacher", "direction", "block",
 }  # fmt: skip
 STUDENTS = {
     "mobile": "the teacher's layout at a quarter of its width (at least 8 channels), with "

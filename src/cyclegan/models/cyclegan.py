@@ -58,6 +58,7 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
         config.colour,
         config.block,
         config.sharpness,
+        config.g_norm,
     )
 
 

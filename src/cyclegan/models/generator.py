@@ -13,6 +13,12 @@ what differs between the domains, which is what makes training on a CPU budget w
 With `skip=True` the first layer's full-resolution features are added to the last
 upsampling's output (a U-Net-like shortcut), so a change at the scale of single pixels, such
 as sharpening, need not be squeezed through the bottleneck.
+
+With `norm="none"` the layers carry no instance norm. Instance norm scales every image's
+features to unit variance, so the network cannot tell a faint texture from a strong one; a map
+that depends on how strong an edge is (ink on steep edges, smoothing away weak texture) then
+cannot be learned, and flat crops come out with their noise blown up (benchmarks/RESULTS.md,
+"A generator without instance norm").
 """
 
 from __future__ import annotations
@@ -30,20 +36,33 @@ from cyclegan.models.sharpness import GlobalSharpness
 
 Upsample = Literal["transpose", "resize"]
 Block = Literal["standard", "mobile"]
+Norm = Literal["instance", "none"]
 # atanh(+-1) is infinite; 1 - 1e-3 maps to about +-3.8 and back to within 1e-3 of the input
 RESIDUAL_LIMIT = 1.0 - 1e-3
 STEM_LAYERS = 4  # the encoder's full-resolution part: pad, 7x7 conv, norm, relu
 
 
-def conv_norm_relu(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
+def norm_layer(norm: Norm, channels: int) -> nn.Module:
+    """Instance norm (the paper's), or nothing in its place (an Identity, so the layers keep
+    their indices). Instance norm scales each image's features to unit variance, which throws
+    away how strong its edges and textures are: a flat crop's faint noise comes out as strong
+    as a textured crop's detail."""
+    return nn.InstanceNorm2d(channels) if norm == "instance" else nn.Identity()
+
+
+def conv_norm_relu(
+    in_channels: int, out_channels: int, stride: int, norm: Norm = "instance"
+) -> list[nn.Module]:
     return [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1),
-        nn.InstanceNorm2d(out_channels),
+        norm_layer(norm, out_channels),
         nn.ReLU(inplace=True),
     ]
 
 
-def upsample_norm_relu(in_channels: int, out_channels: int, mode: Upsample) -> list[nn.Module]:
+def upsample_norm_relu(
+    in_channels: int, out_channels: int, mode: Upsample, norm: Norm = "instance"
+) -> list[nn.Module]:
     if mode == "transpose":
         up: list[nn.Module] = [
             nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1)
@@ -54,18 +73,18 @@ def upsample_norm_relu(in_channels: int, out_channels: int, mode: Upsample) -> l
             nn.ReflectionPad2d(1),
             nn.Conv2d(in_channels, out_channels, kernel_size=3),
         ]
-    return [*up, nn.InstanceNorm2d(out_channels), nn.ReLU(inplace=True)]
+    return [*up, norm_layer(norm, out_channels), nn.ReLU(inplace=True)]
 
 
 class ResidualBlock(nn.Module):
     """x + conv-norm-relu-conv-norm(x), with reflection padding; keeps shape (N, C, H, W)."""
 
-    def __init__(self, channels: int, dropout: float = 0.0) -> None:
+    def __init__(self, channels: int, dropout: float = 0.0, norm: Norm = "instance") -> None:
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3),
-            nn.InstanceNorm2d(channels),
+            norm_layer(norm, channels),
             nn.ReLU(inplace=True),
         ]
         if dropout > 0:
@@ -73,7 +92,7 @@ class ResidualBlock(nn.Module):
         layers += [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3),
-            nn.InstanceNorm2d(channels),
+            norm_layer(norm, channels),
         ]
         self.body = nn.Sequential(*layers)
 
@@ -87,29 +106,29 @@ class MobileResidualBlock(nn.Module):
     convolution that mixes the channels. 8-9x fewer multiply-adds than ResidualBlock at
     the same width, the block GAN Compression (Li et al. 2020) builds its small generators of."""
 
-    def __init__(self, channels: int, dropout: float = 0.0) -> None:
+    def __init__(self, channels: int, dropout: float = 0.0, norm: Norm = "instance") -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            *separable_conv_norm(channels),
+            *separable_conv_norm(channels, norm),
             nn.ReLU(inplace=True),
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers += separable_conv_norm(channels)
+        layers += separable_conv_norm(channels, norm)
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
-def separable_conv_norm(channels: int) -> list[nn.Module]:
+def separable_conv_norm(channels: int, norm: Norm = "instance") -> list[nn.Module]:
     """Reflection pad, depthwise 3x3, norm, pointwise 1x1, norm: (N, C, H, W) -> same shape."""
     return [
         nn.ReflectionPad2d(1),
         nn.Conv2d(channels, channels, kernel_size=3, groups=channels),
-        nn.InstanceNorm2d(channels),
+        norm_layer(norm, channels),
         nn.Conv2d(channels, channels, kernel_size=1),
-        nn.InstanceNorm2d(channels),
+        norm_layer(norm, channels),
     ]
 
 
@@ -136,6 +155,7 @@ class ResnetGenerator(nn.Module):
         colour: bool = False,
         block: Block = "standard",
         sharpness: bool = False,
+        norm: Norm = "instance",
     ) -> None:
         super().__init__()
         if (residual or colour or sharpness) and in_channels != out_channels:
@@ -154,19 +174,21 @@ class ResnetGenerator(nn.Module):
         encoder: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, base_channels, kernel_size=7),
-            nn.InstanceNorm2d(base_channels),
+            norm_layer(norm, base_channels),
             nn.ReLU(inplace=True),
         ]
         channels = base_channels
         for _ in range(num_downsamplings):
-            encoder += conv_norm_relu(channels, channels * 2, stride=2)
+            encoder += conv_norm_relu(channels, channels * 2, stride=2, norm=norm)
             channels *= 2
         self.encoder = nn.Sequential(*encoder)  # (N, C*2^d, H/2^d, W/2^d)
         residual_block = BLOCKS[block]
-        self.blocks = nn.Sequential(*(residual_block(channels, dropout) for _ in range(num_blocks)))
+        self.blocks = nn.Sequential(
+            *(residual_block(channels, dropout, norm) for _ in range(num_blocks))
+        )
         decoder: list[nn.Module] = []
         for _ in range(num_downsamplings):
-            decoder += upsample_norm_relu(channels, channels // 2, upsample)
+            decoder += upsample_norm_relu(channels, channels // 2, upsample, norm)
             channels //= 2
         self.head_start = len(decoder)  # the last convolution (and tanh) follow the upsamplings
         decoder += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, kernel_size=7)]
@@ -322,6 +344,7 @@ def build_generator(
     colour: bool = False,
     block: Block = "standard",
     sharpness: bool = False,
+    norm: Norm = "instance",
 ) -> ResnetGenerator:
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
@@ -339,4 +362,5 @@ def build_generator(
         colour,
         block,
         sharpness,
+        norm,
     )

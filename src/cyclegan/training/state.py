@@ -56,6 +56,9 @@ class Optimizers:
 
     gen: torch.optim.Adam
     disc: torch.optim.Adam | None  # None: a distillation has no discriminator
+    # the discriminators' lr over the generators' (--d-lr-scale); kept here, not in the
+    # groups, so a resumed run follows its config rather than the loaded optimizer's groups
+    disc_lr_scale: float = 1.0
 
     @classmethod
     def for_model(cls, model: Model, optim: OptimConfig, fused: bool = False) -> Optimizers:
@@ -64,7 +67,10 @@ class Optimizers:
         judges = list(model.discriminators.parameters())
         return cls(
             gen=torch.optim.Adam(generator_groups(model, optim.lr), **options),
-            disc=torch.optim.Adam(judges, **options) if judges else None,
+            disc=torch.optim.Adam(judges, **{**options, "lr": optim.lr * optim.d_lr_scale})
+            if judges
+            else None,
+            disc_lr_scale=optim.d_lr_scale,
         )
 
     @property
@@ -76,10 +82,13 @@ class Optimizers:
         return float(self.gen.param_groups[0]["lr"])
 
     def set_lr(self, lr: float) -> None:
-        """Every group at `lr` times its own "lr_scale" (the colour maps' is COLOUR_LR_SCALE)."""
-        for optimizer in self.all:
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
+        """Every generator group at `lr` times its own "lr_scale" (the colour maps' is
+        COLOUR_LR_SCALE), the discriminators at `lr` times disc_lr_scale."""
+        for group in self.gen.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        if self.disc is not None:
+            for group in self.disc.param_groups:
+                group["lr"] = lr * self.disc_lr_scale
 
     def set_betas(self, beta1: float, beta2: float) -> None:
         self._set("betas", (beta1, beta2))

@@ -1,0 +1,119 @@
+"""Can the generator hold the map at all? Train it on *pairs* (a crop and its map) with an L1
+loss, on learn_photos' photos and maps, and score the test crops against their truth.
+
+    python benchmarks/paired_bound.py --maps cartoon --preset fast
+    python benchmarks/paired_bound.py --maps cartoon --preset fast --set g_norm=none
+
+Unpaired training (learn_photos.py) must find the map from two unrelated folders; this
+benchmark shows it the answer. Where even this stays near the untranslated input, the
+generator cannot represent the map and no loss or discriminator will make it learn it; where
+this reaches the map and learn_photos does not, the adversarial signal is what is missing.
+The A crops of learn_photos' plan are the training inputs and their own maps the targets; the
+test crops and the scores (the mean over crops of PSNR and SSIM, outputs rounded to 8 bits)
+are learn_photos'. The generator is the config's A->B generator (`--preset`, `--set`), its
+global paths left at the identity (they are fitted before unpaired training, not here);
+Adam at --lr with the preset's betas, one torch thread, bf16 autocast where the CPU has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from learn_photos import load_benchmark_photos, score, translate
+from photo_maps import MAPS, plan_crops
+
+from cyclegan.config import PRESETS, Config, ConfigError, parse_assignment
+from cyclegan.device import device_precision
+from cyclegan.models.cyclegan import CycleGAN
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="a config option by its flat name, e.g. g_norm=none; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--maps", nargs="+", choices=list(MAPS), default=["cartoon"])
+    parser.add_argument("--steps", type=int, default=800, help="training steps per map")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--train-crops", type=int, default=400)
+    parser.add_argument("--test-crops", type=int, default=64)
+    parser.add_argument("--curve-points", type=int, default=4)
+    args = parser.parse_args(argv)
+    for name in ("steps", "batch", "train_crops", "test_crops", "curve_points"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    try:
+        args.overrides = dict(parse_assignment(item) for item in args.overrides)
+    except ConfigError as error:
+        parser.error(str(error))
+    return args
+
+
+def as_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 (H, W, 3) crops -> (N, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    options = {"preset": args.preset, **args.overrides}
+    config = Config().with_overrides(options)
+    autocast = device_precision(torch.device("cpu"), config.speed.precision) == "bf16"
+    photos = load_benchmark_photos()
+    plan = plan_crops(
+        [p.pixels.shape[:2] for p in photos], args.size, args.train_crops, args.test_crops
+    )
+    print(
+        f"{len(photos)} photos, {len(plan.train_a)} training pairs, {len(plan.test)} test crops "
+        f"of {args.size} px; {args.steps} steps of {args.batch}, lr {args.lr:g}, "
+        f"{'bf16' if autocast else 'fp32'}; options {options}"
+    )
+    for name in args.maps:
+        photo_map = MAPS[name].function
+        inputs = as_batch([crop.cut(photos) for crop in plan.train_a])
+        targets = as_batch([photo_map(crop.cut(photos)) for crop in plan.train_a])
+        test = as_batch([crop.cut(photos) for crop in plan.test])
+        truth = as_batch([photo_map(crop.cut(photos)) for crop in plan.test])
+        untouched = score(test, truth)
+        torch.manual_seed(args.seed)
+        generator = CycleGAN(config.model).gen_ab
+        optimizer = torch.optim.Adam(
+            generator.parameters(), args.lr, betas=(config.optim.beta1, config.optim.beta2)
+        )
+        print(f"\n== {name}: input {untouched.psnr:.2f} dB / SSIM {untouched.ssim:.3f}")
+        every = max(1, args.steps // args.curve_points)
+        started = time.perf_counter()
+        for step in range(1, args.steps + 1):
+            picks = torch.randint(0, len(inputs), (args.batch,))
+            with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+                output = generator(inputs[picks])
+            loss = F.l1_loss(output.float(), targets[picks])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step % every == 0 or step == args.steps:
+                scored = score(translate(generator, test), truth)
+                print(
+                    f"  step {step:5d} ({time.perf_counter() - started:5.0f} s): PSNR "
+                    f"{scored.psnr:.2f} dB, SSIM {scored.ssim:.3f}",
+                    flush=True,
+                )
+    print(f"\nreproduce: {shlex.join(['python', 'benchmarks/paired_bound.py', *sys.argv[1:]])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
