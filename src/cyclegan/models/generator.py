@@ -18,7 +18,7 @@ With `norm="none"` the layers carry no instance norm. Instance norm scales every
 features to unit variance, so the network cannot tell a faint texture from a strong one; a map
 that depends on how strong an edge is (ink on steep edges, smoothing away weak texture) then
 cannot be learned, and flat crops come out with their noise blown up (benchmarks/RESULTS.md,
-"A generator without instance norm").
+"The cartoon: what the generator can hold").
 """
 
 from __future__ import annotations
