@@ -12,10 +12,12 @@ sides of the comparison come from samples of the same size.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 Measure = Callable[[torch.Tensor, torch.Tensor], float]
+T = TypeVar("T")
 
 
 def change_and_chance(
@@ -23,11 +25,20 @@ def change_and_chance(
 ) -> tuple[float, float]:
     """(change between the domains, change between halves of one domain) of (N, ...) samples
     of at least two items each."""
-    half_s, half_t = len(source) // 2, len(target) // 2
-    chance = max(
-        measure(source[:half_s], source[half_s:]), measure(target[:half_t], target[half_t:])
-    )
-    change = 0.5 * (
-        measure(source[:half_s], target[half_t:]) + measure(source[half_s:], target[:half_t])
-    )
+    return change_and_chance_of_halves(halves(source), halves(target), measure)
+
+
+def halves(sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first and the second half of an (N, ...) sample (the second the larger if N is odd)."""
+    half = len(sample) // 2
+    return sample[:half], sample[half:]
+
+
+def change_and_chance_of_halves(
+    source: tuple[T, T], target: tuple[T, T], measure: Callable[[T, T], float]
+) -> tuple[float, float]:
+    """change_and_chance of domains given as their halves, or as what `measure` compares of
+    each half (a summary computed once per half, such as its mean power spectrum)."""
+    chance = max(measure(*source), measure(*target))
+    change = 0.5 * (measure(source[0], target[1]) + measure(source[1], target[0]))
     return change, chance

@@ -74,8 +74,10 @@ def domain_images(
     """(N, C, H, W) training crops of each domain, as the training augmentation makes them,
     spread over the folder: SAMPLE_IMAGES of them, fewer for a smaller folder or large crops."""
     count_a, count_b = len(dataset.paths_a), len(dataset.paths_b)
-    first = dataset[(0, 0, 0)]
-    height, width = first["a"].shape[-2:]
+    if dataset.augment:  # training crops are crop_size squares
+        height = width = dataset.crop_size
+    else:
+        height, width = dataset[(0, 0, 0)]["a"].shape[-2:]
     images = min(SAMPLE_IMAGES, max(count_a, count_b), max(2, SAMPLE_PIXELS // (height * width)))
     a, b = [], []
     for k in range(images):

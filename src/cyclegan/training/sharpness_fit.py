@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from cyclegan.models.sharpness import GlobalSharpness
-from cyclegan.training.chance import change_and_chance
+from cyclegan.training.chance import change_and_chance_of_halves, halves
 
 # the filter from A to B must change the spectrum this many times more than the filters from
 # one half of a domain to its other half do (chance), to be taken
@@ -66,8 +66,17 @@ def fit_sharpness(
         len(source) < 2 or len(target) < 2 or 2 * min(source.shape[-2:]) < size
     ):  # too few, too small
         return SharpnessFit(direction, 0.0, 0.0, False, 1.0)
-    kernel = kernel_between(source, target, size)
-    signal, chance = change_and_chance(source, target, spectral_change)
+    # each half's mean spectrum once: the halves are compared for chance, and a domain's
+    # mean spectrum is its halves' weighted by their sizes
+    source_halves, target_halves = halves(source), halves(target)
+    source_spectra = tuple(power_spectrum(half) for half in source_halves)
+    target_spectra = tuple(power_spectrum(half) for half in target_halves)
+    signal, chance = change_and_chance_of_halves(source_spectra, target_spectra, gain_change)
+    gain = gain_between(
+        joined_spectrum(source_spectra, source_halves),
+        joined_spectrum(target_spectra, target_halves),
+    )
+    kernel = kernel_of_gain(gain, size)
     applied = signal > SIGNAL_RATIO * chance
     if applied:
         sharpness.load_kernel(kernel.to(sharpness.kernel.device))
@@ -75,16 +84,29 @@ def fit_sharpness(
     return SharpnessFit(direction, signal, chance, applied, centre)
 
 
-def spectral_change(source: torch.Tensor, target: torch.Tensor) -> float:
-    """How much a filter from `source` to `target` changes: the root mean square of its
+def gain_change(source_power: torch.Tensor, target_power: torch.Tensor) -> float:
+    """How much a filter between two mean power spectra changes: the root mean square of its
     log gain over every frequency (a sharpening by 3 and the softening back score alike)."""
-    return float(spectral_gain(source, target).log().square().mean().sqrt())
+    return float(gain_between(source_power, target_power).log().square().mean().sqrt())
+
+
+def joined_spectrum(
+    spectra: tuple[torch.Tensor, torch.Tensor], parts: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """The mean power spectrum of two parts of a sample from theirs, weighted by their sizes."""
+    (first, second), (count_first, count_second) = spectra, (len(parts[0]), len(parts[1]))
+    return (count_first * first + count_second * second) / (count_first + count_second)
 
 
 def kernel_between(source: torch.Tensor, target: torch.Tensor, size: int) -> torch.Tensor:
     """The (size, size) zero-phase kernel that gives `source`'s mean power spectrum
     `target`'s shape, its taps summing to 1."""
-    gain = spectral_gain(source, target)
+    return kernel_of_gain(gain_between(power_spectrum(source), power_spectrum(target)), size)
+
+
+def kernel_of_gain(gain: torch.Tensor, size: int) -> torch.Tensor:
+    """The (size, size) zero-phase kernel of a (2H, 2W) gain, cut from its inverse FFT's
+    centre, its taps summing to 1."""
     height, width = gain.shape
     kernel = torch.fft.fftshift(torch.fft.ifft2(gain).real)
     rows = slice(height // 2 - size // 2, height // 2 + size // 2 + 1)
@@ -93,10 +115,9 @@ def kernel_between(source: torch.Tensor, target: torch.Tensor, size: int) -> tor
     return kernel / kernel.sum()
 
 
-def spectral_gain(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The (2H, 2W) gain |K(f)| of the zero-phase filter from `source`'s mean power spectrum
-    to `target`'s, 1 at the lowest frequencies (their mean) and at the mean itself."""
-    source_power, target_power = power_spectrum(source), power_spectrum(target)
+def gain_between(source_power: torch.Tensor, target_power: torch.Tensor) -> torch.Tensor:
+    """The (2H, 2W) gain |K(f)| of the zero-phase filter from one mean power spectrum to
+    another, 1 at the lowest frequencies (their mean) and at the mean itself."""
     floor = 1e-9 * float(source_power.mean() + target_power.mean())  # frequencies with no power
     ratio = (target_power + floor) / (source_power + floor)
     height, width = ratio.shape
