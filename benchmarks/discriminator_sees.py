@@ -25,9 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from learn_photos import load_benchmark_photos
-from paired_bound import as_batch
-from photo_maps import MAPS, plan_crops
+from paired_bound import cut, photos_and_plan
+from photo_maps import MAPS
 
 from cyclegan.config import PRESETS, Config, ConfigError, parse_assignment
 from cyclegan.models.cyclegan import CycleGAN
@@ -76,20 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {"preset": args.preset, **args.overrides}
     config = Config().with_overrides(options)
     lr = args.lr if args.lr is not None else config.optim.lr
-    photos = load_benchmark_photos()
-    plan = plan_crops(
-        [p.pixels.shape[:2] for p in photos], args.size, args.train_crops, args.test_crops
-    )
+    photos, plan = photos_and_plan(args)
     print(
         f"{len(photos)} photos, {len(plan.train_a)} crops a domain, {len(plan.test)} test pairs "
         f"of {args.size} px; {args.steps} steps of {args.batch}, lr {lr:g}; options {options}"
     )
     for name in args.maps:
-        photo_map = MAPS[name].function
-        fakes = as_batch([crop.cut(photos) for crop in plan.train_a])
-        reals = as_batch([photo_map(crop.cut(photos)) for crop in plan.train_b])
-        test = as_batch([crop.cut(photos) for crop in plan.test])
-        truth = as_batch([photo_map(crop.cut(photos)) for crop in plan.test])
+        fakes, reals = cut(plan.train_a, photos), cut(plan.train_b, photos, MAPS[name])
+        test, truth = cut(plan.test, photos), cut(plan.test, photos, MAPS[name])
         torch.manual_seed(args.seed)
         judge = CycleGAN(config.model).disc_b
         optimizer = torch.optim.Adam(

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from learn_photos import load_benchmark_photos, score, translate
-from photo_maps import MAPS, plan_crops
+from photo_maps import MAPS, Crop, CropPlan, Photo, PhotoMap, plan_crops
 
 from cyclegan.config import PRESETS, Config, ConfigError, parse_assignment
 from cyclegan.device import device_precision
@@ -71,6 +71,21 @@ def as_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def photos_and_plan(args: argparse.Namespace) -> tuple[list[Photo], CropPlan]:
+    """learn_photos' photos and where its crops come from, at the script's sizes and counts."""
+    photos = load_benchmark_photos()
+    shapes = [photo.pixels.shape[:2] for photo in photos]
+    return photos, plan_crops(shapes, args.size, args.train_crops, args.test_crops)
+
+
+def cut(
+    crops: Sequence[Crop], photos: Sequence[Photo], photo_map: PhotoMap | None = None
+) -> torch.Tensor:
+    """The crops as a batch, through the map if one is given."""
+    apply = photo_map.function if photo_map is not None else (lambda pixels: pixels)
+    return as_batch([apply(crop.cut(photos)) for crop in crops])
+
+
 def print_per_crop(output: torch.Tensor, test: torch.Tensor, truth: torch.Tensor) -> None:
     """Each crop's PSNR against its truth, untranslated -> translated, from the flattest (the
     input already close to its truth) down: where a generator loses what it gains."""
@@ -84,21 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = {"preset": args.preset, **args.overrides}
     config = Config().with_overrides(options)
     autocast = device_precision(torch.device("cpu"), config.speed.precision) == "bf16"
-    photos = load_benchmark_photos()
-    plan = plan_crops(
-        [p.pixels.shape[:2] for p in photos], args.size, args.train_crops, args.test_crops
-    )
+    photos, plan = photos_and_plan(args)
     print(
         f"{len(photos)} photos, {len(plan.train_a)} training pairs, {len(plan.test)} test crops "
         f"of {args.size} px; {args.steps} steps of {args.batch}, lr {args.lr:g}, "
         f"{'bf16' if autocast else 'fp32'}; options {options}"
     )
     for name in args.maps:
-        photo_map = MAPS[name].function
-        inputs = as_batch([crop.cut(photos) for crop in plan.train_a])
-        targets = as_batch([photo_map(crop.cut(photos)) for crop in plan.train_a])
-        test = as_batch([crop.cut(photos) for crop in plan.test])
-        truth = as_batch([photo_map(crop.cut(photos)) for crop in plan.test])
+        inputs, targets = cut(plan.train_a, photos), cut(plan.train_a, photos, MAPS[name])
+        test, truth = cut(plan.test, photos), cut(plan.test, photos, MAPS[name])
         untouched = score(test, truth)
         torch.manual_seed(args.seed)
         generator = CycleGAN(config.model).gen_ab
