@@ -25,38 +25,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from paired_bound import cut, photos_and_plan
+from paired_bound import crop_arguments, cut, parsed, photos_and_plan
 from photo_maps import MAPS
 
-from cyclegan.config import PRESETS, Config, ConfigError, parse_assignment
+from cyclegan.config import Config
 from cyclegan.models.cyclegan import CycleGAN
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="a config option by its flat name, e.g. d_layers=3; repeatable",
-    )  # fmt: skip
-    parser.add_argument("--maps", nargs="+", choices=list(MAPS), default=["cartoon"])
-    parser.add_argument("--steps", type=int, default=2000)
+    parser = crop_arguments(__doc__.split("\n\n")[0], steps=2000, train_crops=200, test_crops=48)
     parser.add_argument("--lr", type=float, default=None, help="default: the config's --lr")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--train-crops", type=int, default=200)
-    parser.add_argument("--test-crops", type=int, default=48)
-    parser.add_argument("--curve-points", type=int, default=4)
-    args = parser.parse_args(argv)
-    for name in ("steps", "batch", "train_crops", "test_crops", "curve_points"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    try:
-        args.overrides = dict(parse_assignment(item) for item in args.overrides)
-    except ConfigError as error:
-        parser.error(str(error))
-    return args
+    return parsed(parser, argv)
 
 
 @torch.no_grad()

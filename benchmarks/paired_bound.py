@@ -35,26 +35,30 @@ from cyclegan.evaluation.metrics import psnr
 from cyclegan.models.cyclegan import CycleGAN
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def crop_arguments(
+    description: str, steps: int, train_crops: int, test_crops: int
+) -> argparse.ArgumentParser:
+    """The options this script and discriminator_sees.py share: what is trained, on which of
+    learn_photos' maps and crops, for how many steps."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="a config option by its flat name, e.g. g_norm=none; repeatable",
     )  # fmt: skip
     parser.add_argument("--maps", nargs="+", choices=list(MAPS), default=["cartoon"])
-    parser.add_argument("--steps", type=int, default=800, help="training steps per map")
+    parser.add_argument("--steps", type=int, default=steps, help="training steps per map")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--train-crops", type=int, default=400)
-    parser.add_argument("--test-crops", type=int, default=64)
+    parser.add_argument("--train-crops", type=int, default=train_crops)
+    parser.add_argument("--test-crops", type=int, default=test_crops)
     parser.add_argument("--curve-points", type=int, default=4)
-    parser.add_argument(
-        "--per-crop", action="store_true",
-        help="at the end, each test crop's PSNR untranslated and translated, by the former",
-    )  # fmt: skip
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, the counts checked and the --set options read (parser.error if not)."""
     args = parser.parse_args(argv)
     for name in ("steps", "batch", "train_crops", "test_crops", "curve_points"):
         if getattr(args, name) <= 0:
@@ -64,6 +68,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     except ConfigError as error:
         parser.error(str(error))
     return args
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = crop_arguments(__doc__.split("\n\n")[0], steps=800, train_crops=400, test_crops=64)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument(
+        "--per-crop", action="store_true",
+        help="at the end, each test crop's PSNR untranslated and translated, by the former",
+    )  # fmt: skip
+    return parsed(parser, argv)
 
 
 def as_batch(crops: Sequence[np.ndarray]) -> torch.Tensor:
