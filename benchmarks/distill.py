@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--teacher-minutes", type=float, default=60.0)
     parser.add_argument("--teacher", type=Path, help="reuse this teacher run (made by this script)")
     parser.add_argument("--minutes", type=float, default=30.0, help="the distillation's budget")
-    parser.add_argument("--student", choices=("mobile", "narrow"), default="mobile")
+    parser.add_argument("--student", choices=("mobile", "narrow"), default="narrow")
     parser.add_argument("--ngf", type=int, default=0, help="student width (0: the command's)")
     parser.add_argument(
         "--set",
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = work / "runs"
     data = make_data(work, args.map, args.size)
     if args.teacher is not None:
-        teacher, teacher_minutes = args.teacher, float("nan")
+        teacher, teacher_minutes = args.teacher, None  # trained by an earlier run
     else:
         teacher, teacher_minutes = train_teacher(data, runs, args)
     label = args.label or f"{args.student}{args.ngf or ''}_{args.map}_{args.size}px"
@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     strip(data, teacher, student, out / f"strip_{args.map}.png", args.size)
     rows = verdicts(report, minutes)
-    print(f"\nteacher {teacher} ({teacher_minutes:.1f} min), student {student} ({minutes:.1f} min)")
+    trained = "reused" if teacher_minutes is None else f"{teacher_minutes:.1f} min"
+    print(f"\nteacher {teacher} ({trained}), student {student} ({minutes:.1f} min)")
     print("| target | figure | met |\n| --- | --- | --- |")
     for target, figure, met in rows:
         print(f"| {target} | {figure} | {'yes' if met else 'no'} |")

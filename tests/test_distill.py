@@ -142,7 +142,7 @@ def test_a_distilled_student_comes_closer_to_its_teacher(
     assert tuple(rows[0])[3:9] == distill_loss_names(("AtoB", "BtoA"))
     assert float(rows[-1]["L1_AtoB"]) < float(rows[0]["L1_AtoB"])
     config = load_checkpoint(student / "checkpoints" / "latest.pt")["config"]
-    assert (config.model.model, config.model.block, config.model.ngf) == ("distill", "mobile", 8)
+    assert (config.model.model, config.model.block, config.model.ngf) == ("distill", "standard", 8)
     assert config.distill.teacher == str(teacher)
     grid = Image.open(student / "samples" / "epoch_012.png")
     assert grid.height > grid.width  # six rows (input, teacher, student per direction), 2 columns

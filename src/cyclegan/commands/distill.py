@@ -30,11 +30,16 @@ NOT_OFFERED = {
     "model", "preset", "generator", "upsample", "residual", "skip", "colour", "sharpness",
     "g_norm", "channels_a", "channels_b", "d_layers", "teacher", "direction", "block",
 }  # fmt: skip
+# narrow is the default: on a CPU its int8 export is the fastest translation of all (ONNX
+# Runtime's int8 kernels speed up standard convolutions, not depthwise ones); mobile has 2.7x
+# fewer multiply-adds and is faster in fp32 (benchmarks/RESULTS.md, "Distillation students")
 STUDENTS = {
-    "mobile": "the teacher's layout at a quarter of its width (at least 8 channels), with "
-    "depthwise-separable residual blocks",
-    "narrow": "the teacher's layout at a quarter of its width, with standard residual blocks",
+    "narrow": "the teacher's layout at a quarter of its width (at least 8 channels), with "
+    "standard residual blocks (the fastest int8 export on a CPU)",
+    "mobile": "the same with depthwise-separable residual blocks (2.7x fewer multiply-adds, "
+    "faster in fp32, no faster in int8)",
 }
+DEFAULT_STUDENT = "narrow"
 # the teacher run's data options a distillation keeps unless given
 DATA_OPTIONS = ("data", "load_size", "crop_size", "resize_mode", "flip")
 MIN_STUDENT_WIDTH = 8
@@ -110,7 +115,7 @@ def add_distill_command(commands: Any) -> None:
         choices=sorted(STUDENTS),
         help="the student's make: "
         + "; ".join(f"{name}: {about}" for name, about in STUDENTS.items())
-        + " (default: mobile; --ngf sets another width)",
+        + f" (default: {DEFAULT_STUDENT}; --ngf sets another width)",
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
     for option in options():
@@ -218,7 +223,7 @@ def student_config(args: argparse.Namespace, given: dict[str, Any]) -> Config:
             f"give --direction {has[0]}"
         )
     _, teacher = read_teacher(source, wanted[0])
-    student = getattr(args, "student", "mobile")
+    student = getattr(args, "student", None) or DEFAULT_STUDENT
     width = given.get("ngf", max(teacher.ngf // 4, MIN_STUDENT_WIDTH))
     if width > teacher.ngf:
         raise UserError(
