@@ -23,8 +23,8 @@ from cyclegan.models.generator import build_generator
 # name -> (generator, ngf, block)
 CANDIDATES = {
     "teacher (paper)": ("resnet_9blocks", 64, "standard"),
-    "narrow 16": ("resnet_9blocks", 16, "standard"),
-    "mobile 16 (default)": ("resnet_9blocks", 16, "mobile"),
+    "narrow 16 (default)": ("resnet_9blocks", 16, "standard"),
+    "mobile 16": ("resnet_9blocks", 16, "mobile"),
     "mobile 24": ("resnet_9blocks", 24, "mobile"),
     "mobile 32": ("resnet_9blocks", 32, "mobile"),
     "narrow 24, 6 blocks": ("resnet_6blocks", 24, "standard"),
