@@ -13,7 +13,9 @@ took, and the PSNR / SSIM of the fitted paths' test translations next to the unt
 input's. A global colour map (colour, hue, mix) should gain most of its dB here, and so should
 a global filter (texture: an unsharp mask); a local stylisation (cartoon) has no global
 answer, and the fits should leave the input about where it was (the network then does the
-work). `--colour-only` fits the colour map alone (the `--colour` of earlier runs).
+work). `--colour-only` fits the colour map alone (the `--colour` of earlier runs); `--detail`
+adds the edge-aware detail path (`--detail`), fitted after the other two, which should find
+the cartoon's smoothing and stay off on the other maps.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from PIL import Image
 from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.evaluation.metrics import psnr, ssim
 from cyclegan.models.colour import GlobalColour
+from cyclegan.models.detail import EdgeDetail
 from cyclegan.models.sharpness import GlobalSharpness
 from cyclegan.training.colour_fit import ColourFit
+from cyclegan.training.detail_fit import DetailFit
 from cyclegan.training.global_fit import GlobalPaths, fit_global_paths
 from cyclegan.training.sharpness_fit import SharpnessFit
 
@@ -48,6 +52,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-crops", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--colour-only", action="store_true", help="no sharpness filter")
+    parser.add_argument(
+        "--detail", action="store_true", help="the edge-aware detail path too (--detail)"
+    )
     return parser.parse_args(argv)
 
 
@@ -63,17 +70,32 @@ def mean_scores(images: torch.Tensor, truth: torch.Tensor) -> tuple[float, float
     return float(np.mean(values)), float(np.mean(similarities))
 
 
-def describe_sharpness(fits: Sequence[SharpnessFit | ColourFit]) -> str:
+Fit = SharpnessFit | ColourFit | DetailFit
+
+
+def describe_sharpness(fits: Sequence[Fit]) -> str:
     fit = next((f for f in fits if isinstance(f, SharpnessFit)), None)
     if fit is None:
         return "-"
     return f"centre {fit.centre:.2f}" if fit.applied else "kept the identity"
 
 
-def describe_colour(fits: Sequence[SharpnessFit | ColourFit]) -> str:
+def describe_colour(fits: Sequence[Fit]) -> str:
     fit = next(f for f in fits if isinstance(f, ColourFit))
     start = fit.start if fit.applied else "kept the identity"
     return f"{start} | {fit.distance:.4f} ({fit.identity_distance:.4f})"
+
+
+def describe_detail(fits: Sequence[Fit]) -> str:
+    fit = next((f for f in fits if isinstance(f, DetailFit)), None)
+    if fit is None:
+        return "-"
+    if not fit.applied:
+        return "kept the identity (" + ("no fit" if not fit.fitted else "no closer") + ")"
+    fine = fit.gains[0]
+    return (
+        f"fine x{fine[0]:.2f} .. x{max(fine):.2f}, {fit.distance:.3f} ({fit.identity_distance:.3f})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,10 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"{len(photos)} photos, {args.train_crops} train crops per domain, {args.size} px")
     print(
-        "| map | seed | sharpness (AtoB) | colour start (AtoB) | distance (untouched) | fit s "
-        "| input PSNR / SSIM | fitted paths PSNR / SSIM |"
+        "| map | seed | sharpness (AtoB) | colour start (AtoB) | distance (untouched) "
+        "| detail (AtoB) | fit s | input PSNR / SSIM | fitted paths PSNR / SSIM |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory(prefix="colour-fit-") as work:
         for name in args.maps:
             root = write_dataset(Path(work) / name, photos, plan, MAPS[name])
@@ -97,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for seed in args.seeds:
                 paths = {
                     direction: GlobalPaths(
-                        None if args.colour_only else GlobalSharpness(), GlobalColour(3)
+                        None if args.colour_only else GlobalSharpness(),
+                        GlobalColour(3),
+                        EdgeDetail() if args.detail else None,
                     )
                     for direction in ("AtoB", "BtoA")
                 }
@@ -110,11 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if forward.sharpness is not None:
                         fitted = forward.sharpness(fitted)
                     fitted = forward.colour.eval()(fitted)  # type: ignore[union-attr]
+                    if forward.detail is not None:
+                        fitted = forward.detail(fitted)
                 before, after = mean_scores(test_a, truth), mean_scores(fitted, truth)
                 print(
                     f"| {name} | {seed} | {describe_sharpness(fits)} | {describe_colour(fits)} "
-                    f"| {seconds:.1f} | {before[0]:.2f} / {before[1]:.3f} | {after[0]:.2f} / "
-                    f"{after[1]:.3f} |",
+                    f"| {describe_detail(fits)} | {seconds:.1f} | {before[0]:.2f} / "
+                    f"{before[1]:.3f} | {after[0]:.2f} / {after[1]:.3f} |",
                     flush=True,
                 )
     print(f"\nreproduce: python benchmarks/colour_fit.py {' '.join(sys.argv[1:])}".rstrip())

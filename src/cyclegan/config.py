@@ -231,6 +231,12 @@ class ModelConfig:
     and place: a sharpening or a softening), fitted to the other domain's power spectrum
     before training starts where the domains' spectra differ beyond chance, then trained with
     the rest (both domains must have as many channels)"""
+    detail: bool = option(False, Role.ARCHITECTURE)
+    """an edge-aware detail path in each generator, after the colour map: the image's fine and
+    coarser detail scaled by curves of the local edge strength (fine texture smoothed while
+    outlines stay, as a cartoon does; or sharpened), fitted to the other domain's local
+    statistics before training starts where they differ beyond chance, then kept as fitted
+    while the network trains (both domains must have as many channels)"""
     g_norm: GeneratorNorm = option("instance", Role.ARCHITECTURE)
     """normalisation inside the generator: instance (the paper's: every image's features scaled
     to unit variance, so it cannot tell faint texture from strong) or none (keeps each image's
@@ -251,6 +257,7 @@ class ModelConfig:
             ("residual", "adds its change to its input"),
             ("colour", "maps colours to colours"),
             ("sharpness", "filters an image into an image"),
+            ("detail", "filters an image into an image"),
         ):
             if getattr(self, name) and self.channels_a != self.channels_b:
                 raise ConfigError(

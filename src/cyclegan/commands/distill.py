@@ -28,7 +28,7 @@ from cyclegan.config import (
 # options a distillation takes from its teacher, or sets itself: not offered as flags
 NOT_OFFERED = {
     "model", "preset", "generator", "upsample", "residual", "skip", "colour", "sharpness",
-    "g_norm", "channels_a", "channels_b", "d_layers", "teacher", "direction", "block",
+    "detail", "g_norm", "channels_a", "channels_b", "d_layers", "teacher", "direction", "block",
 }  # fmt: skip
 # narrow is the default: on a CPU its int8 export is the fastest translation of all (ONNX
 # Runtime's int8 kernels speed up standard convolutions, not depthwise ones); mobile has 2.7x

@@ -59,6 +59,7 @@ def make_generator(config: ModelConfig, direction: str) -> ResnetGenerator:
         config.block,
         config.sharpness,
         config.g_norm,
+        config.detail,
     )
 
 

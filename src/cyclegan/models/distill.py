@@ -100,11 +100,11 @@ class DistillModel(nn.Module):
 
     def load_teacher(self, direction: str, teacher: ResnetGenerator) -> None:
         """Copy a trained generator's weights into the teacher of `direction`; a student with
-        global paths starts from the teacher's (a sharpness filter and a colour map: the global
-        change is what the two share exactly, whatever their widths)."""
+        global paths starts from the teacher's (a sharpness filter, a colour map, a detail path:
+        the global change is what the two share exactly, whatever their widths)."""
         self.teacher(direction).load_state_dict(teacher.state_dict())
         student = self.student(direction)
-        for path in ("sharpness", "colour"):
+        for path in ("sharpness", "colour", "detail"):
             own, taught = getattr(student, path), getattr(teacher, path)
             if own is not None and taught is not None:
                 own.load_state_dict(taught.state_dict())

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from cyclegan.models.colour import GlobalColour
+from cyclegan.models.detail import EdgeDetail
 from cyclegan.models.sharpness import GlobalSharpness
 
 Upsample = Literal["transpose", "resize"]
@@ -156,18 +157,21 @@ class ResnetGenerator(nn.Module):
         block: Block = "standard",
         sharpness: bool = False,
         norm: Norm = "instance",
+        detail: bool = False,
     ) -> None:
         super().__init__()
-        if (residual or colour or sharpness) and in_channels != out_channels:
+        if (residual or colour or sharpness or detail) and in_channels != out_channels:
             raise ValueError(
-                f"a residual generator or one with a colour map or sharpness filter needs as "
+                f"a residual generator or one with a colour map, sharpness filter or detail "
+                f"path needs as "
                 f"many output as input channels, got {in_channels} -> {out_channels}"
             )
         self.stride = 2**num_downsamplings
         # the global paths applied first, or none: a sharpness filter (models/sharpness.py),
-        # then a colour map (models/colour.py)
+        # a colour map (models/colour.py), then the edge-aware detail path (models/detail.py)
         self.sharpness = GlobalSharpness() if sharpness else None
         self.colour = GlobalColour(in_channels) if colour else None
+        self.detail = EdgeDetail() if detail else None
         self.residual = residual
         self.skip = skip
         self.checkpoint_blocks = False  # training option: recompute the blocks in backward
@@ -233,11 +237,14 @@ class ResnetGenerator(nn.Module):
         return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)) + out), kept
 
     def global_paths(self, x: torch.Tensor) -> torch.Tensor:
-        """x through the sharpness filter and the colour map, those the generator has."""
+        """x through the sharpness filter, the colour map and the detail path, those the
+        generator has."""
         if self.sharpness is not None:
             x = self.sharpness(x)
         if self.colour is not None:
             x = self.colour(x)
+        if self.detail is not None:
+            x = self.detail(x)
         return x
 
     def nce_layers(self) -> tuple[int, ...]:
@@ -345,6 +352,7 @@ def build_generator(
     block: Block = "standard",
     sharpness: bool = False,
     norm: Norm = "instance",
+    detail: bool = False,
 ) -> ResnetGenerator:
     if name not in GENERATORS:
         raise ValueError(f"unknown generator {name!r}; choose one of {sorted(GENERATORS)}")
@@ -363,4 +371,5 @@ def build_generator(
         block,
         sharpness,
         norm,
+        detail,
     )

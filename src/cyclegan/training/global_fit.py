@@ -1,11 +1,13 @@
 """Before a new run's first step: fit each generator's global paths to the data, the sharpness
-filter (--sharpness, training/sharpness_fit.py) and then the colour map (--colour,
-training/colour_fit.py), on one sample of each domain's training images.
+filter (--sharpness, training/sharpness_fit.py), the colour map (--colour,
+training/colour_fit.py) and then the edge-aware detail path (--detail,
+training/detail_fit.py), on one sample of each domain's training images.
 
 The filter goes first: a sharpening widens the colour histogram as a contrast curve would, so
 the colour map is fitted to the filtered source images, left with only what the filter cannot
-explain. Both fits are deterministic for a seed (under torchrun every process computes the
-same, and DDP hands every process rank 0's weights in any case).
+explain; the detail path last, on the source through both, left with the changes of texture
+that depend on the local edges. The fits are deterministic for a seed (under torchrun every
+process computes the same, and DDP hands every process rank 0's weights in any case).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import torch
 
 from cyclegan.data.dataset import UnpairedDataset
 from cyclegan.models.colour import GlobalColour
+from cyclegan.models.detail import EdgeDetail
 from cyclegan.models.sharpness import GlobalSharpness
 from cyclegan.training.colour_fit import ColourFit, fit_colour_map_to_images
+from cyclegan.training.detail_fit import DetailFit, fit_detail
 from cyclegan.training.sharpness_fit import SharpnessFit, fit_sharpness
 
 SAMPLE_IMAGES = 256  # training crops of each domain, at most (the filter's spectra need many)
@@ -35,6 +39,7 @@ class GlobalPaths:
 
     sharpness: GlobalSharpness | None = None
     colour: GlobalColour | None = None
+    detail: EdgeDetail | None = None
 
 
 def fit_global_paths(
@@ -42,11 +47,14 @@ def fit_global_paths(
     dataset: UnpairedDataset,
     seed: int,
     log: Callable[[str], None] = print,
-) -> list[SharpnessFit | ColourFit]:
+) -> list[SharpnessFit | ColourFit | DetailFit]:
     """Fit the paths of every direction in `paths` ("AtoB" and/or "BtoA") in place."""
     generator = torch.Generator().manual_seed(seed)
+    # the detail fit draws from a stream of its own: with it or without, the other fits (and
+    # so a run whose detail path stays off) are the same
+    own_stream = torch.Generator().manual_seed(seed)
     images_a, images_b = domain_images(dataset, generator)
-    fits: list[SharpnessFit | ColourFit] = []
+    fits: list[SharpnessFit | ColourFit | DetailFit] = []
     for direction, path in paths.items():
         source, target = (images_a, images_b) if direction == "AtoB" else (images_b, images_a)
         if path.sharpness is not None:
@@ -63,6 +71,15 @@ def fit_global_paths(
                 fit_colour_map_to_images(
                     path.colour, colour_source, colour_target, generator, direction
                 )
+            )
+            log(fits[-1].describe())
+            if path.detail is not None:
+                with torch.no_grad():
+                    source = path.colour(source.to(device)).cpu()
+        if path.detail is not None:
+            device = path.detail.gains.device
+            fits.append(
+                fit_detail(path.detail, source.to(device), target.to(device), own_stream, direction)
             )
             log(fits[-1].describe())
     return fits

@@ -206,16 +206,16 @@ def start_fresh(
     clock: Callable[[], float] | None,
 ) -> None:
     """What a new run does before its first step (a resumed run has it in its checkpoint):
-    fit the global paths to the data (--sharpness, --colour; the seconds count in a --minutes
-    budget, so the run still ends on time), then start the weight average (--ema) from the
-    fitted generators. Before DDP wraps the model, which broadcasts rank 0's weights."""
-    if config.model.colour or config.model.sharpness:
+    fit the global paths to the data (--sharpness, --colour, --detail; the seconds count in a
+    --minutes budget, so the run still ends on time), then start the weight average (--ema)
+    from the fitted generators. Before DDP wraps the model, which broadcasts rank 0's weights."""
+    if config.model.colour or config.model.sharpness or config.model.detail:
         clock = clock or time.monotonic
         started = clock()
         paths = {}
         for direction in config.model.directions:
             generator = getattr(state.model, GENERATOR_KEYS[direction])
-            paths[direction] = GlobalPaths(generator.sharpness, generator.colour)
+            paths[direction] = GlobalPaths(generator.sharpness, generator.colour, generator.detail)
         fit_global_paths(paths, dataset, config.run.seed, log=log if team.is_main else quiet)
         if config.optim.minutes:
             state.progress.seconds += clock() - started

@@ -20,8 +20,8 @@ from cyclegan.models.generator import ResnetGenerator
 # a student's architecture options that follow its teacher's (what the data and the kind of
 # translation need); width and blocks are the student's own
 INHERITED = (
-    "generator", "upsample", "residual", "skip", "colour", "sharpness", "g_norm", "channels_a",
-    "channels_b",
+    "generator", "upsample", "residual", "skip", "colour", "sharpness", "detail", "g_norm",
+    "channels_a", "channels_b",
 )  # fmt: skip
 
 
