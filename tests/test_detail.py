@@ -13,17 +13,21 @@ import torch
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
-from cyclegan.config import Config, ConfigError, ModelConfig
-from cyclegan.data.images import image_to_tensor, load_image
+from cyclegan.config import ConfigError, ModelConfig
 from cyclegan.inference.translator import Translator
-from cyclegan.models import CycleGAN, build_generator
+from cyclegan.models import build_generator
 from cyclegan.models.detail import KNOTS, SIGMAS, EdgeDetail, blur, gaussian_taps
 from cyclegan.training.detail_fit import fit_detail
 from cyclegan.training.loop import train
 from cyclegan.training.step import through_detail_path
-from tests.conftest import SEED_PHOTOS, data_of_seed_photos, tiny_config
-from tests.test_sharpness import photo_crops, psnr, write_crops
-from tests.test_translate_files import save_run
+from tests.conftest import tiny_config
+from tests.test_sharpness import (
+    assert_translation_is_the_generators,
+    photo_crops,
+    psnr,
+    run_with_a_global_path,
+    unpaired_root,
+)
 
 
 def abstraction_gains() -> torch.Tensor:
@@ -139,12 +143,7 @@ def test_a_detail_path_needs_as_many_channels_in_both_domains() -> None:
 @pytest.fixture(scope="module")
 def abstracted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """trainA: crops of the seed's photos; trainB: other crops, abstracted; test sets alike."""
-    root = tmp_path_factory.mktemp("abstracted")
-    write_crops(root / "trainA", photo_crops(96, seed=1))
-    write_crops(root / "trainB", abstracted(photo_crops(96, seed=2)))
-    write_crops(root / "testA", photo_crops(4, seed=3))
-    write_crops(root / "testB", abstracted(photo_crops(4, seed=4)))
-    return root
+    return unpaired_root(tmp_path_factory.mktemp("abstracted"), abstracted)
 
 
 def test_training_fits_the_path_once_and_translation_applies_it(
@@ -169,24 +168,14 @@ def test_training_fits_the_path_once_and_translation_applies_it(
     assert any(not torch.equal(after[key], value) for key, value in before.items())  # trained
     assert torch.equal(resumed["gen_ab"]["detail.gains"], models["gen_ab"]["detail.gains"])
 
-    # the run's translation goes through the path: the same as the generator's own forward
-    translator = Translator.from_run(run_dir, "AtoB", device="cpu", precision="fp32")
-    image = image_to_tensor(load_image(abstracted_root / "testA" / "000.png"))[None]
-    generator = CycleGAN(config.model).gen_ab
-    generator.load_state_dict(load_checkpoint(checkpoint)["models"]["gen_ab"])
-    with torch.no_grad():
-        expected = generator.eval()(image)
-        assert torch.allclose(translator.translate_tensor(image), expected, atol=1e-5)
+    # the run's translation goes through the path
+    assert_translation_is_the_generators(run_dir, config, abstracted_root / "testA" / "000.png")
 
 
 def test_a_run_whose_path_stays_off_trains_as_one_without_it(tmp_path: Path) -> None:
     # both domains the same kind of photos: the guard keeps the path off, and the run is
     # the run without the path, weight for weight (the fit draws from a stream of its own)
-    root = tmp_path / "same"
-    write_crops(root / "trainA", photo_crops(48, seed=1))
-    write_crops(root / "trainB", photo_crops(48, seed=2))
-    write_crops(root / "testA", photo_crops(2, seed=3))
-    write_crops(root / "testB", photo_crops(2, seed=4))
+    root = unpaired_root(tmp_path / "same", lambda images: images, count=48)
     weights = {}
     for detail in (True, False):
         options = {"preset": "fast", "detail": detail, "ngf": 8, "batch_size": 2, "seed": 5}
@@ -209,19 +198,10 @@ def test_the_onnx_and_int8_exports_keep_the_path(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from cyclegan.inference.quantize import psnr as export_psnr
 
-    data = data_of_seed_photos(tmp_path)  # the export calibrates int8 on the run's testA
-    options = {"preset": "fast", "detail": True, "ngf": 8, "load_size": 36, "crop_size": 32}
-    config = Config().with_overrides({**options, "data": str(data)})
-    torch.manual_seed(0)
-    model = CycleGAN(config.model)
-    for generator in (model.gen_ab, model.gen_ba):
-        generator.detail.load_gains(abstraction_gains())
-        with torch.no_grad():
-            generator.decoder[-1].weight.normal_(0.0, 0.02)
-    run = save_run(tmp_path / "run", config, model)
-    image = image_to_tensor(load_image(SEED_PHOTOS / "A_type" / "1.jpg"))[None]
-    expected = Translator.from_run(run, "AtoB", device="cpu", precision="fp32").translate_tensor(
-        image
+    run, image, expected = run_with_a_global_path(
+        tmp_path,
+        {"detail": True},
+        lambda generator: generator.detail.load_gains(abstraction_gains()),
     )
     assert (expected - image).abs().mean() > 0.01  # the path is at work
 

@@ -7,6 +7,7 @@ which keeps the identity where the domains' colours differ only by chance."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from cyclegan.data.images import image_to_tensor, load_image
 from cyclegan.inference.translator import Translator
 from cyclegan.models import CycleGAN, build_generator
 from cyclegan.models.colour import GlobalColour
+from cyclegan.models.generator import ResnetGenerator
 from cyclegan.models.sharpness import KERNEL_SIZE, GlobalSharpness
 from cyclegan.training.colour_fit import fit_colour_map_to_images
 from cyclegan.training.loop import train
@@ -170,15 +172,37 @@ def write_crops(folder: Path, images: torch.Tensor) -> None:
         Image.fromarray(array).save(folder / f"{number:03d}.png")
 
 
+def unpaired_root(
+    root: Path, change: Callable[[torch.Tensor], torch.Tensor], count: int = 96
+) -> Path:
+    """trainA: `count` crops of the seed's photos; trainB: as many other crops through
+    `change`; testA and testB alike, 4 each."""
+    write_crops(root / "trainA", photo_crops(count, seed=1))
+    write_crops(root / "trainB", change(photo_crops(count, seed=2)))
+    write_crops(root / "testA", photo_crops(4, seed=3))
+    write_crops(root / "testB", change(photo_crops(4, seed=4)))
+    return root
+
+
+def assert_translation_is_the_generators(run_dir: Path, config: Config, image_file: Path) -> None:
+    """The run's translation of the image is the same as its A->B generator's own forward
+    (so it goes through the generator's global paths)."""
+    translator = Translator.from_run(run_dir, "AtoB", device="cpu", precision="fp32")
+    image = image_to_tensor(load_image(image_file))[None]
+    generator = CycleGAN(config.model).gen_ab
+    generator.load_state_dict(
+        load_checkpoint(run_dir / "checkpoints" / "latest.pt")["models"]["gen_ab"]
+    )
+    with torch.no_grad():
+        assert torch.allclose(
+            translator.translate_tensor(image), generator.eval()(image), atol=1e-5
+        )
+
+
 @pytest.fixture(scope="module")
 def sharpened_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """trainA: crops of the seed's photos; trainB: other crops, sharpened; test sets alike."""
-    root = tmp_path_factory.mktemp("sharpened")
-    write_crops(root / "trainA", photo_crops(96, seed=1))
-    write_crops(root / "trainB", unsharp(photo_crops(96, seed=2)))
-    write_crops(root / "testA", photo_crops(4, seed=3))
-    write_crops(root / "testB", unsharp(photo_crops(4, seed=4)))
-    return root
+    return unpaired_root(tmp_path_factory.mktemp("sharpened"), unsharp)
 
 
 def test_training_fits_the_filters_once_and_translation_applies_them(
@@ -201,17 +225,8 @@ def test_training_fits_the_filters_once_and_translation_applies_them(
     train(config, resume=checkpoint, should_stop=lambda step: step == 4, log=lines.append)
     assert not any(line.startswith("sharpness filter ") for line in lines)
 
-    # the run's translation goes through the filter: the same as the generator's own forward
-    translator = Translator.from_run(run_dir, "AtoB", device="cpu", precision="fp32")
-    image = image_to_tensor(load_image(sharpened_root / "testA" / "000.png"))[None]
-    generator = CycleGAN(config.model).gen_ab
-    generator.load_state_dict(
-        load_checkpoint(run_dir / "checkpoints" / "latest.pt")["models"]["gen_ab"]
-    )
-    with torch.no_grad():
-        assert torch.allclose(
-            translator.translate_tensor(image), generator.eval()(image), atol=1e-5
-        )
+    # the run's translation goes through the filter
+    assert_translation_is_the_generators(run_dir, config, sharpened_root / "testA" / "000.png")
 
 
 def test_a_sharpness_filter_needs_as_many_channels_in_both_domains() -> None:
@@ -221,27 +236,37 @@ def test_a_sharpness_filter_needs_as_many_channels_in_both_domains() -> None:
         build_generator("resnet_3blocks", 3, 1, sharpness=True)
 
 
+def run_with_a_global_path(
+    tmp_path: Path, options: dict[str, object], set_path: Callable[[ResnetGenerator], None]
+) -> tuple[Path, torch.Tensor, torch.Tensor]:
+    """A saved `fast` run (ngf 8, 32 px, the seed's photos as its data, on which an int8
+    export calibrates) whose generators' global path `set_path` sets, their last convolution
+    random so the network adds to it; with one of the seed's photos and its translation."""
+    data = data_of_seed_photos(tmp_path)
+    base = {"preset": "fast", "ngf": 8, "load_size": 36, "crop_size": 32, "data": str(data)}
+    config = Config().with_overrides({**base, **options})
+    torch.manual_seed(0)
+    model = CycleGAN(config.model)
+    for generator in (model.gen_ab, model.gen_ba):
+        set_path(generator)
+        with torch.no_grad():
+            generator.decoder[-1].weight.normal_(0.0, 0.02)
+    run = save_run(tmp_path / "run", config, model)
+    image = image_to_tensor(load_image(SEED_PHOTOS / "A_type" / "1.jpg"))[None]
+    translator = Translator.from_run(run, "AtoB", device="cpu", precision="fp32")
+    return run, image, translator.translate_tensor(image)
+
+
 def test_the_int8_export_keeps_the_filter_in_float(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from cyclegan.inference.quantize import psnr as export_psnr
 
-    data = data_of_seed_photos(tmp_path)  # the export calibrates int8 on the run's testA
-    options = {"preset": "fast", "ngf": 8, "load_size": 36, "crop_size": 32, "data": str(data)}
-    config = Config().with_overrides(options)
-    torch.manual_seed(0)
-    model = CycleGAN(config.model)
     kernel = torch.zeros(KERNEL_SIZE, KERNEL_SIZE)
     kernel[5:8, 5:8] = -0.25
     kernel[6, 6] = 3.0
-    for generator in (model.gen_ab, model.gen_ba):
-        generator.sharpness.load_kernel(kernel)
-        with torch.no_grad():
-            generator.decoder[-1].weight.normal_(0.0, 0.02)
-    run = save_run(tmp_path / "run", config, model)
-    image = image_to_tensor(load_image(SEED_PHOTOS / "A_type" / "1.jpg"))[None]
-    expected = Translator.from_run(run, "AtoB", device="cpu", precision="fp32").translate_tensor(
-        image
+    run, image, expected = run_with_a_global_path(
+        tmp_path, {}, lambda generator: generator.sharpness.load_kernel(kernel)
     )
     assert (expected - image).abs().mean() > 0.02  # the filter is at work
 
