@@ -22,6 +22,7 @@ from cyclegan.training.loop import train
 from cyclegan.training.step import through_detail_path
 from tests.conftest import tiny_config
 from tests.test_sharpness import (
+    assert_the_switch_travels,
     assert_translation_is_the_generators,
     photo_crops,
     psnr,
@@ -81,14 +82,8 @@ def test_zero_gains_leave_the_base_and_the_gains_follow_the_edges() -> None:
 def test_the_switch_travels_with_the_weights() -> None:
     fitted = EdgeDetail()
     fitted.load_gains(abstraction_gains())
-    loaded = EdgeDetail()
-    loaded.load_state_dict(fitted.state_dict())
-    assert loaded.on
+    assert_the_switch_travels(fitted, EdgeDetail)
     assert set(fitted.state_dict()) == {"gains", "active"}  # the blurs are rebuilt, not saved
-    images = torch.rand(1, 3, 16, 16) * 2 - 1
-    assert torch.equal(loaded(images), fitted(images))
-    loaded.load_state_dict(EdgeDetail().state_dict())  # and off again
-    assert not loaded.on and loaded(images) is images
 
 
 def test_the_fit_finds_an_edge_preserving_smoothing_from_unpaired_photos() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,13 +90,22 @@ def test_a_new_filter_is_off_and_an_impulse_is_the_identity_at_any_size_and_layo
 def test_the_switch_travels_with_the_weights() -> None:
     fitted = GlobalSharpness()
     fitted.load_kernel(torch.rand(KERNEL_SIZE, KERNEL_SIZE))
-    loaded = GlobalSharpness()
+    loaded = assert_the_switch_travels(fitted, GlobalSharpness)
+    assert loaded.kernel.requires_grad
+
+
+def assert_the_switch_travels(fitted: torch.nn.Module, new: Callable[[], torch.nn.Module]) -> Any:
+    """A fresh global path loaded with a fitted one's weights is on and computes the same; one
+    loaded with a new path's weights is off again (the identity). Returns the loaded path."""
+    loaded = new()
     loaded.load_state_dict(fitted.state_dict())
-    assert loaded.on and loaded.kernel.requires_grad
-    images = torch.rand(1, 3, 16, 16)
+    assert loaded.on
+    images = torch.rand(1, 3, 16, 16) * 2 - 1
     assert torch.equal(loaded(images), fitted(images))
-    loaded.load_state_dict(GlobalSharpness().state_dict())  # and off again
+    loaded.load_state_dict(new().state_dict())  # and off again
     assert not loaded.on and loaded(images) is images
+    loaded.load_state_dict(fitted.state_dict())
+    return loaded
 
 
 def test_the_fit_finds_a_sharpening_from_unpaired_photos() -> None:
