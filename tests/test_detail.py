@@ -13,13 +13,14 @@ import torch
 
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.cli import main
-from cyclegan.config import ConfigError, ModelConfig
+from cyclegan.config import ConfigError, LossConfig, ModelConfig, SpeedConfig
 from cyclegan.inference.translator import Translator
-from cyclegan.models import build_generator
+from cyclegan.losses import identity_loss
+from cyclegan.models import build_discriminator, build_generator
 from cyclegan.models.detail import KNOTS, SIGMAS, EdgeDetail, blur, gaussian_taps
 from cyclegan.training.detail_fit import fit_detail
 from cyclegan.training.loop import train
-from cyclegan.training.step import through_detail_path
+from cyclegan.training.step import path_anchor, through_detail_path, translate_and_cycle
 from tests.conftest import tiny_config
 from tests.test_sharpness import (
     assert_the_switch_travels,
@@ -128,6 +129,86 @@ def test_the_cycle_asks_back_only_what_the_forward_path_keeps() -> None:
     assert float((real - back).abs().mean()) < 0.5 * plain
 
 
+def test_the_colour_map_is_held_where_the_domains_differ_in_texture_only() -> None:
+    generator = build_generator("resnet_3blocks", 3, 3, 8, colour=True, detail=True)
+    generator.settle_fitted_paths()  # the path off: the colour map trains
+    assert all(parameter.requires_grad for parameter in generator.colour.parameters())
+    generator.detail.load_gains(abstraction_gains())
+    generator.settle_fitted_paths()
+    assert not any(parameter.requires_grad for parameter in generator.colour.parameters())
+    assert all(parameter.requires_grad for parameter in generator.encoder.parameters())
+    # a load follows the loaded switch, both ways
+    loaded = build_generator("resnet_3blocks", 3, 3, 8, colour=True, detail=True)
+    loaded.load_state_dict(generator.state_dict())
+    assert not any(parameter.requires_grad for parameter in loaded.colour.parameters())
+    loaded.load_state_dict(
+        build_generator("resnet_3blocks", 3, 3, 8, colour=True, detail=True).state_dict()
+    )
+    assert all(parameter.requires_grad for parameter in loaded.colour.parameters())
+    # a colour map the fit moved beside it: the domains differ in colour too, so it trains
+    fitted = build_generator("resnet_3blocks", 3, 3, 8, colour=True, detail=True)
+    fitted.detail.load_gains(abstraction_gains())
+    with torch.no_grad():
+        fitted.colour.bias.fill_(0.1)
+    fitted.settle_fitted_paths()
+    assert not fitted.texture_only
+    assert all(parameter.requires_grad for parameter in fitted.colour.parameters())
+    assert generator.texture_only
+    # the gradient still passes through a held map to the image (the cycle's way back)
+    photos = photo_crops(2, seed=7).requires_grad_(True)
+    generator(photos).sum().backward()
+    assert photos.grad is not None and float(photos.grad.abs().sum()) > 0
+    assert generator.colour.matrix.grad is None
+
+
+def test_the_anchor_is_the_distance_to_the_fitted_paths_and_moves_only_the_network() -> None:
+    generator = build_generator("resnet_3blocks", 3, 3, 8, residual=True, colour=True, detail=True)
+    with torch.no_grad():  # a network that changes its input
+        generator.decoder[-1].weight.normal_(0.0, 0.05)
+    photos = photo_crops(4, seed=6)
+    off = path_anchor(generator, photos, generator(photos))
+    assert float(off) == 0.0 and not off.requires_grad  # no path: no term, no pass
+    generator.detail.load_gains(abstraction_gains())
+    generator.settle_fitted_paths()
+    fake = generator(photos)
+    anchor = path_anchor(generator, photos, fake)
+    with torch.no_grad():
+        expected = (fake - generator.global_paths(photos)).abs().mean()
+    assert float(expected) > 1e-3 and torch.allclose(anchor, expected)
+    anchor.backward()
+    assert float(generator.decoder[-1].weight.grad.abs().sum()) > 0
+    assert generator.colour.matrix.grad is None
+
+
+@pytest.mark.parametrize("identity", [0.0, 0.5])
+def test_the_anchor_joins_the_generators_objective(identity: float) -> None:
+    forward, backward = (
+        build_generator("resnet_3blocks", 3, 3, 8, residual=True, colour=True, detail=True)
+        for _ in range(2)
+    )
+    judge = build_discriminator("patch", 3, 8, 2)
+    with torch.no_grad():
+        forward.decoder[-1].weight.normal_(0.0, 0.05)
+    forward.detail.load_gains(abstraction_gains())
+    forward.settle_fitted_paths()
+    real, other = photo_crops(2, seed=9), photo_crops(2, seed=10)
+    totals = []
+    for weight in (0.0, 0.5):
+        loss = LossConfig(lambda_identity=identity, lambda_path=weight)
+        for split in (False, True):  # the identity term back-propagated apart, or not
+            done = identity_loss(other, forward(other)) if split and identity else None
+            direction = translate_and_cycle(
+                forward, backward, judge, real, other, loss, SpeedConfig(), done
+            )
+            apart = 0.0 if done is None else identity * 10 * float(done)  # not in the total
+            totals.append(float(direction.total) + apart)
+    with torch.no_grad():
+        anchor = float((forward(real) - forward.global_paths(real)).abs().mean())
+    assert anchor > 1e-3
+    for without, with_anchor in zip(totals[:2], totals[2:]):
+        assert with_anchor - without == pytest.approx(10 * 0.5 * anchor, rel=1e-4)
+
+
 def test_a_detail_path_needs_as_many_channels_in_both_domains() -> None:
     with pytest.raises(ConfigError, match="--detail needs as many channels in both domains"):
         ModelConfig(detail=True, channels_b=1)
@@ -162,6 +243,8 @@ def test_training_fits_the_path_once_and_translation_applies_it(
     before, after = models["gen_ab"], resumed["gen_ab"]
     assert any(not torch.equal(after[key], value) for key, value in before.items())  # trained
     assert torch.equal(resumed["gen_ab"]["detail.gains"], models["gen_ab"]["detail.gains"])
+    for key in ("colour.matrix", "colour.bias", "colour.slopes"):  # held beside the path
+        assert torch.equal(resumed["gen_ab"][key], models["gen_ab"][key]), key
 
     # the run's translation goes through the path
     assert_translation_is_the_generators(run_dir, config, abstracted_root / "testA" / "000.png")

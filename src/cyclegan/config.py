@@ -236,7 +236,9 @@ class ModelConfig:
     coarser detail scaled by curves of the local edge strength (fine texture smoothed while
     outlines stay, as a cartoon does; or sharpened), fitted to the other domain's local
     statistics before training starts where they differ beyond chance, then kept as fitted
-    while the network trains (both domains must have as many channels)"""
+    while the network trains (both domains must have as many channels). Where it is on and
+    the colour fit kept the identity (the domains differ in texture only), the colour map is
+    held too, and --lambda-path keeps the translation near the paths' output"""
     g_norm: GeneratorNorm = option("instance", Role.ARCHITECTURE)
     """normalisation inside the generator: instance (the paper's: every image's features scaled
     to unit variance, so it cannot tell faint texture from strong) or none (keeps each image's
@@ -326,6 +328,12 @@ class LossConfig:
     """weight of each cycle-consistency L1 term"""
     lambda_identity: float = option(0.5, Role.TRAINING, applies=ONLY_CYCLEGAN)
     """identity L1 weight, as a fraction of lambda_cycle (0 disables the identity passes)"""
+    lambda_path: float = option(0.0, Role.TRAINING, applies=ONLY_CYCLEGAN)
+    """L1 weight of a generator's output against its own fitted global paths' output
+    (|G(x) - paths(x)|), as a fraction of lambda_cycle, for each generator whose fits found
+    the domains to differ in texture only (its --detail path switched on, its colour map kept
+    as the identity): the network then changes a translation only where the discriminators
+    ask for more than the fitted paths do (0: off)"""
     lambda_nce: float = option(1.0, Role.TRAINING, applies=ONLY_CUT)
     """(cut, fastcut) weight of the PatchNCE loss (cut 1, fastcut 10)"""
     nce_idt: bool = option(True, Role.TRAINING, applies=ONLY_CUT)
@@ -342,7 +350,7 @@ class LossConfig:
     (fastcut: on)"""
 
     def __post_init__(self) -> None:
-        for name in ("lambda_cycle", "lambda_identity", "lambda_nce"):
+        for name in ("lambda_cycle", "lambda_identity", "lambda_path", "lambda_nce"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be 0 or more, got {getattr(self, name)}")
         _check_positive(self, "nce_patches", "nce_temperature")
@@ -668,10 +676,12 @@ class Config:
 # starts as the identity and keeps the input's detail) with a full-resolution shortcut (so it
 # can sharpen), a global sharpness filter and colour map fitted to the data before training
 # (so it finds a sharpening exactly, and colour changes far from the identity: a channel mix,
-# a hue rotation), resize-convolution
-# upsampling (no checkerboard), a 34x34 PatchGAN, batches of
-# 4, no identity loss, and half the paper's lr (10 CPU-minutes are thousands of steps now, and
-# at 2e-4 the colours drifted off after the first thousand).
+# a hue rotation), an edge-aware detail path fitted likewise (a smoothing that spares the
+# edges: a cartoon; where it is on, the colour map beside it is held and the translation kept
+# near the fitted paths' output, lambda_path), resize-convolution upsampling (no
+# checkerboard), a 34x34 PatchGAN, batches of 4, no identity loss, and half the paper's lr
+# (10 CPU-minutes are thousands of steps now, and at 2e-4 the colours drifted off after the
+# first thousand).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "fast": {
@@ -684,7 +694,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "skip": True,
         "colour": True,
         "sharpness": True,
+        "detail": True,
         "lambda_identity": 0.0,
+        "lambda_path": 1.0,
         "batch_size": 4,
         "lr": 1e-4,
     },

@@ -31,6 +31,14 @@ class GlobalColour(nn.Module):
         identity_slope = torch.log(torch.expm1(torch.tensor(2.0 / knots)))
         self.slopes = nn.Parameter(identity_slope.repeat(channels, knots))  # (C, knots)
 
+    def is_identity(self) -> bool:
+        """Exactly the map a new one starts as (a fit that kept the identity leaves it so)."""
+        fresh = GlobalColour(self.matrix.shape[0], self.slopes.shape[1])
+        return all(
+            torch.equal(mine.detach().cpu(), start)
+            for mine, start in zip(self.parameters(), fresh.parameters())
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mapped = self.map_colours(x.movedim(1, -1)).movedim(-1, 1)
         # in the input's memory layout, so the convolutions after it keep theirs

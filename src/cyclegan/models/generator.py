@@ -172,6 +172,9 @@ class ResnetGenerator(nn.Module):
         self.sharpness = GlobalSharpness() if sharpness else None
         self.colour = GlobalColour(in_channels) if colour else None
         self.detail = EdgeDetail() if detail else None
+        self.texture_only = False  # see settle_fitted_paths
+        if detail:  # a loaded detail path's switch decides whether the colour map trains
+            self.register_load_state_dict_post_hook(_after_loading)
         self.residual = residual
         self.skip = skip
         self.checkpoint_blocks = False  # training option: recompute the blocks in backward
@@ -235,6 +238,23 @@ class ResnetGenerator(nn.Module):
             return out, kept
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping
         return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)) + out), kept
+
+    def settle_fitted_paths(self) -> None:
+        """Decide, after a fit or a load, whether the fits found the domains to differ in
+        texture only: a detail path switched on, and the colour map (if any) kept as the
+        identity. Then the colour map is held too, and `texture_only` asks training to keep
+        the translation near the paths' output (--lambda-path). Between such domains the
+        discriminators' verdicts on colour are noise, and a colour map moving at
+        COLOUR_LR_SCALE times the lr follows them (on learn_photos' cartoon its drift cost
+        4.5 dB of the fitted paths' 33.4). Before DDP wraps the generator (it skips
+        parameters that need no gradient)."""
+        self.texture_only = (
+            self.detail is not None
+            and self.detail.on
+            and (self.colour is None or self.colour.is_identity())
+        )
+        if self.colour is not None:
+            self.colour.requires_grad_(not self.texture_only)
 
     def global_paths(self, x: torch.Tensor) -> torch.Tensor:
         """x through the sharpness filter, the colour map and the detail path, those the
@@ -310,6 +330,12 @@ def translate_any_size(
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
     padded = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
     return generator(padded)[..., :height, :width]
+
+
+def _after_loading(module: nn.Module, incompatible_keys: object) -> None:
+    """After load_state_dict (the detail path's own hook has set its switch)."""
+    assert isinstance(module, ResnetGenerator)
+    module.settle_fitted_paths()
 
 
 # name -> (residual blocks, stride-2 downsamplings)

@@ -212,11 +212,14 @@ def start_fresh(
     if config.model.colour or config.model.sharpness or config.model.detail:
         clock = clock or time.monotonic
         started = clock()
-        paths = {}
+        paths, generators = {}, []
         for direction in config.model.directions:
             generator = getattr(state.model, GENERATOR_KEYS[direction])
             paths[direction] = GlobalPaths(generator.sharpness, generator.colour, generator.detail)
+            generators.append(generator)
         fit_global_paths(paths, dataset, config.run.seed, log=log if team.is_main else quiet)
+        for generator in generators:
+            generator.settle_fitted_paths()
         if config.optim.minutes:
             state.progress.seconds += clock() - started
     state.start_average(config.optim.ema)

@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cyclegan.config import LossConfig, SpeedConfig
@@ -158,6 +159,7 @@ def translate_and_cycle(
         adversarial = adversarial_loss(judge(fake), True, loss.gan_mode)
         cycle = cycle_loss(*through_detail_path(forward, real, backward(fake)))
         total = adversarial + loss.lambda_cycle * cycle
+        total = total + loss.lambda_cycle * loss.lambda_path * path_anchor(forward, real, fake)
         return Direction(
             fake.detach().to(real.dtype), adversarial, cycle, identity_done.detach(), total
         )
@@ -171,6 +173,7 @@ def translate_and_cycle(
     no_identity = torch.zeros((), device=real.device)
     identity = identity_loss(other, same) if same is not None else no_identity
     total = adversarial + loss.lambda_cycle * cycle + identity_weight * identity
+    total = total + loss.lambda_cycle * loss.lambda_path * path_anchor(forward, real, fake)
     # the pool keeps fakes in the images' dtype whatever the precision, so a resume may change it
     return Direction(fake.detach().to(real.dtype), adversarial, cycle, identity, total)
 
@@ -188,6 +191,18 @@ def through_detail_path(
     if path is None or not path.on:
         return real, reconstructed
     return path(real), path(reconstructed)
+
+
+def path_anchor(forward: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """|G(x) - paths(x)|_1 for a generator whose fits found the domains to differ in texture
+    only (ResnetGenerator.settle_fitted_paths), else 0 (no pass at all). The fitted paths'
+    output is the target, held: the term moves the network, not the fits."""
+    generator = unwrap(forward)
+    if not getattr(generator, "texture_only", False):
+        return torch.zeros((), device=real.device)
+    with torch.no_grad():
+        target = generator.global_paths(real)
+    return F.l1_loss(fake, target.to(fake.dtype))
 
 
 def judge_pair(
