@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -94,6 +96,48 @@ def test_a_new_residual_generator_is_the_identity(name: str, skip: bool) -> None
     (y * torch.randn_like(y)).sum().backward()
     last = generator.decoder[-1]
     assert last.weight.grad.abs().max() > 0 and last.bias.grad.abs().max() > 0
+
+
+def counting(
+    forward: Callable[[torch.Tensor], torch.Tensor], name: str, seen: list[str]
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    def counted(x: torch.Tensor) -> torch.Tensor:
+        seen.append(name)
+        return forward(x)
+
+    return counted
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_recomputing_keeps_the_translation_and_runs_every_stretch_again(skip: bool) -> None:
+    """checkpoint_blocks (--checkpoint-blocks): the encoder (with the shortcut, its stem
+    apart), each residual block and the upsamplings keep only their input and run again in
+    backward; outputs and gradients are those of the plain generator."""
+    torch.manual_seed(0)
+    plain = build_generator(
+        "resnet_3blocks", base_channels=8, upsample="resize", residual=True, skip=skip
+    )
+    recomputing = copy.deepcopy(plain)
+    recomputing.checkpoint_blocks = True
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    outputs, calls = [], []
+    for generator in (plain, recomputing):
+        counted: list[str] = []
+        for name in ("encoder.1", "blocks.0", "decoder.1"):  # stem conv, a block, an upsampling
+            layer = generator.get_submodule(name)  # counted in forward itself: hooks do not
+            layer.forward = counting(layer.forward, name, counted)  # run in recomputation
+        y = generator(x)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outputs.append((y.detach(), [p.grad.clone() for p in generator.parameters()]))
+        calls.append(sorted(counted))
+    assert calls[0] == ["blocks.0", "decoder.1", "encoder.1"]
+    assert calls[1] == sorted(2 * calls[0])  # each once more, in backward
+    torch.testing.assert_close(outputs[1][0], outputs[0][0], rtol=0, atol=1e-6)
+    for got, want in zip(outputs[1][1], outputs[0][1], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    # no grad (translation): nothing is recomputed, nothing kept
+    with torch.no_grad():
+        torch.testing.assert_close(recomputing(x), outputs[0][0], rtol=0, atol=1e-6)
 
 
 def test_skip_generator_gradients_as_theory_says() -> None:

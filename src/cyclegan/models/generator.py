@@ -212,25 +212,20 @@ class ResnetGenerator(nn.Module):
         """The translation of x and the features after each residual block in `blocks`
         (indices into self.blocks, rising): what a distillation compares."""
         x = self.global_paths(x)  # the global changes first; the network does the rest
+        # recomputed, the encoder keeps only its input (and the stem's output, for the shortcut)
+        run = recomputed if self.checkpoint_blocks and torch.is_grad_enabled() else run_plainly
         if self.skip:  # keep the stem's (N, ngf, H, W) features for the shortcut
-            stem = self.encoder[:STEM_LAYERS](x)
-            features = self.encoder[STEM_LAYERS:](stem)
+            stem = run(self.encoder[:STEM_LAYERS], x)
+            features = run(self.encoder[STEM_LAYERS:], stem)
         else:
-            features = self.encoder(x)
-        recompute = self.checkpoint_blocks and torch.is_grad_enabled()
+            features = run(self.encoder, x)
         kept = []
         for index, block in enumerate(self.blocks):
-            if recompute:  # keep only each block's input; recompute the rest in backward
-                features = checkpoint(block, features, use_reentrant=False)
-            else:
-                features = block(features)
+            features = run(block, features)  # recomputed: only each block's input kept
             if index in blocks:
                 kept.append(features)
         upsampling = self.decoder[: self.head_start]
-        if recompute:  # the upsamplings too: their full-resolution activations are the largest
-            upsampled = checkpoint(upsampling, features, use_reentrant=False)
-        else:
-            upsampled = upsampling(features)
+        upsampled = run(upsampling, features)  # the largest activations: full resolution
         if self.skip:
             upsampled = upsampled + stem
         out = self.decoder[self.head_start :](upsampled)
@@ -289,17 +284,17 @@ class ResnetGenerator(nn.Module):
         """The feature maps after each of `layers` (indices into [*encoder, *blocks], rising),
         computing no further than the last of them; the global paths, if any, come first."""
         x = self.global_paths(x)
-        features = []
-        recompute = self.checkpoint_blocks and torch.is_grad_enabled()
-        for index, layer in enumerate([*self.encoder, *self.blocks]):
-            if recompute and index >= len(self.encoder):  # a residual block, as in forward
-                x = checkpoint(layer, x, use_reentrant=False)
-            else:
-                x = layer(x)
-            if index in layers:
+        network = [*self.encoder, *self.blocks]
+        run = recomputed if self.checkpoint_blocks and torch.is_grad_enabled() else run_plainly
+        # recomputed, each stretch of the encoder up to a returned map keeps only its input,
+        # each residual block too (as in forward)
+        ends = sorted({*layers, *range(len(self.encoder) - 1, layers[-1] + 1)})
+        features, start = [], 0
+        for end in ends:
+            x = run(nn.Sequential(*network[start : end + 1]), x)
+            if end in layers:
                 features.append(x)
-            if index == layers[-1]:
-                break
+            start = end + 1
         return features
 
     def start_as_identity(self) -> None:
@@ -309,6 +304,15 @@ class ResnetGenerator(nn.Module):
         last = self.decoder[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+
+
+def run_plainly(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return layers(x)
+
+
+def recomputed(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layers(x), keeping only x for the backward pass, which computes the rest again."""
+    return checkpoint(layers, x, use_reentrant=False)
 
 
 def translate_any_size(

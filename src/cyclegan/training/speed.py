@@ -1,5 +1,5 @@
 """How the networks run during training (`SpeedConfig`): memory format, mixed precision,
-compilation, recomputed residual blocks. benchmarks/train_speed.py measures each option."""
+compilation, recomputed generator layers. benchmarks/train_speed.py measures each option."""
 
 from __future__ import annotations
 
