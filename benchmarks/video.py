@@ -85,18 +85,21 @@ def make_clip(path: Path, seconds: float, noise: float) -> Path:
     return path
 
 
-def train_fast(work: Path, minutes: float) -> Path:
-    """A `fast` run on learn_photos' colour map (64 px crops), for `minutes`."""
+def train_fast(
+    work: Path, minutes: float, map_name: str = "colour", extra: tuple[str, ...] = (), tag: str = ""
+) -> Path:
+    """A `fast` run on one of learn_photos' maps (64 px crops), for `minutes`; `extra` train
+    flags change the preset (the run's name ends in `tag`)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from photo_maps import MAPS, load_photos, plan_crops, write_dataset
 
     photos = load_photos()
     plan = plan_crops([p.pixels.shape[:2] for p in photos], 64, 200, 48)
-    data = write_dataset(work / "data" / "colour_64px", photos, plan, MAPS["colour"])
+    data = write_dataset(work / "data" / f"{map_name}_64px", photos, plan, MAPS[map_name])
     command(["train", "--data", str(data), "--runs-dir", str(work / "runs"), "--name",
-                   "fast_colour", "--preset", "fast", "--crop-size", "64", "--load-size", "64",
-                   "--minutes", str(minutes), "--quiet"])  # fmt: skip
-    return work / "runs" / "fast_colour"
+                   f"fast_{map_name}{tag}", "--preset", "fast", "--crop-size", "64", "--load-size",
+                   "64", "--minutes", str(minutes), "--quiet", *extra])  # fmt: skip
+    return work / "runs" / f"fast_{map_name}{tag}"
 
 
 def command(arguments: list[str]) -> str:

@@ -362,6 +362,21 @@ def test_a_resized_clip_keeps_odd_sides_and_tiles_agree(colour_swap: Path, tmp_p
         assert psnr(a, b) > 35
 
 
+def test_a_clip_at_a_work_size_keeps_its_size(colour_swap: Path, tmp_path: Path) -> None:
+    """--work-size translates each frame smaller and carries the change to full size: the
+    output keeps the frames' size, and a translation done by the colour map alone (this
+    generator's) comes out as the full-size translation does."""
+    clip = write_clip(tmp_path / "clip.mp4", panned_frames(5))
+    gen = translator(colour_swap)
+    small = gen.translate_video(clip, tmp_path / "small.mp4", work_size=24, progress=False)
+    assert small.size == (64, 48)
+    whole = read_clip(gen.translate_video(clip, tmp_path / "whole.mp4", progress=False).out)
+    frames = read_clip(small.out)["frames"]
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
+    for a, b in zip(whole["frames"], frames, strict=True):
+        assert psnr(a, b) > 40
+
+
 def moving_square(count: int, seed: int = 1) -> list[np.ndarray]:
     """A red square crossing a grey, lightly noisy background, 3 px a frame."""
     rng = np.random.default_rng(seed)

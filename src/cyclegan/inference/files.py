@@ -324,7 +324,9 @@ def translate_files(
                 report.failed.append((job.source, error.reason))
                 bar.update(1)
                 continue
-            small = translators[job.direction].too_small(image.size, options.size, options.scale)
+            small = translators[job.direction].too_small(
+                image.size, options.size, options.scale, options.work_size
+            )
             if small is not None:
                 report.failed.append((job.source, small))
                 bar.update(1)
@@ -356,6 +358,7 @@ def _translate_batch(
             scale=options.scale,
             tile=options.tile,
             overlap=options.overlap,
+            work_size=options.work_size,
         )
     except (RuntimeError, MemoryError) as error:
         if not _out_of_memory(error):

@@ -273,12 +273,19 @@ class Translator:
     # ---- sizes -------------------------------------------------------------------------------
 
     def too_small(
-        self, image_size: tuple[int, int], size: int | None = None, scale: Scale = "native"
+        self,
+        image_size: tuple[int, int],
+        size: int | None = None,
+        scale: Scale = "native",
+        work_size: int | None = None,
     ) -> str | None:
         """Why an image of `image_size` (width, height) cannot be translated with these options,
         or None: the generator needs `min_side` pixels on each side of what it translates, which
-        is the image after `size` or scale="train" resized it (see `generator_min_side`)."""
+        is the image after `size`, scale="train" or `work_size` resized it (see
+        `generator_min_side`)."""
         width, height = self._translated_size(image_size, size, scale)
+        if work_size is not None and work_size < min(width, height):
+            width, height = short_side_size((width, height), work_size)
         if min(width, height) >= self.min_side:
             return None
         resized = "" if (width, height) == tuple(image_size) else f", {width}x{height} resized"
@@ -300,16 +307,25 @@ class Translator:
     # ---- tensors -----------------------------------------------------------------------------
 
     def translate_tensor(
-        self, images: torch.Tensor, tile: int | None = None, overlap: int | None = None
+        self,
+        images: torch.Tensor,
+        tile: int | None = None,
+        overlap: int | None = None,
+        work_size: int | None = None,
     ) -> torch.Tensor:
         """(N, C, H, W) in [-1, 1], any H and W -> (N, C', H, W) float32 in [-1, 1], on the CPU.
 
         With `tile`, images larger than tile x tile go through in overlapping tiles (a multiple
         of the stride) blended over `overlap` pixels (default: min(64, tile / 4)); see
-        `cyclegan.inference.tiling`.
+        `cyclegan.inference.tiling`. With `work_size`, images whose short side is larger are
+        translated at that short side and the translation's change is carried to full size
+        (`transfer_change`).
         """
         with torch.inference_mode():
-            translated = self._translate_tensor(images, tile, overlap)
+            if work_size is not None and min(images.shape[-2:]) > work_size:
+                translated = self._translate_small(images, tile, overlap, work_size)
+            else:
+                translated = self._translate_tensor(images, tile, overlap)
         # an ordinary tensor again, which callers may change in place or use with autograd
         return translated.clone()
 
@@ -350,6 +366,42 @@ class Translator:
                 self._forward, images, tile, overlap, self.out_channels, TILES_PER_BATCH
             )
 
+    def _translate_small(
+        self, images: torch.Tensor, tile: int | None, overlap: int | None, work_size: int
+    ) -> torch.Tensor:
+        """Translate at a short side of `work_size`, then add the change the translation made
+        there, upscaled, to the full-size image: the network's work shrinks with the square of
+        the side, and the output keeps the input's size and detail. A generator's global paths
+        (colour map, sharpness filter, detail path: per pixel or nearly, and cheap) apply at
+        full size, so only the network's own change is upscaled."""
+        if self.in_channels != self.out_channels:
+            raise ConfigError(
+                f"--work-size adds the translation's change to the input, which needs as many "
+                f"output as input channels; this generator maps {self.in_channels} to "
+                f"{self.out_channels}"
+            )
+        images = images.float()
+        height, width = images.shape[-2:]
+        small_width, small_height = short_side_size((width, height), work_size)
+        small = nn.functional.interpolate(
+            images, size=(small_height, small_width), mode="bilinear", antialias=True
+        ).clamp(-1, 1)
+        change = self._translate_tensor(small, tile, overlap) - self._global_paths(small)
+        upscaled = nn.functional.interpolate(change, size=(height, width), mode="bilinear")
+        return (self._global_paths(images) + upscaled).clamp(-1, 1)
+
+    def _global_paths(self, images: torch.Tensor) -> torch.Tensor:
+        """`images` through the generator's global paths (float32, on the CPU), or as they are
+        where it has none or they are not reachable (ONNX, TorchScript)."""
+        paths = getattr(self.generator, "global_paths", None)
+        if not isinstance(self.generator, nn.Module) or not callable(paths):
+            return images
+        outputs = []
+        for part in images.split(self.images_per_pass(*images.shape[-2:])):
+            with autocast(self.device, self.precision):
+                outputs.append(paths(part.to(self.device)).float().cpu())
+        return torch.cat(outputs)
+
     def images_per_pass(self, height: int, width: int) -> int:
         """How many images of height x width go through the generator at once: on the CPU
         as many as fit CPU_BATCH_PIXELS (a larger batch measured slower per image there: its
@@ -389,6 +441,7 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
+        work_size: int | None = None,
     ) -> Image.Image: ...
 
     @overload
@@ -400,6 +453,7 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
+        work_size: int | None = None,
     ) -> np.ndarray: ...
 
     def __call__(
@@ -410,10 +464,13 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
+        work_size: int | None = None,
     ) -> Image.Image | np.ndarray:
         """Translate one image: PIL in, PIL out; numpy array in, numpy array out. See
         `translate_images` for the options and the array layouts."""
-        return self.translate_images([image], size=size, scale=scale, tile=tile, overlap=overlap)[0]
+        return self.translate_images(
+            [image], size=size, scale=scale, tile=tile, overlap=overlap, work_size=work_size
+        )[0]
 
     def translate_images(
         self,
@@ -423,6 +480,7 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
+        work_size: int | None = None,
     ) -> list[Image.Image | np.ndarray]:
         """Translate PIL images or numpy arrays, each returned as the type it came in; those of
         one size go through the generator as one batch.
@@ -438,7 +496,8 @@ class Translator:
         The output has the input's size, unless `size` resizes the short side to `size` first
         (the output keeps that size). scale="train" translates at the short side the model was
         trained at (its load size), so objects appear at the scale it knows, and resizes the
-        result back to the input's size.
+        result back to the input's size. `work_size` translates at that short side and carries
+        the change to the image's full size, detail kept (see `translate_tensor`).
 
         An image smaller than `min_side` on a side (after that resizing) raises ValueError
         saying which and why, before any image is translated; `too_small` tells beforehand.
@@ -447,6 +506,7 @@ class Translator:
             raise ConfigError("give either a size or scale='train', not both")
         if scale not in ("native", "train"):
             raise ConfigError(f"unknown scale {scale!r}; choose native or train")
+        OutputOptions(size=size, scale=scale, work_size=work_size)  # its checks, in one place
         if scale == "train" and self.load_size is None:
             raise ConfigError(
                 f"the training scale of {self.source or 'this generator'} is unknown (it "
@@ -454,7 +514,7 @@ class Translator:
             )
         pictures = [_as_image(image) for image in images]
         for index, picture in enumerate(pictures):
-            reason = self.too_small(picture.size, size, scale)
+            reason = self.too_small(picture.size, size, scale, work_size)
             if reason is not None:
                 which = "the image" if len(pictures) == 1 else f"image {index} of {len(pictures)}"
                 raise ValueError(f"{which} is {reason}")
@@ -465,7 +525,9 @@ class Translator:
             by_shape.setdefault(tuple(item.tensor.shape), []).append(index)
         for indices in by_shape.values():
             batch = torch.stack([prepared[index].tensor for index in indices])
-            translated = self.translate_tensor(batch, tile=tile, overlap=overlap)
+            translated = self.translate_tensor(
+                batch, tile=tile, overlap=overlap, work_size=work_size
+            )
             for index, tensor in zip(indices, translated):
                 results[index] = _finish(tensor, prepared[index])
         return [
@@ -483,6 +545,7 @@ class Translator:
         scale: Scale = "native",
         tile: int | None = None,
         overlap: int | None = None,
+        work_size: int | None = None,
         batch_size: int = 4,
         side_by_side: bool = False,
         crf: int = 18,
@@ -501,7 +564,8 @@ class Translator:
         from cyclegan.inference.video import translate_video
 
         options = OutputOptions(size=size, scale=scale, tile=tile, overlap=overlap,
-                                batch_size=batch_size, side_by_side=side_by_side)  # fmt: skip
+                                work_size=work_size, batch_size=batch_size,
+                                side_by_side=side_by_side)  # fmt: skip
         video = VideoOptions(crf=crf, steady=steady, strength=strength, fps=fps, audio=audio,
                              flicker=flicker)  # fmt: skip
         return translate_video(self, Path(source), Path(out), options, video, progress=progress)

@@ -423,7 +423,9 @@ def translate_video(
     writer = None
     try:
         info = reader.info()
-        small = translator.too_small((info.width, info.height), options.size, options.scale)
+        small = translator.too_small(
+            (info.width, info.height), options.size, options.scale, options.work_size
+        )
         if small is not None:
             raise VideoError(f"{source}: its frames are {small}")
         writer = _writer(kind, temporary, info, video)
@@ -479,7 +481,7 @@ def _translate_frames(
         nonlocal done, size
         outputs = translator.translate_images(
             [frame.pixels for frame in pending], size=options.size, scale=options.scale,
-            tile=options.tile, overlap=options.overlap,
+            tile=options.tile, overlap=options.overlap, work_size=options.work_size,
         )  # fmt: skip
         for frame, output in zip(pending, outputs):
             output = _rgb(output)

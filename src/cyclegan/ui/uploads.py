@@ -117,7 +117,7 @@ def translate_uploads(
         except UploadRefused as refusal:
             outcome.refused.append(str(refusal))
             continue
-        small = translator.too_small(image.size, options.size, options.scale)
+        small = translator.too_small(image.size, options.size, options.scale, options.work_size)
         if small is not None:
             outcome.refused.append(f"{path.name} is {small}")
             continue
@@ -128,6 +128,7 @@ def translate_uploads(
                 scale=options.scale,
                 tile=options.tile,
                 overlap=options.overlap,
+                work_size=options.work_size,
             )[0]
         except (RuntimeError, MemoryError) as error:
             if not isinstance(error, MemoryError) and "out of memory" not in str(error).lower():
