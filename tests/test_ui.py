@@ -562,6 +562,22 @@ def test_a_short_video_is_translated_played_and_offered_and_a_long_one_refused(
         assert np.abs(mine.astype(float) - theirs.astype(float)).mean() < 0.5
     assert av is not None
 
+    # a work size: the network on 32 px high frames, the output still 64x48, as the command
+    page.locator("#work-size input").fill("32")
+    page.locator("#translate-video").click()
+    expect(page.locator("#video-result video")).not_to_have_attribute("src", source)  # the new
+    expect(page.locator("#video-status")).to_contain_text("Translated 12 frame(s) of 64x48")
+    source = page.locator("#video-result video").get_attribute("src") or ""
+    played.write_bytes(page.request.get(urllib.parse.urljoin(server, source)).body())
+    with one_thread():
+        made = expected.translate_video(clip, tmp_path / "cli32.mp4", work_size=32,
+                                        progress=False)  # fmt: skip
+    small = read_clip(played)["frames"]
+    for mine, theirs in zip(small, read_clip(made.out)["frames"], strict=True):
+        assert np.abs(mine.astype(float) - theirs.astype(float)).mean() < 0.5
+    # and not what the full-size translation gave: the field reached the translation
+    assert np.abs(small[0].astype(float) - result["frames"][0].astype(float)).mean() > 0.5
+
     long_clip = write_clip(tmp_path / "long.mp4", panned_frames(40))  # 1.6 s at 25 fps
     open_translate(page, server, runs)  # a fresh page: the upload box holds the first clip
     page.locator("#video-panel").get_by_text("Video").first.click()

@@ -94,6 +94,15 @@ def build_translate_tab(
                     steady = gr.Checkbox(
                         True, label="Steady (less flicker between frames)", elem_id="steady"
                     )
+                    work_size = gr.Number(
+                        0,
+                        label="Work size: the short side the network translates at, its change "
+                        "added to the full-size frames (0: full size; e.g. 288 for 720p, 3x as "
+                        "fast)",
+                        precision=0,
+                        minimum=0,
+                        elem_id="work-size",
+                    )
                     run_video = gr.Button(
                         "Translate the video", variant="primary", elem_id="translate-video"
                     )
@@ -175,6 +184,7 @@ def build_translate_tab(
             direction_value: str,
             uploaded: str | None,
             steady_value: bool,
+            work_size_value: float | None,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's own idiom)
         ) -> tuple[str, str]:
             if not uploaded:
@@ -191,9 +201,10 @@ def build_translate_tab(
 
             try:
                 outcome = translate_video_upload(
-                    Path(uploaded), translator, limits, out_dir, steady_value, advance
-                )
-            except ValueError as error:  # UploadRefused, VideoError: the message says why
+                    Path(uploaded), translator, limits, out_dir, steady_value, advance,
+                    int(work_size_value) if work_size_value else None,
+                )  # fmt: skip
+            except ValueError as error:  # UploadRefused, VideoError, ConfigError: it says why
                 raise gr.Error(str(error)) from None
             return str(outcome.result), f"{outcome.summary} with {choice.label}."
 
@@ -225,7 +236,7 @@ def build_translate_tab(
         )
         run_video.click(
             translate_clip,
-            [model, direction, clip, steady],
+            [model, direction, clip, steady, work_size],
             [video_result, video_status],
             concurrency_limit=1,
             concurrency_id="translate",  # one translation at a time, images or video

@@ -201,10 +201,12 @@ def translate_video_upload(
     out_dir: Path,
     steady: bool,
     on_frames: Callable[[int, int], None] | None = None,
+    work_size: int | None = None,
 ) -> TranslatedVideo:
     """Check an uploaded video against the limits (bytes, length, pixels per frame; a file
     that is no video is refused whatever its name), then translate it into OUT_DIR/NAME.mp4,
-    which browsers play. UploadRefused or VideoError (both ValueErrors) say why not."""
+    which browsers play, the network at `work_size` if given (`--work-size`). UploadRefused,
+    VideoError or ConfigError (all ValueErrors) say why not."""
     from cyclegan.inference.options import VideoOptions
     from cyclegan.inference.video import VideoReader, translate_video
 
@@ -230,7 +232,8 @@ def translate_video_upload(
             f"{name}: {info.width}x{info.height} frames, over the {limits.max_pixels:,} pixel limit"
         )
     result = out_dir / f"{_safe_stem(path.stem)}_translated.mp4"
-    report = translate_video(translator, path, result, OutputOptions(), VideoOptions(steady=steady),
+    options = OutputOptions(work_size=work_size)
+    report = translate_video(translator, path, result, options, VideoOptions(steady=steady),
                              progress=False, on_frames=on_frames)  # fmt: skip
     summary = (
         f"Translated {report.frames} frame(s) of {report.size[0]}x{report.size[1]} "
