@@ -494,7 +494,7 @@ class SpeedConfig:
     compile: bool = option(False, Role.SPEED)
     """torch.compile the four networks (the first steps then take minutes)"""
     checkpoint_blocks: bool = option(False, Role.SPEED)
-    """recompute the generators' encoder, residual blocks and upsamplings in the backward pass
+    """recompute the generators' encoder, residual blocks and decoder in the backward pass
     instead of keeping their activations: less memory for large crops on small GPUs, more time"""
 
 

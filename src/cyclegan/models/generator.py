@@ -23,6 +23,7 @@ cannot be learned, and flat crops come out with their noise blown up (benchmarks
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -224,15 +225,21 @@ class ResnetGenerator(nn.Module):
             features = run(block, features)  # recomputed: only each block's input kept
             if index in blocks:
                 kept.append(features)
-        upsampling = self.decoder[: self.head_start]
-        upsampled = run(upsampling, features)  # the largest activations: full resolution
-        if self.skip:
-            upsampled = upsampled + stem
-        out = self.decoder[self.head_start :](upsampled)
+        # the decoder's activations are the largest (full resolution): recomputed, the whole
+        # of it keeps only its input
+        out = run(functools.partial(self.decode, stem=stem if self.skip else None), features)
         if not self.residual:
             return out, kept
         # the change is added before the tanh, so the output stays in (-1, 1) without clipping
         return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)) + out), kept
+
+    def decode(self, features: torch.Tensor, stem: torch.Tensor | None = None) -> torch.Tensor:
+        """The upsamplings, the shortcut's sum with the `stem` features (given a shortcut) and
+        the last convolution: the network's output before any residual sum."""
+        upsampled = self.decoder[: self.head_start](features)
+        if stem is not None:
+            upsampled = upsampled + stem
+        return self.decoder[self.head_start :](upsampled)
 
     def settle_fitted_paths(self) -> None:
         """Decide, after a fit or a load, whether the fits found the domains to differ in
@@ -306,11 +313,11 @@ class ResnetGenerator(nn.Module):
         nn.init.zeros_(last.bias)
 
 
-def run_plainly(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def run_plainly(layers: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return layers(x)
 
 
-def recomputed(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def recomputed(layers: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """layers(x), keeping only x for the backward pass, which computes the rest again."""
     return checkpoint(layers, x, use_reentrant=False)
 
