@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from cyclegan.cli import main
-from cyclegan.config import ModelConfig
+from cyclegan.config import ConfigError, ModelConfig
 from cyclegan.inference.steady import Steadier, WarpingError
 from cyclegan.inference.translator import Translator
 from cyclegan.inference.video import partial_path
@@ -208,13 +208,34 @@ def test_steadying_lowers_the_warping_error_and_keeps_untracked_pixels(
 
     # a cut: nothing of the first frame can be tracked into the second, which keeps its own
     first, second = panned_frames(1)[0], np.ascontiguousarray(panned_frames(30)[29][::-1])
-    steadier = Steadier()
-    translate = gen
-    steadier.steady(first, translate(first))
-    own = translate(second)
-    _, reliable = steadier.flows.backward_flow(second, first)
-    steadied = steadier.steady(second, own)
-    assert np.array_equal(steadied[~reliable], own[~reliable])
+    for blend in ("change", "output"):
+        steadier = Steadier(blend=blend)
+        steadier.steady(first, gen(first))
+        own = gen(second)
+        _, reliable = steadier.flows.backward_flow(second, first)
+        steadied = steadier.steady(second, own)
+        assert (~reliable).mean() > 0.5 and np.array_equal(steadied[~reliable], own[~reliable])
+
+
+def test_blending_outputs_smooths_the_inputs_own_noise_too(colour_swap: Path) -> None:
+    """--steady-blend output carries the output itself along the flow: on a still scene under
+    sensor noise it smooths the noise, which blending the change keeps (each output is its
+    frame plus a steadied change, so its noise is the frame's)."""
+    rng = np.random.default_rng(0)
+    still = panned_frames(1)[0].astype(np.float64)
+    frames = [(still + rng.normal(0, 4, still.shape)).clip(0, 255).astype(np.uint8)
+              for _ in range(10)]  # fmt: skip
+    gen = translator(colour_swap)
+    errors = {}
+    for blend in ("change", "output"):
+        steadier, error = Steadier(blend=blend), WarpingError()
+        for frame in frames:
+            error.add(frame, steadier.steady(frame, gen(frame)))
+        errors[blend] = error.output
+    assert errors["change"] > 0.8 * error.input  # the input's own noise, kept
+    assert errors["output"] < 0.6 * errors["change"]
+    with pytest.raises(ConfigError, match="unknown steadying blend 'mean'"):
+        Steadier(blend="mean")  # type: ignore[arg-type]
 
 
 def test_the_warping_error_of_a_still_video_is_zero() -> None:
@@ -389,14 +410,17 @@ def moving_square(count: int, seed: int = 1) -> list[np.ndarray]:
     return frames
 
 
-def test_steadied_motion_follows_the_object_and_leaves_no_trail(colour_swap: Path) -> None:
+@pytest.mark.parametrize("blend", ["change", "output"])
+def test_steadied_motion_follows_the_object_and_leaves_no_trail(
+    colour_swap: Path, blend: str
+) -> None:
     """Red and blue swapped: the square turns blue, the grey background stays. Where the
     square is, the steadied frame shows it blue; where it was two frames before, grey: the
     change is carried along with the square, not left behind (a blend of frames without the
     motion would leave a blue trail and a half-red leading edge)."""
     frames = moving_square(12)
     gen = translator(colour_swap)
-    steadier = Steadier()
+    steadier = Steadier(blend=blend)  # type: ignore[arg-type]
     for frame in frames:
         own = gen(frame)
         steadied = steadier.steady(frame, own)

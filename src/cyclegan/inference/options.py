@@ -100,6 +100,10 @@ class VideoOptions:
     strength: float = 0.8
     """with --steady: how much of the previous frame's change a reliably tracked pixel keeps,
     in [0, 1)"""
+    steady_blend: Literal["change", "output"] = "change"
+    """with --steady, what is carried along the flow and blended: the translation's change
+    (output minus input: the input's own noise stays as it is) or the output itself (the
+    input's noise is smoothed as well)"""
     fps: float = 25.0
     """frames per second of a video made from a folder of frames"""
     audio: bool = True
@@ -116,5 +120,9 @@ class VideoOptions:
             raise ConfigError(f"--crf must be in [{low}, {high}], got {self.crf}")
         if not 0 <= self.strength < 1:
             raise ConfigError(f"--strength must be in [0, 1), got {self.strength}")
+        if self.steady_blend not in ("change", "output"):
+            raise ConfigError(
+                f"unknown --steady-blend {self.steady_blend!r}; choose change or output"
+            )
         if not self.fps > 0:
             raise ConfigError(f"--fps must be positive, got {self.fps}")

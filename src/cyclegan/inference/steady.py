@@ -13,18 +13,22 @@ measure and the fix follow the motion of the *input*, estimated as dense optical
   with the previous frame's steadied change, warped by the flow, where the flow is reliable;
   elsewhere (new content, occlusions, cuts) the frame keeps its own translation exactly. Static
   regions then keep the change they had, moving ones carry it along, and nothing is smeared
-  where the motion is unknown.
+  where the motion is unknown. With `blend="output"` the outputs themselves are blended
+  instead: the input's own frame-to-frame noise is smoothed too, not only the translation's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 FLOW_CONSISTENCY_PX = 1.0  # forth-and-back flow must return to within this many pixels
 PHOTOMETRIC_LEVELS = 12.0  # warped previous input within this many 8-bit levels (mean of RGB)
 DEFAULT_STRENGTH = 0.8  # weight of the previous frame's steadied change where reliable
+Blend = Literal["change", "output"]
+BLENDS: tuple[Blend, ...] = ("change", "output")
 
 
 def import_cv2() -> object:
@@ -94,21 +98,26 @@ class FlowEstimator:
 class Steadier:
     """Steadies a translated video frame by frame (module docstring): `steady(input,
     output)` in display order, uint8 (H, W, C) arrays of one size, returns the steadied
-    output. `strength` in [0, 1): how much of the previous steadied change a reliable pixel
-    keeps (0: per-frame translation)."""
+    output. `strength` in [0, 1): how much of the previous steadied change (or output, with
+    `blend="output"`) a reliable pixel keeps (0: per-frame translation)."""
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
+    def __init__(self, strength: float = DEFAULT_STRENGTH, blend: Blend = "change") -> None:
+        from cyclegan.config import ConfigError
+
         if not 0 <= strength < 1:
-            from cyclegan.config import ConfigError
-
             raise ConfigError(f"the steadying strength must be in [0, 1), got {strength}")
+        if blend not in BLENDS:
+            raise ConfigError(f"unknown steadying blend {blend!r}; choose one of {list(BLENDS)}")
         self.strength = strength
+        self.blend = blend
         self.flows = FlowEstimator()
         self._previous: np.ndarray | None = None  # the previous input frame
         self._change: np.ndarray | None = None  # its steadied change, float32
 
     def steady(self, source: np.ndarray, translated: np.ndarray) -> np.ndarray:
-        change = translated.astype(np.float32) - source.astype(np.float32)
+        # blending outputs is blending changes measured from a zero base: one code path
+        base = source.astype(np.float32) if self.blend == "change" else np.zeros((), np.float32)
+        change = translated.astype(np.float32) - base
         if self._previous is not None and self._previous.shape == source.shape:
             flow, reliable = self.flows.backward_flow(source, self._previous)
             carried = self.flows.warp(self._change, flow)
@@ -118,7 +127,7 @@ class Steadier:
             mask = reliable[..., None] if change.ndim == 3 else reliable
             change = np.where(mask, blended, change)
         self._previous, self._change = source, change
-        return (source.astype(np.float32) + change).round().clip(0, 255).astype(np.uint8)
+        return (base + change).round().clip(0, 255).astype(np.uint8)
 
 
 @dataclass

@@ -551,6 +551,7 @@ class Translator:
         crf: int = 18,
         steady: bool = False,
         strength: float = 0.8,
+        steady_blend: str = "change",
         fps: float = 25.0,
         audio: bool = True,
         flicker: bool = False,
@@ -567,6 +568,7 @@ class Translator:
                                 work_size=work_size, batch_size=batch_size,
                                 side_by_side=side_by_side)  # fmt: skip
         video = VideoOptions(crf=crf, steady=steady, strength=strength, fps=fps, audio=audio,
+                             steady_blend=steady_blend,  # type: ignore[arg-type]
                              flicker=flicker)  # fmt: skip
         return translate_video(self, Path(source), Path(out), options, video, progress=progress)
 

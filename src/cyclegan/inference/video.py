@@ -470,7 +470,7 @@ def _translate_frames(
 
     from cyclegan.inference.steady import Steadier, WarpingError
 
-    steadier = Steadier(video.strength) if video.steady else None
+    steadier = Steadier(video.strength, video.steady_blend) if video.steady else None
     errors = WarpingError() if video.flicker else None
     pending: list[Frame] = []
     done, size = 0, (0, 0)
