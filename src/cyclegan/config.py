@@ -706,7 +706,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 # What --model cut and --model fastcut start from: the settings of Park et al. 2020 and their
 # public code for each (Adam, lr, norms and the 70x70 PatchGAN are CycleGAN's, kept): no image
 # pool; cut: PatchNCE weight 1 with the identity PatchNCE on B, 200 + 200 epochs; fastcut:
-# weight 10, no identity term, flip-equivariance, 150 + 50 epochs.
+# weight 10, no identity term, flip-equivariance, 150 + 50 epochs. FastCUT also recomputes
+# its generator's layers in backward (--checkpoint-blocks, the same weights to float
+# rounding): 0.6x CycleGAN's peak memory at 0.37x its step time, against 0.79x / 0.29x without
+# (benchmarks/RESULTS.md, CUT and FastCUT); --no-checkpoint-blocks trades the memory back.
 FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
     "cut": {
         "lambda_nce": 1.0,
@@ -723,6 +726,7 @@ FAMILY_SETTINGS: dict[str, dict[str, Any]] = {
         "pool_size": 0,
         "epochs": 150,
         "epochs_decay": 50,
+        "checkpoint_blocks": True,
     },
     # a regression to the teacher's outputs learns far faster than a GAN: see README, "Distil"
     "distill": {
