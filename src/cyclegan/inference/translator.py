@@ -319,7 +319,7 @@ class Translator:
         of the stride) blended over `overlap` pixels (default: min(64, tile / 4)); see
         `cyclegan.inference.tiling`. With `work_size`, images whose short side is larger are
         translated at that short side and the translation's change is carried to full size
-        (`transfer_change`).
+        (`_translate_small`).
         """
         with torch.inference_mode():
             if work_size is not None and min(images.shape[-2:]) > work_size:
