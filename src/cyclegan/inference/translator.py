@@ -8,7 +8,8 @@ Generators need sides that are multiples of their stride (4 for the ResNet prese
 the seed's); images are padded by reflection up to the next multiple and cropped back, so a
 317x211 photo comes back 317x211 (the seed's evaluate drifted to multiples of 8). Optional
 steps around that: resize the short side first (`size`), translate at the scale the model
-was trained at and resize back (`scale="train"`), and translate in tiles (`tile`) so that
+was trained at and resize back (`scale="train"`), translate a smaller copy and carry its
+change to full size (`work_size`: fast, detail kept), and translate in tiles (`tile`) so that
 memory stays bounded for images of any size.
 
 PyTorch generators run under `torch.inference_mode` in a chosen precision (`auto`: the one
