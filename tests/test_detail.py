@@ -200,8 +200,9 @@ def test_the_anchor_joins_the_generators_objective(identity: float) -> None:
             direction = translate_and_cycle(
                 forward, backward, judge, real, other, loss, SpeedConfig(), done
             )
-            apart = 0.0 if done is None else identity * 10 * float(done)  # not in the total
-            totals.append(float(direction.total) + apart)
+            # the identity term back-propagated apart is not in the total
+            apart = 0.0 if done is None else identity * 10 * float(done.detach())
+            totals.append(float(direction.total.detach()) + apart)
     with torch.no_grad():
         anchor = float((forward(real) - forward.global_paths(real)).abs().mean())
     assert anchor > 1e-3
