@@ -339,6 +339,13 @@ def test_video_options_for_images_are_refused(
                  str(tmp_path / "o"), "--steady"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "--steady is for videos" in err
+    # on a video, the blending's own options without --steady are said, not ignored
+    clip = write_clip(tmp_path / "clip.mp4", panned_frames(3))
+    code = main(["translate", str(clip), "--weights", str(generator_file), "--out",
+                 str(tmp_path / "o.mp4"), "--steady-blend", "output"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--steady is off, so --steady-blend would change nothing" in err
+    assert not (tmp_path / "o.mp4").exists()
 
 
 def test_an_onnx_export_translates_a_clip(colour_swap: Path, tmp_path: Path) -> None:

@@ -229,6 +229,10 @@ def run_translate_video(args: argparse.Namespace, options: OutputOptions) -> int
 
     given = {o.name: getattr(args, o.name) for o in VIDEO_OPTIONS if hasattr(args, o.name)}
     video = VideoOptions(**given)
+    shaping = [f"--{n.replace('_', '-')}" for n in ("strength", "steady_blend") if n in given]
+    if shaping and not video.steady:  # said, not silently ignored
+        raise UserError(f"--steady is off, so {' and '.join(shaping)} would change nothing: "
+                        "add --steady")  # fmt: skip
     if options.format is not None:
         raise UserError("--format is for images; a video's --out suffix sets its format")
     source = args.inputs[0]
