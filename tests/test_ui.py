@@ -269,16 +269,32 @@ def test_a_photo_is_translated_at_its_size_by_the_runs_generator(
 
     link = page.locator("#download a").first
     expect(link).to_have_attribute("download", "horse_AtoB.png")
-    result = fetched_image(page, server, link.get_attribute("href") or "")
+    link_href = link.get_attribute("href") or ""
+    result = fetched_image(page, server, link_href)
     assert result.size == Image.open(photo).size == (272, 185)
     with one_thread():
-        expected = Translator.from_run(runs / "tiny", "AtoB", device="cpu")(Image.open(photo))
+        translator = Translator.from_run(runs / "tiny", "AtoB", device="cpu")
+        expected = translator(Image.open(photo))
+
     assert np.array_equal(np.asarray(result.convert("RGB")), np.asarray(expected))
     # the slider compares input and output at full resolution
     widths = page.locator("#comparison img").evaluate_all(
         "images => images.map(i => i.naturalWidth)"
     )
     assert widths and set(widths) == {272}
+
+    # a work size (Options): the network at a short side of 64, the result still 272x185
+    page.locator("#options-panel").get_by_text("Options").first.click()
+    page.locator("#image-work-size input").fill("64")
+    page.locator("#translate-button").click()
+    expect(page.locator("#download a").first).not_to_have_attribute("href", link_href)
+    link = page.locator("#download a").first
+    small = fetched_image(page, server, link.get_attribute("href") or "")
+    assert small.size == (272, 185)
+    with one_thread():
+        expected_small = translator(Image.open(photo), work_size=64)
+    assert np.array_equal(np.asarray(small.convert("RGB")), np.asarray(expected_small))
+    assert not np.array_equal(np.asarray(small.convert("RGB")), np.asarray(expected))
 
 
 def test_two_users_at_once_both_get_their_results(browser: Browser, server: str) -> None:

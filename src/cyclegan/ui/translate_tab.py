@@ -68,7 +68,7 @@ def build_translate_tab(
                     example_labels=[label for label, _ in examples],
                     label="Built-in examples (the synthetic dataset)",
                 )
-                with gr.Accordion("Options", open=False):
+                with gr.Accordion("Options", open=False, elem_id="options-panel"):
                     size = gr.Number(
                         0, label="Short side in pixels (0: the image's own)", precision=0, minimum=0
                     )
@@ -79,6 +79,14 @@ def build_translate_tab(
                     )
                     tile = gr.Number(
                         0, label="Tile size (0: the whole image at once)", precision=0, minimum=0
+                    )
+                    image_work_size = gr.Number(
+                        0,
+                        label="Work size: the short side the network translates at, its change "
+                        "added to the full-size image (0: the image's own)",
+                        precision=0,
+                        minimum=0,
+                        elem_id="image-work-size",
                     )
                     output_format = gr.Dropdown(FORMATS, value=FORMATS[0], label="Output format")
                 run = gr.Button("Translate", variant="primary", elem_id="translate-button")
@@ -142,6 +150,7 @@ def build_translate_tab(
             short_side: float | None,
             scale_value: str,
             tile_size: float | None,
+            work_size_value: float | None,
             format_value: str,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's own idiom)
         ) -> tuple[Any, ...]:
@@ -152,7 +161,9 @@ def build_translate_tab(
                     "Pick a model: train a run (cyclegan train) or download a pretrained "
                     "generator (cyclegan pretrained download NAME), then refresh the model list."
                 )
-            options = output_options(short_side, scale_value, tile_size, format_value)
+            options = output_options(
+                short_side, scale_value, tile_size, format_value, work_size_value
+            )
             choice, translator = load_model(translators, model_key, direction_value)
             progress(0, desc=f"translating with {choice.label}")
             out_dir = Path(tempfile.mkdtemp(dir=results_dir))
@@ -229,7 +240,7 @@ def build_translate_tab(
 
         run.click(
             translate,
-            [model, direction, files, size, scale, tile, output_format],
+            [model, direction, files, size, scale, tile, image_work_size, output_format],
             [slider, gallery, download, status, pairs],
             concurrency_limit=1,
             concurrency_id="translate",
@@ -269,17 +280,23 @@ def load_model(
 
 
 def output_options(
-    short_side: float | None, scale: str, tile: float | None, format_value: str
+    short_side: float | None,
+    scale: str,
+    tile: float | None,
+    format_value: str,
+    work_size: float | None = None,
 ) -> OutputOptions:
     try:
         return OutputOptions(
             size=int(short_side) if short_side else None,
             scale=scale,  # type: ignore[arg-type]
             tile=int(tile) if tile else None,
+            work_size=int(work_size) if work_size else None,
             format=None if format_value == FORMATS[0] else format_value,  # type: ignore[arg-type]
         )
     except ConfigError as error:
-        raise gr.Error(str(error).replace("--size", "short side")) from None
+        message = str(error).replace("--size", "short side").replace("--work-size", "work size")
+        raise gr.Error(message.replace("--scale train", "scale train")) from None
 
 
 def built_in_examples(folder: Path) -> list[tuple[str, Path]]:
