@@ -31,12 +31,14 @@ def swapping_generator(network_changes: bool) -> ResnetGenerator:
     return generator
 
 
-def fine_pattern(height: int = 96, width: int = 160) -> torch.Tensor:
-    """(1, 3, H, W) in [-1, 1]: smooth colour gradients under a one-pixel checkerboard, of
-    opposite sign in red and blue (so that swapping them changes every pixel differently)."""
-    rows = torch.linspace(-0.6, 0.6, height)[:, None]
-    cols = torch.linspace(-0.6, 0.6, width)[None, :]
-    checker = ((torch.arange(height)[:, None] + torch.arange(width)[None, :]) % 2) * 0.3 - 0.15
+def fine_pattern(height: int = 96, width: int = 160, checker: bool = True) -> torch.Tensor:
+    """(1, 3, H, W) in [-1, 1]: smooth colour gradients under a one-pixel checkerboard (or
+    none), of opposite sign in red and blue (so that swapping them changes every pixel
+    differently)."""
+    rows = torch.linspace(-0.6, 0.6, height)[:, None].expand(height, width)
+    cols = torch.linspace(-0.6, 0.6, width)[None, :].expand(height, width)
+    squares = (torch.arange(height)[:, None] + torch.arange(width)[None, :]) % 2
+    checker = (squares * 0.3 - 0.15) * float(checker)
     return torch.stack([rows + checker, cols - checker, rows * cols - checker])[None]
 
 
@@ -140,13 +142,6 @@ def test_the_command_line_translates_a_folder_at_a_work_size(
     assert code == 2 and "--work-size must be positive" in capsys.readouterr().err
 
 
-def smooth_pattern(height: int = 96, width: int = 160) -> torch.Tensor:
-    """fine_pattern without its checkerboard."""
-    rows = torch.linspace(-0.6, 0.6, height)[:, None]
-    cols = torch.linspace(-0.6, 0.6, width)[None, :]
-    return torch.stack([rows + 0 * cols, cols + 0 * rows, rows * cols])[None]
-
-
 def test_an_onnx_generator_upscales_its_colour_maps_change_too(tmp_path: Path) -> None:
     """ONNX files hold the global paths inside the graph, out of reach: at a work size their
     colour map's change is upscaled with the network's. Close to the full-size translation on
@@ -158,7 +153,7 @@ def test_an_onnx_generator_upscales_its_colour_maps_change_too(tmp_path: Path) -
     save_generator(weights, swapping_generator(network_changes=False), MODEL, "AtoB")
     onnx = Translator.from_file(weights, backend="onnxruntime")
     plain = Translator.from_file(weights, device="cpu", precision="fp32")
-    smooth = smooth_pattern()
+    smooth = fine_pattern(checker=False)
     got = onnx.translate_tensor(smooth, work_size=48)
     assert got.shape == smooth.shape
     assert (got - plain.translate_tensor(smooth)).abs().mean() < 0.01

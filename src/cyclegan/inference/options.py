@@ -5,12 +5,14 @@ docstrings are their help) and takes its format and backend choices from here (p
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
 from cyclegan.config import ConfigError
 
 Scale = Literal["native", "train"]
+SteadyBlend = Literal["change", "output"]  # what --steady carries along the flow
 Backend = Literal["torch", "onnxruntime"]
 OutputFormat = Literal["png", "jpg", "webp"]
 ExportFormat = Literal["onnx", "torchscript", "safetensors"]
@@ -100,7 +102,7 @@ class VideoOptions:
     strength: float = 0.8
     """with --steady: how much of the previous frame's change a reliably tracked pixel keeps,
     in [0, 1)"""
-    steady_blend: Literal["change", "output"] = "change"
+    steady_blend: SteadyBlend = "change"
     """with --steady, what is carried along the flow and blended: the translation's change
     (output minus input: the input's own noise stays as it is) or the output itself (the
     input's noise is smoothed as well)"""
@@ -120,7 +122,7 @@ class VideoOptions:
             raise ConfigError(f"--crf must be in [{low}, {high}], got {self.crf}")
         if not 0 <= self.strength < 1:
             raise ConfigError(f"--strength must be in [0, 1), got {self.strength}")
-        if self.steady_blend not in ("change", "output"):
+        if self.steady_blend not in typing.get_args(SteadyBlend):
             raise ConfigError(
                 f"unknown --steady-blend {self.steady_blend!r}; choose change or output"
             )

@@ -19,16 +19,16 @@ measure and the fix follow the motion of the *input*, estimated as dense optical
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
+
+from cyclegan.inference.options import SteadyBlend
 
 FLOW_CONSISTENCY_PX = 1.0  # forth-and-back flow must return to within this many pixels
 PHOTOMETRIC_LEVELS = 12.0  # warped previous input within this many 8-bit levels (mean of RGB)
 DEFAULT_STRENGTH = 0.8  # weight of the previous frame's steadied change where reliable
-Blend = Literal["change", "output"]
-BLENDS: tuple[Blend, ...] = ("change", "output")
 
 
 def import_cv2() -> object:
@@ -101,13 +101,16 @@ class Steadier:
     output. `strength` in [0, 1): how much of the previous steadied change (or output, with
     `blend="output"`) a reliable pixel keeps (0: per-frame translation)."""
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH, blend: Blend = "change") -> None:
+    def __init__(self, strength: float = DEFAULT_STRENGTH, blend: SteadyBlend = "change") -> None:
         from cyclegan.config import ConfigError
 
         if not 0 <= strength < 1:
             raise ConfigError(f"the steadying strength must be in [0, 1), got {strength}")
-        if blend not in BLENDS:
-            raise ConfigError(f"unknown steadying blend {blend!r}; choose one of {list(BLENDS)}")
+        if blend not in typing.get_args(SteadyBlend):
+            raise ConfigError(
+                f"unknown steadying blend {blend!r}; choose one of "
+                f"{list(typing.get_args(SteadyBlend))}"
+            )
         self.strength = strength
         self.blend = blend
         self.flows = FlowEstimator()

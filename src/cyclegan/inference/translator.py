@@ -65,7 +65,13 @@ from cyclegan.inference.export import (
     onnx_session,
     refuse_unnamed_torchscript,
 )
-from cyclegan.inference.options import Backend, OutputOptions, Scale, VideoOptions
+from cyclegan.inference.options import (
+    Backend,
+    OutputOptions,
+    Scale,
+    SteadyBlend,
+    VideoOptions,
+)
 from cyclegan.inference.reference import (
     REFERENCE_LOAD_SIZE,
     ReferenceFormatError,
@@ -552,7 +558,7 @@ class Translator:
         crf: int = 18,
         steady: bool = False,
         strength: float = 0.8,
-        steady_blend: str = "change",
+        steady_blend: SteadyBlend = "change",
         fps: float = 25.0,
         audio: bool = True,
         flicker: bool = False,
@@ -569,7 +575,7 @@ class Translator:
                                 work_size=work_size, batch_size=batch_size,
                                 side_by_side=side_by_side)  # fmt: skip
         video = VideoOptions(crf=crf, steady=steady, strength=strength, fps=fps, audio=audio,
-                             steady_blend=steady_blend,  # type: ignore[arg-type]
+                             steady_blend=steady_blend,
                              flicker=flicker)  # fmt: skip
         return translate_video(self, Path(source), Path(out), options, video, progress=progress)
 
